@@ -1,0 +1,81 @@
+// Checks the seed's configuration dicts: every key known, of the right type,
+// required ones present, and secrets never echoed.
+
+import { show } from "./types.ts";
+
+type Kind = "string" | "boolean" | "port" | "db" | "prefix" | "pg_prefix";
+
+interface KeySpec {
+  readonly kind: Kind;
+  readonly required?: boolean;
+  readonly secret?: boolean;
+}
+
+const CHECKS: Record<Kind, [(value: unknown) => boolean, string]> = {
+  string: [(v) => typeof v === "string" && v !== "", "a non-empty string"],
+  boolean: [(v) => typeof v === "boolean", "true or false"],
+  port: [
+    (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535,
+    "an integer from 1 to 65535",
+  ],
+  db: [(v) => Number.isInteger(v) && (v as number) >= 0, "an integer >= 0"],
+  prefix: [
+    (v) => typeof v === "string" && v !== "" && !/[*?[\]\\]/.test(v),
+    "a non-empty string without glob characters (* ? [ ] \\)",
+  ],
+  pg_prefix: [
+    (v) => typeof v === "string" && /^[A-Za-z0-9_]{1,40}$/.test(v),
+    "1 to 40 characters from [A-Za-z0-9_]",
+  ],
+};
+
+/** The keys each built-in backend accepts, verbatim from the seed. */
+const SCHEMAS: Readonly<Record<string, Record<string, KeySpec>>> = {
+  memory: {},
+  postgres: {
+    connection_string: { kind: "string", required: true, secret: true },
+    channel_prefix: { kind: "pg_prefix" },
+  },
+  redis: {
+    host: { kind: "string" },
+    port: { kind: "port" },
+    ssl: { kind: "boolean" },
+    password: { kind: "string", secret: true },
+    db: { kind: "db" },
+    channel_prefix: { kind: "prefix" },
+    url: { kind: "string", secret: true },
+    username: { kind: "string" },
+  },
+};
+
+/**
+ * Throws a TypeError naming the first unknown, missing or mistyped key.
+ * Values of secret keys never appear in the message.
+ */
+export function checkConfig(
+  backend: string,
+  config: Readonly<Record<string, unknown>>,
+): void {
+  const schema = SCHEMAS[backend]!;
+  const fail = (detail: string) => {
+    throw new TypeError(`Invalid ${backend} event bus config: ${detail}`);
+  };
+  for (const key of Object.keys(config)) {
+    if (key !== "backend" && !(key in schema)) {
+      const known = ["backend", ...Object.keys(schema)].join(", ");
+      fail(`unknown key "${key}"; the keys are: ${known}`);
+    }
+  }
+  for (const [key, spec] of Object.entries(schema)) {
+    const value = config[key];
+    if (value === undefined) {
+      if (spec.required) fail(`"${key}" is required`);
+      continue;
+    }
+    const [ok, want] = CHECKS[spec.kind];
+    if (!ok(value)) {
+      const got = spec.secret ? `a ${typeof value}` : show(value);
+      fail(`"${key}" must be ${want}, got ${got}`);
+    }
+  }
+}

@@ -1,0 +1,386 @@
+// The delivery core every backend shares: the subscription table, pattern
+// matching, ordered per-subscription queues, error isolation and draining.
+// A backend only tells it "this event (or these bytes) arrived" and is told
+// when to start and stop listening for a topic or pattern.
+
+import { compilePattern } from "./_pattern.ts";
+import {
+  type ErrorHandler,
+  Event,
+  EventBusError,
+  type EventHandler,
+  type Subscription,
+} from "./types.ts";
+
+/** What a backend must listen for: an exact topic or an fnmatch pattern. */
+export interface Interest {
+  readonly kind: "topic" | "pattern";
+  readonly name: string;
+}
+
+/** What the core asks of a backend when interests come and go. */
+export interface Listener {
+  watch(interest: Interest): Promise<void>;
+  unwatch(interest: Interest): Promise<void>;
+}
+
+interface Entry {
+  readonly interest: Interest;
+  readonly regex: RegExp | null;
+  readonly subs: Set<Sub>;
+  ready: Promise<void>;
+}
+
+/** Default `onError`: one line naming the subscription and the event. */
+export const logError: ErrorHandler = (error, event, subscription) => {
+  const where = [
+    subscription && `subscription ${subscription.subscriptionId}`,
+    event && `event ${event.eventId} on "${event.topic}"`,
+  ].filter(Boolean).join(", ");
+  const message = error instanceof Error ? error.message : String(error);
+  console.error(`[@dataknobs/events] ${where || "bus"}: ${message}`);
+};
+
+/** The subscription table and the queues behind it. */
+export class Dispatcher {
+  readonly #exact = new Map<string, Entry>();
+  readonly #patterns = new Map<string, Entry>();
+  readonly #listener: Listener;
+  readonly #onError: ErrorHandler;
+  readonly maxQueued: number;
+  #changes: Promise<void> = Promise.resolve();
+  #closing = false;
+  closed = false;
+  /** The subscription whose handler is running synchronously, if any. */
+  current: Sub | undefined;
+
+  constructor(listener: Listener, onError: ErrorHandler, maxQueued: number) {
+    this.#listener = listener;
+    this.#onError = onError;
+    this.maxQueued = maxQueued;
+  }
+
+  /** Every interest with at least one subscription. */
+  interests(): Interest[] {
+    return [...this.#exact.values(), ...this.#patterns.values()]
+      .map((entry) => entry.interest);
+  }
+
+  /** Adds a subscription; resolves once the backend listens for it. */
+  async subscribe(
+    topic: string,
+    handler: EventHandler,
+    pattern: string | null,
+  ): Promise<Subscription> {
+    const table = pattern === null ? this.#exact : this.#patterns;
+    const name = pattern ?? topic;
+    let entry = table.get(name);
+    if (entry === undefined) {
+      const interest: Interest = {
+        kind: pattern === null ? "topic" : "pattern",
+        name,
+      };
+      const created: Entry = {
+        interest,
+        regex: pattern === null ? null : compilePattern(pattern),
+        subs: new Set(),
+        ready: Promise.resolve(),
+      };
+      created.ready = this.#change(() => this.#listener.watch(interest));
+      created.ready.catch(() => {
+        if (table.get(name) === created) table.delete(name);
+      });
+      table.set(name, created);
+      entry = created;
+    }
+    const sub = new Sub(this, entry, topic, handler, pattern);
+    entry.subs.add(sub);
+    try {
+      await entry.ready;
+    } catch (error) {
+      entry.subs.delete(sub);
+      throw error;
+    }
+    return sub;
+  }
+
+  /** Removes a subscription; the backend stops listening when it was last. */
+  remove(entry: Entry, sub: Sub): Promise<void> {
+    entry.subs.delete(sub);
+    const table = entry.regex === null ? this.#exact : this.#patterns;
+    if (entry.subs.size > 0 || table.get(entry.interest.name) !== entry) {
+      return entry.ready.catch(() => {});
+    }
+    table.delete(entry.interest.name);
+    return this.#change(async () => {
+      await entry.ready.catch(() => {});
+      if (!this.#closing) await this.#listener.unwatch(entry.interest);
+    });
+  }
+
+  // Backend calls for watching and unwatching run one at a time, in order.
+  #change(step: () => Promise<void>): Promise<void> {
+    const next = this.#changes.then(step);
+    this.#changes = next.catch(() => {});
+    return next;
+  }
+
+  /**
+   * Hands an event to the subscriptions it is for: `via` null means every
+   * matching one (memory); a topic interest means the exact subscriptions to
+   * `event.topic`; a pattern interest means that pattern's subscriptions,
+   * when its pattern matches. With `wait`, returns a promise that settles
+   * once the handler calls this delivery started have finished, or
+   * undefined when there are none still running. A subscription busy with
+   * an earlier event queues this one and is not waited for: waiting there
+   * could deadlock a handler that publishes to its own topic.
+   */
+  deliver(
+    event: Event,
+    via: Interest | null,
+    wait: boolean,
+  ): Promise<void> | undefined {
+    if (this.#closing) return undefined;
+    let pending: Promise<void> | Promise<void>[] | undefined;
+    if (via === null || via.kind === "topic") {
+      const entry = this.#exact.get(event.topic);
+      if (entry !== undefined) {
+        for (const sub of entry.subs) {
+          const done = sub.offer(event, wait);
+          if (done !== undefined) pending = collect(pending, done);
+        }
+      }
+    }
+    if (via !== null && via.kind === "topic") return settled(pending);
+    for (const entry of this.#patterns.values()) {
+      if (via !== null && entry.interest.name !== via.name) continue;
+      if (!entry.regex!.test(event.topic)) continue;
+      for (const sub of entry.subs) {
+        const done = sub.offer(event, wait);
+        if (done !== undefined) pending = collect(pending, done);
+      }
+    }
+    return settled(pending);
+  }
+
+  /** Decodes wire text and delivers it; a malformed message is reported. */
+  receive(text: string, via: Interest): void {
+    let event: Event;
+    try {
+      event = Event.fromJSON(text);
+    } catch (error) {
+      this.report(error, null, null);
+      return;
+    }
+    this.deliver(event, via, false);
+  }
+
+  /** Reports an error through `onError`, which must never break delivery. */
+  report(error: unknown, event: Event | null, sub: Subscription | null): void {
+    try {
+      this.#onError(error, event, sub);
+    } catch (failure) {
+      logError(failure, event, sub);
+    }
+  }
+
+  /**
+   * Stops intake, waits up to `timeoutMs` for handlers to finish what they
+   * have (not for a handler that calls this synchronously, which would
+   * deadlock), then drops and reports the rest. No handler is called after
+   * this resolves.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    this.#closing = true;
+    const caller = this.current;
+    const subs = [...this.#exact.values(), ...this.#patterns.values()]
+      .flatMap((entry) => [...entry.subs]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    await Promise.race([
+      Promise.all(subs.filter((s) => s !== caller).map((s) => s.idle())),
+      timeout,
+    ]);
+    clearTimeout(timer);
+    this.closed = true;
+    for (const sub of subs) {
+      const dropped = sub.discard();
+      if (dropped > 0) {
+        this.report(
+          new EventBusError(
+            "DROPPED_ON_CLOSE",
+            `Dropped ${dropped} queued event(s) of subscription ${sub.subscriptionId} on close: the handler did not finish within closeTimeoutMs (${timeoutMs} ms) or called close() itself`,
+          ),
+          null,
+          sub,
+        );
+      }
+    }
+    this.#exact.clear();
+    this.#patterns.clear();
+  }
+}
+
+function collect(
+  pending: Promise<void> | Promise<void>[] | undefined,
+  done: Promise<void>,
+): Promise<void> | Promise<void>[] {
+  if (pending === undefined) return done;
+  if (Array.isArray(pending)) {
+    pending.push(done);
+    return pending;
+  }
+  return [pending, done];
+}
+
+function settled(
+  pending: Promise<void> | Promise<void>[] | undefined,
+): Promise<void> | undefined {
+  return Array.isArray(pending) ? Promise.all(pending).then(() => {}) : pending;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === "function";
+}
+
+/** A subscription with its own queue: one handler call at a time, in order. */
+class Sub implements Subscription {
+  readonly subscriptionId: string = crypto.randomUUID();
+  readonly topic: string;
+  readonly pattern: string | null;
+  readonly createdAt: Date = new Date();
+  readonly #dispatcher: Dispatcher;
+  readonly #entry: Entry;
+  readonly #handler: EventHandler;
+  // Events waiting for the handler, read from #head.
+  #queue: Event[] = [];
+  #head = 0;
+  // The event whose async handler call is running.
+  #current: Event | undefined;
+  #active = false;
+  #idle: PromiseWithResolvers<void> | undefined;
+  #cancelled: Promise<void> | undefined;
+
+  constructor(
+    dispatcher: Dispatcher,
+    entry: Entry,
+    topic: string,
+    handler: EventHandler,
+    pattern: string | null,
+  ) {
+    this.#dispatcher = dispatcher;
+    this.#entry = entry;
+    this.topic = topic;
+    this.pattern = pattern;
+    this.#handler = handler;
+  }
+
+  cancel(): Promise<void> {
+    if (this.#cancelled === undefined) {
+      this.discard();
+      this.#cancelled = this.#dispatcher.remove(this.#entry, this);
+    }
+    return this.#cancelled;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.cancel();
+  }
+
+  /**
+   * Calls the handler now when idle (returning, with `wait`, a promise of
+   * the end of that call if it is async), else queues the event.
+   */
+  offer(event: Event, wait: boolean): Promise<void> | undefined {
+    if (this.#cancelled !== undefined) return undefined;
+    if (!this.#active) {
+      const done = this.#run(event);
+      return wait ? done : undefined;
+    }
+    const max = this.#dispatcher.maxQueued;
+    if (this.#queue.length - this.#head >= max) {
+      this.#dispatcher.report(
+        new EventBusError(
+          "QUEUE_FULL",
+          `Dropped event ${event.eventId} for subscription ${this.subscriptionId}: ${max} events already wait for its handler; make the handler faster or raise maxQueuedEvents`,
+        ),
+        event,
+        this,
+      );
+      return undefined;
+    }
+    this.#queue.push(event);
+    return undefined;
+  }
+
+  // Calls the handler with `event`, then with queued events, until a call
+  // is async (the loop resumes when it settles) or the queue is empty.
+  #run(event: Event): Promise<void> | undefined {
+    this.#active = true;
+    const dispatcher = this.#dispatcher;
+    for (;;) {
+      let result: unknown;
+      const outer = dispatcher.current;
+      dispatcher.current = this;
+      try {
+        result = this.#handler(event);
+      } catch (error) {
+        dispatcher.report(error, event, this);
+      } finally {
+        dispatcher.current = outer;
+      }
+      if (isThenable(result)) {
+        this.#current = event;
+        return Promise.resolve(result).then(this.#resume, this.#fail);
+      }
+      const next = this.#next();
+      if (next === undefined) return undefined;
+      event = next;
+    }
+  }
+
+  #resume = (): void => {
+    this.#current = undefined;
+    const next = this.#next();
+    if (next !== undefined) this.#run(next);
+  };
+
+  #fail = (error: unknown): void => {
+    this.#dispatcher.report(error, this.#current ?? null, this);
+    this.#resume();
+  };
+
+  // The next queued event, or undefined (and idle) when there is none or
+  // delivery has stopped.
+  #next(): Event | undefined {
+    if (
+      this.#head < this.#queue.length && this.#cancelled === undefined &&
+      !this.#dispatcher.closed
+    ) {
+      return this.#queue[this.#head++];
+    }
+    this.discard();
+    this.#active = false;
+    this.#idle?.resolve();
+    this.#idle = undefined;
+    return undefined;
+  }
+
+  /** Resolves when the handler has finished everything queued. */
+  idle(): Promise<void> {
+    if (!this.#active) return Promise.resolve();
+    return (this.#idle ??= Promise.withResolvers()).promise;
+  }
+
+  /** Drops what is queued; returns how many events that was. */
+  discard(): number {
+    const dropped = this.#queue.length - this.#head;
+    if (this.#queue.length > 0) {
+      this.#queue = [];
+      this.#head = 0;
+    }
+    return dropped;
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * An event bus for TypeScript and Deno services: publish an event to a named
+ * topic and every subscriber of that topic, or of a matching fnmatch
+ * pattern, gets it — in the same process (`memory`), through PostgreSQL
+ * LISTEN/NOTIFY (`postgres`) or Redis pub/sub (`redis`). The same code runs
+ * on every backend; only the config changes.
+ *
+ * @example Quick start
+ * ```ts
+ * import { createEventBus, Event, EventType } from "@dataknobs/events";
+ *
+ * const bus = createEventBus({ backend: "memory" });
+ * await bus.connect();
+ * const subscription = await bus.subscribe("my-topic", (event) => {
+ *   console.log(`Received ${event.type} on ${event.topic}`, event.payload);
+ * });
+ * await bus.publish("my-topic", new Event({
+ *   type: EventType.CREATED,
+ *   topic: "my-topic",
+ *   payload: { message: "Hello, World!" },
+ * }));
+ * await subscription.cancel();
+ * await bus.close();
+ * ```
+ *
+ * @module
+ */
+
+import { checkConfig } from "./_config.ts";
+import { LazyEventBus } from "./_lazy.ts";
+import { InMemoryEventBus } from "./memory.ts";
+import type { PostgresEventBusOptions } from "./postgres.ts";
+import type { RedisEventBusOptions } from "./redis.ts";
+import {
+  type EventBus,
+  EventBusError,
+  type EventBusOptions,
+  show,
+} from "./types.ts";
+
+export {
+  type ConnectionState,
+  type ErrorHandler,
+  Event,
+  type EventBus,
+  EventBusError,
+  type EventBusErrorCode,
+  type EventBusOptions,
+  type EventDict,
+  EventFormatError,
+  type EventHandler,
+  type EventInit,
+  EventType,
+  type Gap,
+  type JsonObject,
+  type JsonValue,
+  type Subscription,
+} from "./types.ts";
+export { InMemoryEventBus } from "./memory.ts";
+
+/** The seed's config for the in-memory backend. */
+export interface MemoryConfig {
+  /** `"memory"` (the default). */
+  readonly backend?: "memory";
+}
+
+/** The seed's config for the PostgreSQL backend. */
+export interface PostgresConfig {
+  /** `"postgres"`. */
+  readonly backend: "postgres";
+  /** A `postgres://` URL. */
+  readonly connection_string: string;
+  /** NOTIFY channel prefix, from `[A-Za-z0-9_]`. Default `"events"`. */
+  readonly channel_prefix?: string;
+}
+
+/** The seed's config for the Redis backend, plus `url` and `username`. */
+export interface RedisConfig {
+  /** `"redis"`. */
+  readonly backend: "redis";
+  /** The Redis host; required unless `url` is given. */
+  readonly host?: string;
+  /** The port. Default 6379. */
+  readonly port?: number;
+  /** Use TLS. Default false. */
+  readonly ssl?: boolean;
+  /** The password (AUTH). */
+  readonly password?: string;
+  /** The database number. Default 0. */
+  readonly db?: number;
+  /** Channel prefix: channels are `<prefix>:<topic>`. Default `"events"`. */
+  readonly channel_prefix?: string;
+  /** A `redis://` or `rediss://` URL; explicit keys override its parts. */
+  readonly url?: string;
+  /** The ACL user name. */
+  readonly username?: string;
+}
+
+/** A config for a backend registered with {@linkcode registerBackend}. */
+export interface CustomConfig {
+  /** The registered name. */
+  readonly backend: string;
+  /** Whatever that backend takes. */
+  readonly [key: string]: unknown;
+}
+
+/** What {@linkcode createEventBus} takes. */
+export type EventBusConfig =
+  | MemoryConfig
+  | PostgresConfig
+  | RedisConfig
+  | CustomConfig;
+
+/**
+ * Makes a bus from a config. It receives the config object as given and the
+ * options, and throws a TypeError for a config it cannot use.
+ */
+export type BackendFactory = (
+  config: Readonly<Record<string, unknown>>,
+  options: EventBusOptions,
+) => EventBus;
+
+const backends = new Map<string, BackendFactory>();
+
+/**
+ * Registers a backend by name for {@linkcode createEventBus}.
+ *
+ * @param name The `backend` value that selects it.
+ * @param factory Makes the bus from the config and options.
+ * @throws {TypeError} If the name is empty or already registered.
+ * @example Register a backend
+ * ```ts
+ * import { createEventBus, InMemoryEventBus, registerBackend } from "@dataknobs/events";
+ * registerBackend("loopback", (_config, options) => new InMemoryEventBus(options));
+ * const bus = createEventBus({ backend: "loopback" });
+ * await bus.connect();
+ * await bus.close();
+ * ```
+ */
+export function registerBackend(name: string, factory: BackendFactory): void {
+  if (typeof name !== "string" || name === "") {
+    throw new TypeError(
+      `Cannot register backend: name must be a non-empty string, got ${
+        show(name)
+      }`,
+    );
+  }
+  if (typeof factory !== "function") {
+    throw new TypeError(
+      `Cannot register backend "${name}": factory must be a function, got ${
+        show(factory)
+      }`,
+    );
+  }
+  if (backends.has(name)) {
+    throw new TypeError(
+      `Cannot register backend "${name}": that name is already registered`,
+    );
+  }
+  backends.set(name, factory);
+}
+
+/**
+ * Makes a bus from the seed's config dict (call `connect()` next). The
+ * backend's module and driver load on `connect()`, so importing this module
+ * never loads `postgres` or `ioredis`.
+ *
+ * @param config The backend and its keys (see the README's tables);
+ * defaults to the memory backend.
+ * @param options Hooks and limits every backend takes.
+ * @returns The bus, not yet connected.
+ * @throws {TypeError} For an unknown, missing or mistyped key (secrets are
+ * never echoed).
+ * @throws {EventBusError} `UNKNOWN_BACKEND`, listing the registered names.
+ * @example Pick a backend from config
+ * ```ts
+ * import { createEventBus } from "@dataknobs/events";
+ * const bus = createEventBus({ backend: "memory" });
+ * await bus.connect();
+ * console.assert(bus.state === "ready");
+ * await bus.close();
+ * ```
+ */
+export function createEventBus(
+  config: EventBusConfig = {},
+  options: EventBusOptions = {},
+): EventBus {
+  if (typeof config !== "object" || config === null) {
+    throw new TypeError(
+      `Invalid event bus config: expected an object, got ${show(config)}`,
+    );
+  }
+  const backend = config.backend ?? "memory";
+  const factory = typeof backend === "string"
+    ? backends.get(backend)
+    : undefined;
+  if (factory === undefined) {
+    throw new EventBusError(
+      "UNKNOWN_BACKEND",
+      `Unknown event bus backend ${show(backend)}; registered backends: ${
+        [...backends.keys()].join(", ")
+      }`,
+    );
+  }
+  return factory(config as Readonly<Record<string, unknown>>, options);
+}
+
+registerBackend("memory", (config, options) => {
+  checkConfig("memory", config);
+  return new InMemoryEventBus(options);
+});
+
+registerBackend("postgres", (config, options) => {
+  checkConfig("postgres", config);
+  const c = config as unknown as PostgresConfig;
+  const settings: PostgresEventBusOptions = {
+    ...options,
+    connectionString: c.connection_string,
+    ...(c.channel_prefix === undefined
+      ? {}
+      : { channelPrefix: c.channel_prefix }),
+  };
+  return new LazyEventBus(
+    "postgres",
+    async () => new (await import("./postgres.ts")).PostgresEventBus(settings),
+  );
+});
+
+registerBackend("redis", (config, options) => {
+  checkConfig("redis", config);
+  const c = config as unknown as RedisConfig;
+  if (c.host === undefined && c.url === undefined) {
+    throw new TypeError(
+      'Invalid redis event bus config: "host" is required (or give "url")',
+    );
+  }
+  const settings: RedisEventBusOptions = { ...options, ...redisOptions(c) };
+  return new LazyEventBus(
+    "redis",
+    async () => new (await import("./redis.ts")).RedisEventBus(settings),
+  );
+});
+
+function redisOptions(c: RedisConfig): RedisEventBusOptions {
+  const pairs: [string, unknown][] = [
+    ["host", c.host],
+    ["port", c.port],
+    ["tls", c.ssl],
+    ["password", c.password],
+    ["db", c.db],
+    ["channelPrefix", c.channel_prefix],
+    ["url", c.url],
+    ["username", c.username],
+  ];
+  return Object.fromEntries(
+    pairs.filter(([, value]) => value !== undefined),
+  ) as unknown as RedisEventBusOptions;
+}

@@ -1,0 +1,185 @@
+import assert from "node:assert/strict";
+import {
+  createEventBus,
+  EventBusError,
+  InMemoryEventBus,
+  registerBackend,
+} from "../mod.ts";
+
+const typeError = (text: RegExp) => (e: unknown) =>
+  e instanceof TypeError && text.test(e.message);
+
+Deno.test("createEventBus() defaults to memory", async () => {
+  for (
+    const bus of [
+      createEventBus(),
+      createEventBus({}),
+      createEventBus({ backend: "memory" }),
+    ]
+  ) {
+    assert.equal(bus.state, "idle");
+    await bus.connect();
+    assert.ok(bus instanceof InMemoryEventBus);
+    await bus.close();
+  }
+});
+
+Deno.test("createEventBus() names an unknown key, a missing key and a mistyped one", () => {
+  assert.throws(
+    () => createEventBus({ backend: "memory", hots: 1 } as never),
+    typeError(/unknown key "hots"; the keys are: backend/),
+  );
+  assert.throws(
+    () => createEventBus({ backend: "redis", hots: "x" } as never),
+    typeError(/unknown key "hots"; the keys are: backend, host, port/),
+  );
+  assert.throws(
+    () => createEventBus({ backend: "postgres" } as never),
+    typeError(/"connection_string" is required/),
+  );
+  assert.throws(
+    () => createEventBus({ backend: "redis" }),
+    typeError(/"host" is required/),
+  );
+  assert.throws(
+    () =>
+      createEventBus({ backend: "redis", host: "h", port: "6379" } as never),
+    typeError(/"port" must be an integer from 1 to 65535, got "6379"/),
+  );
+  assert.throws(
+    () => createEventBus({ backend: "redis", host: "h", port: 70000 }),
+    typeError(/"port"/),
+  );
+  assert.throws(
+    () => createEventBus({ backend: "redis", host: "h", ssl: "yes" } as never),
+    typeError(/"ssl" must be true or false/),
+  );
+  assert.throws(
+    () => createEventBus({ backend: "redis", host: "h", db: -1 }),
+    typeError(/"db" must be an integer >= 0/),
+  );
+  assert.throws(
+    () =>
+      createEventBus({ backend: "redis", host: "h", channel_prefix: "ev*" }),
+    typeError(/"channel_prefix" must be/),
+  );
+  assert.throws(
+    () =>
+      createEventBus({
+        backend: "postgres",
+        connection_string: "postgres://x",
+        channel_prefix: "bad-prefix;",
+      }),
+    typeError(
+      /"channel_prefix" must be 1 to 40 characters from \[A-Za-z0-9_\]/,
+    ),
+  );
+});
+
+Deno.test("createEventBus() never echoes credentials", () => {
+  const secret = "s3cr3t-value";
+  const attempts = [
+    () =>
+      createEventBus({ backend: "redis", host: "h", password: 12345 } as never),
+    () =>
+      createEventBus({ backend: "postgres", connection_string: 42 } as never),
+    () =>
+      createEventBus(
+        { backend: "redis", host: "h", password: secret, port: "x" } as never,
+      ),
+    () =>
+      createEventBus(
+        {
+          backend: "postgres",
+          connection_string: `postgres://u:${secret}@h/db`,
+          junk: 1,
+        } as never,
+      ),
+  ];
+  for (const attempt of attempts) {
+    assert.throws(attempt, (e: unknown) => {
+      assert.ok(e instanceof TypeError);
+      assert.doesNotMatch(e.message, /s3cr3t|12345|42/);
+      return true;
+    });
+  }
+  const bus = createEventBus({ backend: "redis", host: "h", password: secret });
+  assert.doesNotMatch(String(bus), /s3cr3t/);
+  const pg = createEventBus({
+    backend: "postgres",
+    connection_string: `postgres://u:${secret}@h/db`,
+  });
+  assert.doesNotMatch(String(pg), /s3cr3t/);
+});
+
+Deno.test("createEventBus() with an unknown backend lists the registered ones", () => {
+  assert.throws(
+    () => createEventBus({ backend: "kafka" }),
+    (e: unknown) =>
+      e instanceof EventBusError && e.code === "UNKNOWN_BACKEND" &&
+      /"kafka"; registered backends: memory, postgres, redis/.test(e.message),
+  );
+});
+
+Deno.test("registerBackend() adds a backend and refuses duplicates", async () => {
+  const seen: unknown[] = [];
+  registerBackend("test-loopback", (config, options) => {
+    seen.push(config);
+    return new InMemoryEventBus(options);
+  });
+  const bus = createEventBus({ backend: "test-loopback", flavour: "x" });
+  await bus.connect();
+  await bus.close();
+  assert.deepEqual(seen, [{ backend: "test-loopback", flavour: "x" }]);
+  assert.throws(
+    () => registerBackend("memory", () => new InMemoryEventBus()),
+    typeError(/already registered/),
+  );
+  assert.throws(
+    () => registerBackend("", () => new InMemoryEventBus()),
+    typeError(/non-empty string/),
+  );
+});
+
+Deno.test("bus options are checked", () => {
+  assert.throws(
+    () => new InMemoryEventBus({ closeTimeoutMs: -1 }),
+    /closeTimeoutMs must be/,
+  );
+  assert.throws(
+    () => new InMemoryEventBus({ maxQueuedEvents: 0 }),
+    /maxQueuedEvents must be/,
+  );
+  assert.throws(
+    () => new InMemoryEventBus({ onError: "log" as never }),
+    /onError must be a function/,
+  );
+});
+
+Deno.test("importing mod.ts loads no driver or remote backend statically", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", new URL("../mod.ts", import.meta.url).pathname],
+    stdout: "piped",
+  }).output();
+  interface Dep {
+    code?: { specifier: string };
+    isDynamic?: boolean;
+  }
+  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    roots: string[];
+    modules: { specifier: string; dependencies?: Dep[] }[];
+  };
+  const bySpecifier = new Map(info.modules.map((m) => [m.specifier, m]));
+  const loaded = new Set<string>();
+  const visit = (specifier: string) => {
+    if (loaded.has(specifier)) return;
+    loaded.add(specifier);
+    for (const dep of bySpecifier.get(specifier)?.dependencies ?? []) {
+      if (!dep.isDynamic && dep.code) visit(dep.code.specifier);
+    }
+  };
+  visit(info.roots[0]!);
+  assert.ok(loaded.has(new URL("../memory.ts", import.meta.url).href));
+  const drivers = [...loaded].filter((s) => /ioredis|postgres|redis/.test(s));
+  assert.deepEqual(drivers, []);
+});

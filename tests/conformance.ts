@@ -1,0 +1,478 @@
+// The conformance suite: the definition of "works". Every backend runs it
+// unchanged, through a factory that makes a new, unconnected bus.
+
+import assert from "node:assert/strict";
+import {
+  Event,
+  type EventBus,
+  EventBusError,
+  type EventBusOptions,
+  EventType,
+  type Subscription,
+} from "../mod.ts";
+
+/** Makes a new, unconnected bus with the given options. */
+export type BusFactory = (options: EventBusOptions) => EventBus;
+
+/** A random name, so tests never see each other's events. */
+export function uniqueTopic(label = "t"): string {
+  return `${label}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/** An event with a unique topic-compatible payload. */
+export function makeEvent(
+  topic: string,
+  payload: Record<string, unknown> = {},
+) {
+  return new Event({ type: EventType.CREATED, topic, payload });
+}
+
+/** Collects events and lets a test await a count, with a deadline. */
+export class Inbox {
+  readonly events: Event[] = [];
+  #waiters: { n: number; resolve: () => void }[] = [];
+
+  readonly handler = (event: Event): void => {
+    this.events.push(event);
+    this.#waiters = this.#waiters.filter((w) => {
+      if (this.events.length < w.n) return true;
+      w.resolve();
+      return false;
+    });
+  };
+
+  /** Resolves once `n` events arrived; rejects after `ms`. */
+  async until(n: number, ms = 10_000): Promise<Event[]> {
+    if (this.events.length >= n) return this.events;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.#waiters.push({ n, resolve });
+        timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `Timed out waiting for ${n} events, have ${this.events.length}`,
+              ),
+            ),
+          ms,
+        );
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+    return this.events;
+  }
+
+  get payloads(): unknown[] {
+    return this.events.map((e) => e.payload.n ?? e.payload);
+  }
+}
+
+interface Harness {
+  bus: EventBus;
+  errors: [unknown, Event | null, Subscription | null][];
+}
+
+/** Registers the whole suite for one backend. */
+export function conformance(name: string, factory: BusFactory): void {
+  const open = async (options: EventBusOptions = {}): Promise<Harness> => {
+    const errors: Harness["errors"] = [];
+    const bus = factory({
+      onError: (error, event, sub) => errors.push([error, event, sub]),
+      ...options,
+    });
+    await bus.connect();
+    return { bus, errors };
+  };
+  const test = (title: string, fn: (h: Harness) => Promise<void>) =>
+    Deno.test(`${name}: ${title}`, async () => {
+      const h = await open();
+      try {
+        await fn(h);
+      } finally {
+        await h.bus.close();
+      }
+    });
+
+  test("publish() then subscribe() round trip keeps every field", async ({ bus }) => {
+    const topic = uniqueTopic("roundtrip");
+    const inbox = new Inbox();
+    const sub = await bus.subscribe(topic, inbox.handler);
+    assert.equal(sub.topic, topic);
+    assert.equal(sub.pattern, null);
+    assert.ok(sub.subscriptionId.length > 0);
+    assert.ok(sub.createdAt instanceof Date);
+    const sent = new Event({
+      type: EventType.UPDATED,
+      topic,
+      payload: { bot_id: "b1", nested: { list: [1, 2.5, "x", null, true] } },
+      timestamp: "2026-11-26T23:42:51.095270+00:00",
+      source: "tests",
+      correlationId: "corr-1",
+      metadata: { traceparent: "00-abc", unicode: "naïve 😀" },
+    });
+    await bus.publish(topic, sent);
+    const [got] = await inbox.until(1);
+    assert.deepEqual(got!.toDict(), sent.toDict());
+    assert.equal(got!.toDict().timestamp, "2026-11-26T23:42:51.095270+00:00");
+  });
+
+  test("subscribe() twice on one topic delivers to both", async ({ bus }) => {
+    const topic = uniqueTopic();
+    const a = new Inbox(), b = new Inbox(), c = new Inbox();
+    for (const inbox of [a, b, c]) await bus.subscribe(topic, inbox.handler);
+    await bus.publish(topic, makeEvent(topic, { n: 1 }));
+    for (const inbox of [a, b, c]) {
+      assert.deepEqual((await inbox.until(1)).length, 1);
+    }
+  });
+
+  test("subscribe() receives its own topic only", async ({ bus }) => {
+    const topic = uniqueTopic(), other = `${topic}x`;
+    const inbox = new Inbox();
+    await bus.subscribe(topic, inbox.handler);
+    await bus.publish(other, makeEvent(other, { n: 0 }));
+    await bus.publish(
+      topic.slice(0, -1),
+      makeEvent(topic.slice(0, -1), { n: 0 }),
+    );
+    await bus.publish(topic, makeEvent(topic, { n: 1 }));
+    await inbox.until(1);
+    await bus.publish(topic, makeEvent(topic, { n: 2 }));
+    assert.deepEqual(await inbox.until(2).then(() => inbox.payloads), [1, 2]);
+  });
+
+  // pattern, topics that match, topics that do not (all under a namespace).
+  const patternCases: [string, string[], string[]][] = [
+    ["registry:*", ["registry:bots", "registry:bots:config", "registry:"], [
+      "registr:x",
+      "other:registry:bots",
+    ]],
+    ["*:created", ["bots:created", "a:b:created"], [
+      "bots:created:x",
+      "bots:updated",
+    ]],
+    ["job-?", ["job-1", "job-é", "job-😀"], ["job-", "job-12"]],
+    ["shard-[abc]", ["shard-a", "shard-c"], ["shard-d", "shard-ab"]],
+    ["shard-[!abc]", ["shard-d", "shard-]"], ["shard-a", "shard-"]],
+    ["v[a-z]1", ["vq1", "vz1"], ["vA1", "v-1", "v11"]],
+    ["lit\\*", ["lit\\x", "lit\\"], ["litx", "lit*"]],
+    ["a[b", ["a[b"], ["ab", "a[c"]],
+    ["[]]x", ["]x"], ["x", "]]x"]],
+  ];
+  for (const [pattern, hits, misses] of patternCases) {
+    test(`subscribe() with pattern ${JSON.stringify(pattern)} matches as fnmatch does`, async ({ bus }) => {
+      const ns = uniqueTopic("ns");
+      const inbox = new Inbox();
+      const sub = await bus.subscribe(
+        `${ns}-label`,
+        inbox.handler,
+        `${ns}:${pattern}`,
+      );
+      assert.equal(sub.pattern, `${ns}:${pattern}`);
+      const all = [...misses, ...hits];
+      for (const t of all) {
+        const topic = `${ns}:${t}`;
+        await bus.publish(topic, makeEvent(topic, { n: t }));
+      }
+      const got = await inbox.until(hits.length);
+      // A barrier: one more hit after everything, so late misses would show.
+      const last = `${ns}:${hits[0]}`;
+      await bus.publish(last, makeEvent(last, { n: "end" }));
+      await inbox.until(hits.length + 1);
+      assert.deepEqual(got.map((e) => e.payload.n), [...hits, "end"]);
+    });
+  }
+
+  test("subscribe() without a pattern takes * [ and \\ literally", async ({ bus }) => {
+    const ns = uniqueTopic("lit");
+    const literal = `${ns}:*[a]\\`;
+    const inbox = new Inbox();
+    await bus.subscribe(literal, inbox.handler);
+    const decoy = `${ns}:xa\\`;
+    await bus.publish(decoy, makeEvent(decoy, { n: "decoy" }));
+    await bus.publish(literal, makeEvent(literal, { n: "literal" }));
+    assert.deepEqual((await inbox.until(1)).map((e) => e.payload.n), [
+      "literal",
+    ]);
+  });
+
+  test("exact and overlapping pattern subscriptions each get an event once", async ({ bus }) => {
+    const ns = uniqueTopic("overlap");
+    const topic = `${ns}:bots:created`;
+    const exact = new Inbox(), wide = new Inbox(), narrow = new Inbox();
+    await bus.subscribe(topic, exact.handler);
+    await bus.subscribe("wide", wide.handler, `${ns}:*`);
+    await bus.subscribe("narrow", narrow.handler, `*:created`);
+    await bus.publish(topic, makeEvent(topic, { n: 1 }));
+    await bus.publish(topic, makeEvent(topic, { n: 2 }));
+    for (const inbox of [exact, wide, narrow]) {
+      await inbox.until(2);
+    }
+    // A barrier on the exact topic: a duplicate would have arrived before it.
+    await bus.publish(topic, makeEvent(topic, { n: 3 }));
+    for (const inbox of [exact, wide, narrow]) {
+      assert.deepEqual((await inbox.until(3)).map((e) => e.payload.n), [
+        1,
+        2,
+        3,
+      ]);
+    }
+  });
+
+  test("a subscription gets 1000 events in publish order despite a slow handler", async ({ bus }) => {
+    const topic = uniqueTopic("order");
+    const seen: number[] = [];
+    let busy = 0;
+    const inbox = new Inbox();
+    await bus.subscribe(topic, async (event) => {
+      busy++;
+      assert.equal(busy, 1, "two handler calls overlapped");
+      const n = event.payload.n as number;
+      if (n % 100 === 0) await new Promise((r) => setTimeout(r, 2));
+      else await Promise.resolve();
+      seen.push(n);
+      busy--;
+      inbox.handler(event);
+    });
+    const sends: Promise<void>[] = [];
+    for (let n = 0; n < 1000; n++) {
+      sends.push(bus.publish(topic, makeEvent(topic, { n })));
+    }
+    await Promise.all(sends);
+    await inbox.until(1000, 30_000);
+    assert.deepEqual(seen, Array.from({ length: 1000 }, (_, n) => n));
+  });
+
+  test("a slow handler does not delay another subscription", async ({ bus }) => {
+    const topic = uniqueTopic("slow");
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow = new Inbox(), fast = new Inbox();
+    await bus.subscribe(topic, async (event) => {
+      slow.handler(event);
+      await gate;
+    });
+    await bus.subscribe(topic, fast.handler);
+    const sends = [1, 2, 3].map((n) =>
+      bus.publish(topic, makeEvent(topic, { n }))
+    );
+    assert.deepEqual((await fast.until(3)).map((e) => e.payload.n), [1, 2, 3]);
+    assert.equal(slow.events.length, 1);
+    release();
+    await slow.until(3);
+    await Promise.all(sends);
+  });
+
+  test("a throwing or rejecting handler is reported and others still run", async ({ bus, errors }) => {
+    const topic = uniqueTopic("errors");
+    const good = new Inbox();
+    const syncSub = await bus.subscribe(topic, () => {
+      throw new Error("sync boom");
+    });
+    const asyncSub = await bus.subscribe(topic, async () => {
+      await Promise.resolve();
+      throw new Error("async boom");
+    });
+    await bus.subscribe(topic, good.handler);
+    await bus.publish(topic, makeEvent(topic, { n: 1 }));
+    await bus.publish(topic, makeEvent(topic, { n: 2 }));
+    await good.until(2);
+    // Errors are reported as soon as each handler settles; wait for all four.
+    for (let i = 0; errors.length < 4 && i < 200; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const messages = errors.map(([e, ev, s]) =>
+      `${(e as Error).message}/${ev?.payload.n}/${s?.subscriptionId}`
+    );
+    assert.deepEqual(messages.sort(), [
+      `async boom/1/${asyncSub.subscriptionId}`,
+      `async boom/2/${asyncSub.subscriptionId}`,
+      `sync boom/1/${syncSub.subscriptionId}`,
+      `sync boom/2/${syncSub.subscriptionId}`,
+    ]);
+  });
+
+  test("a handler may cancel its own subscription", async ({ bus }) => {
+    const topic = uniqueTopic("selfcancel");
+    const barrier = new Inbox();
+    let calls = 0;
+    const sub: Subscription = await bus.subscribe(topic, async () => {
+      calls++;
+      await sub.cancel();
+    });
+    await bus.subscribe(topic, barrier.handler);
+    for (const n of [1, 2, 3]) {
+      await bus.publish(topic, makeEvent(topic, { n }));
+    }
+    await barrier.until(3);
+    assert.equal(calls, 1);
+  });
+
+  test("a handler may publish to its own topic and await it", async ({ bus }) => {
+    const topic = uniqueTopic("republish");
+    const inbox = new Inbox();
+    await bus.subscribe(topic, async (event) => {
+      inbox.handler(event);
+      const n = event.payload.n as number;
+      if (n < 3) await bus.publish(topic, makeEvent(topic, { n: n + 1 }));
+    });
+    await bus.publish(topic, makeEvent(topic, { n: 0 }));
+    assert.deepEqual((await inbox.until(4)).map((e) => e.payload.n), [
+      0,
+      1,
+      2,
+      3,
+    ]);
+  });
+
+  test("a handler may subscribe", async ({ bus }) => {
+    const first = uniqueTopic("first"), second = uniqueTopic("second");
+    const inbox = new Inbox();
+    let subscribed!: () => void;
+    const done = new Promise<void>((r) => (subscribed = r));
+    await bus.subscribe(first, async () => {
+      await bus.subscribe(second, inbox.handler);
+      subscribed();
+    });
+    await bus.publish(first, makeEvent(first));
+    await done;
+    await bus.publish(second, makeEvent(second, { n: 1 }));
+    assert.equal((await inbox.until(1)).length, 1);
+  });
+
+  test("a handler may close the bus it runs under", async ({ bus }) => {
+    const topic = uniqueTopic("selfclose");
+    let closed!: () => void;
+    const done = new Promise<void>((r) => (closed = r));
+    await bus.subscribe(topic, async () => {
+      await bus.close();
+      closed();
+    });
+    await bus.publish(topic, makeEvent(topic));
+    await done;
+    assert.equal(bus.state, "closed");
+    await assert.rejects(
+      bus.publish(topic, makeEvent(topic)),
+      (e: unknown) => e instanceof EventBusError && e.code === "CLOSED",
+    );
+  });
+
+  test("cancel() is idempotent and final", async ({ bus }) => {
+    const topic = uniqueTopic("cancel");
+    const cancelled = new Inbox(), barrier = new Inbox();
+    const sub = await bus.subscribe(topic, cancelled.handler);
+    await bus.subscribe(topic, barrier.handler);
+    await bus.publish(topic, makeEvent(topic, { n: 1 }));
+    await cancelled.until(1);
+    await sub.cancel();
+    await sub.cancel();
+    await bus.publish(topic, makeEvent(topic, { n: 2 }));
+    await barrier.until(2);
+    assert.deepEqual(cancelled.payloads, [1]);
+  });
+
+  Deno.test(`${name}: publish() and subscribe() reject before connect() and after close()`, async () => {
+    const bus = factory({});
+    const topic = uniqueTopic();
+    const code = (c: string) => (e: unknown) =>
+      e instanceof EventBusError && e.code === c && e.message.includes(topic);
+    assert.equal(bus.state, "idle");
+    await assert.rejects(
+      bus.publish(topic, makeEvent(topic)),
+      code("NOT_CONNECTED"),
+    );
+    await assert.rejects(bus.subscribe(topic, () => {}), code("NOT_CONNECTED"));
+    await bus.connect();
+    await bus.connect();
+    assert.equal(bus.state, "ready");
+    await bus.close();
+    await bus.close();
+    assert.equal(bus.state, "closed");
+    await assert.rejects(bus.publish(topic, makeEvent(topic)), code("CLOSED"));
+    await assert.rejects(bus.subscribe(topic, () => {}), code("CLOSED"));
+    await assert.rejects(
+      bus.connect(),
+      (e: unknown) => e instanceof EventBusError && e.code === "CLOSED",
+    );
+  });
+
+  test("publish() rejects bad input clearly and delivers nothing", async ({ bus }) => {
+    const topic = uniqueTopic("bad");
+    const inbox = new Inbox();
+    await bus.subscribe(topic, inbox.handler);
+    const typeError = (text: string) => (e: unknown) =>
+      e instanceof TypeError && e.message.includes(text);
+    await assert.rejects(
+      bus.publish("", makeEvent(topic)),
+      typeError("topic must be a non-empty string"),
+    );
+    await assert.rejects(
+      bus.publish(42 as never, makeEvent(topic)),
+      typeError("got 42"),
+    );
+    await assert.rejects(
+      bus.publish(`${topic}x`, makeEvent(topic)),
+      typeError("must be equal"),
+    );
+    await assert.rejects(
+      bus.publish(topic, { ...makeEvent(topic).toDict() } as never),
+      typeError("expected an Event"),
+    );
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    const unfaithful: [Record<string, unknown>, string][] = [
+      [{ cyclic }, "cycle"],
+      [{ big: 1n }, "BigInt"],
+      [{ fn: () => {} }, "function"],
+      [{ sym: Symbol("s") }, "symbol"],
+      [{ when: new Date() }, "Date"],
+      [{ missing: undefined }, "undefined"],
+      [{ nan: NaN }, "NaN"],
+    ];
+    for (const [payload, what] of unfaithful) {
+      await assert.rejects(
+        (async () => await bus.publish(topic, makeEvent(topic, payload)))(),
+        typeError(what),
+      );
+    }
+    await bus.subscribe(topic, () => {}, null);
+    await assert.rejects(bus.subscribe("", () => {}), typeError("topic"));
+    await assert.rejects(
+      bus.subscribe(topic, "nope" as never),
+      typeError("handler must be a function"),
+    );
+    await assert.rejects(
+      bus.subscribe(topic, () => {}, ""),
+      typeError("pattern must be"),
+    );
+    await bus.publish(topic, makeEvent(topic, { n: "good" }));
+    assert.deepEqual((await inbox.until(1)).map((e) => e.payload.n), ["good"]);
+  });
+
+  Deno.test(`${name}: await using closes the bus and cancels subscriptions`, async () => {
+    const topic = uniqueTopic("dispose");
+    const barrier = new Inbox(), disposed = new Inbox();
+    let outer: EventBus;
+    {
+      await using bus = factory({});
+      outer = bus;
+      await bus.connect();
+      await bus.subscribe(topic, barrier.handler);
+      {
+        await using _sub = await bus.subscribe(topic, disposed.handler);
+      }
+      await bus.publish(topic, makeEvent(topic, { n: 1 }));
+      await barrier.until(1);
+    }
+    assert.equal(outer.state, "closed");
+    assert.equal(disposed.events.length, 0);
+  });
+
+  test("String(bus) shows the state and no credentials", ({ bus }) => {
+    assert.doesNotMatch(String(bus), /secret|password=/i);
+    assert.match(String(bus), /ready\)$/);
+    return Promise.resolve();
+  });
+}

@@ -1,0 +1,134 @@
+import assert from "node:assert/strict";
+import { createEventBus, Event, EventType, InMemoryEventBus } from "../mod.ts";
+import { conformance, Inbox, makeEvent, uniqueTopic } from "./conformance.ts";
+
+conformance(
+  "memory",
+  (options) => createEventBus({ backend: "memory" }, options),
+);
+
+Deno.test("InMemoryEventBus.publish() resolves after async handlers finished", async () => {
+  await using bus = new InMemoryEventBus();
+  await bus.connect();
+  const done: number[] = [];
+  await bus.subscribe("t", async (e) => {
+    await new Promise((r) => setTimeout(r, 5));
+    done.push(e.payload.n as number);
+  });
+  await bus.publish("t", makeEvent("t", { n: 1 }));
+  assert.deepEqual(done, [1]);
+});
+
+Deno.test("InMemoryEventBus passes the seed's pytest example", async () => {
+  const bus = createEventBus({ backend: "memory" });
+  await bus.connect();
+  const received: Event[] = [];
+  // deno-lint-ignore require-await
+  await bus.subscribe("test", async (event) => {
+    received.push(event);
+  });
+  await bus.publish(
+    "test",
+    new Event({
+      type: EventType.CREATED,
+      topic: "test",
+      payload: { key: "value" },
+    }),
+  );
+  assert.equal(received.length, 1);
+  assert.equal(received[0]!.payload["key"], "value");
+  await bus.close();
+});
+
+Deno.test("close() waits for in-flight handlers up to closeTimeoutMs, then drops and reports", async () => {
+  const errors: unknown[] = [];
+  const bus = new InMemoryEventBus({
+    closeTimeoutMs: 20,
+    onError: (e) => errors.push(e),
+  });
+  await bus.connect();
+  const topic = uniqueTopic();
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const inbox = new Inbox();
+  await bus.subscribe(topic, async (e) => {
+    inbox.handler(e);
+    await gate;
+  });
+  const first = bus.publish(topic, makeEvent(topic, { n: 1 }));
+  const second = bus.publish(topic, makeEvent(topic, { n: 2 }));
+  await bus.close();
+  await second; // released by the drop
+  assert.equal(inbox.events.length, 1);
+  assert.match(String((errors[0] as Error).message), /Dropped 1 queued event/);
+  release();
+  await first;
+  assert.equal(inbox.events.length, 1);
+});
+
+Deno.test("maxQueuedEvents drops and reports past the bound, others unaffected", async () => {
+  const errors: unknown[] = [];
+  await using bus = new InMemoryEventBus({
+    maxQueuedEvents: 2,
+    onError: (e) => errors.push(e),
+  });
+  await bus.connect();
+  const topic = uniqueTopic();
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const slow = new Inbox(), fast = new Inbox();
+  await bus.subscribe(topic, async (e) => {
+    slow.handler(e);
+    await gate;
+  });
+  await bus.subscribe(topic, fast.handler);
+  const sends = [1, 2, 3, 4].map((n) =>
+    bus.publish(topic, makeEvent(topic, { n }))
+  );
+  assert.equal(fast.events.length, 4);
+  assert.equal(errors.length, 1);
+  assert.match(
+    (errors[0] as Error).message,
+    /Dropped event .* 2 events already wait/,
+  );
+  release();
+  await Promise.all(sends);
+  assert.deepEqual(slow.payloads, [1, 2, 3]);
+});
+
+Deno.test("two handlers publishing to each other's topics do not deadlock", async () => {
+  await using bus = new InMemoryEventBus();
+  await bus.connect();
+  const a = uniqueTopic("a"), b = uniqueTopic("b");
+  const seen: string[] = [];
+  await bus.subscribe(a, async (e) => {
+    seen.push(`a${e.payload.n}`);
+    if ((e.payload.n as number) < 4) {
+      await bus.publish(b, makeEvent(b, { n: (e.payload.n as number) + 1 }));
+    }
+  });
+  await bus.subscribe(b, async (e) => {
+    seen.push(`b${e.payload.n}`);
+    await Promise.resolve();
+    await bus.publish(a, makeEvent(a, { n: (e.payload.n as number) + 1 }));
+  });
+  await bus.publish(a, makeEvent(a, { n: 0 }));
+  await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(seen, ["a0", "b1", "a2", "b3", "a4"]);
+});
+
+Deno.test("close() from a handler after an await waits at most closeTimeoutMs", async () => {
+  const bus = new InMemoryEventBus({ closeTimeoutMs: 30 });
+  await bus.connect();
+  const topic = uniqueTopic();
+  let closed!: () => void;
+  const done = new Promise<void>((r) => (closed = r));
+  await bus.subscribe(topic, async () => {
+    await Promise.resolve();
+    await bus.close();
+    closed();
+  });
+  void bus.publish(topic, makeEvent(topic));
+  await done;
+  assert.equal(bus.state, "closed");
+});

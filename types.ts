@@ -1,0 +1,676 @@
+/**
+ * The types every backend shares: {@linkcode Event}, {@linkcode EventType},
+ * {@linkcode Subscription}, the {@linkcode EventBus} interface, its options
+ * and its errors.
+ *
+ * @module
+ */
+
+import {
+  deepFreeze,
+  formatInstant,
+  frozenJsonCopy,
+  type Instant,
+  parseInstant,
+} from "./_json.ts";
+
+/**
+ * The category of an event. The values are the wire strings, shared with the
+ * Python dataknobs-common bus.
+ *
+ * @example Use an event type
+ * ```ts
+ * import { Event, EventType } from "@dataknobs/events";
+ * const event = new Event({ type: EventType.UPDATED, topic: "registry:bots" });
+ * console.assert(event.type === "updated");
+ * ```
+ */
+export const EventType = {
+  /** A resource was created. */
+  CREATED: "created",
+  /** A resource was modified. */
+  UPDATED: "updated",
+  /** A resource was removed. */
+  DELETED: "deleted",
+  /** A resource was activated or enabled. */
+  ACTIVATED: "activated",
+  /** A resource was deactivated or disabled. */
+  DEACTIVATED: "deactivated",
+  /** An error occurred. */
+  ERROR: "error",
+  /** Anything else. */
+  CUSTOM: "custom",
+} as const;
+
+/** One of the {@linkcode EventType} values: `"created"`, `"updated"`, … */
+export type EventType = typeof EventType[keyof typeof EventType];
+
+const EVENT_TYPES: ReadonlySet<string> = new Set(Object.values(EventType));
+
+/** A value JSON carries unchanged. */
+export type JsonValue =
+  | null
+  | boolean
+  | number
+  | string
+  | readonly JsonValue[]
+  | JsonObject;
+
+/** A JSON object whose values JSON carries unchanged. */
+export type JsonObject = { readonly [key: string]: JsonValue };
+
+/** What {@linkcode Event}'s constructor takes. */
+export interface EventInit {
+  /** The category of the event. */
+  readonly type: EventType;
+  /** The topic the event is published to. */
+  readonly topic: string;
+  /**
+   * The event's data: a plain object that JSON carries unchanged.
+   * @default {}
+   */
+  readonly payload?: Readonly<Record<string, unknown>>;
+  /**
+   * When the event happened: a `Date`, or an ISO 8601 string with a UTC
+   * offset (microseconds are kept).
+   * @default new Date()
+   */
+  readonly timestamp?: Date | string;
+  /**
+   * A unique id.
+   * @default crypto.randomUUID()
+   */
+  readonly eventId?: string;
+  /**
+   * Who produced the event.
+   * @default null
+   */
+  readonly source?: string | null;
+  /**
+   * An id shared by related events.
+   * @default null
+   */
+  readonly correlationId?: string | null;
+  /**
+   * Anything else, as a plain object that JSON carries unchanged.
+   * @default {}
+   */
+  readonly metadata?: Readonly<Record<string, unknown>>;
+}
+
+/** The wire form of an event, as the Python dataknobs-common bus writes it. */
+export interface EventDict {
+  /** The event type's string. */
+  type: EventType;
+  /** The topic. */
+  topic: string;
+  /** The payload object. */
+  payload: JsonObject;
+  /** ISO 8601 with microseconds and `+00:00`. */
+  timestamp: string;
+  /** The event id. */
+  event_id: string;
+  /** The source, or null. */
+  source: string | null;
+  /** The correlation id, or null. */
+  correlation_id: string | null;
+  /** The metadata object. */
+  metadata: JsonObject;
+}
+
+let trustedInit = false;
+
+/**
+ * An immutable message published to a topic. The payload and metadata are
+ * copied and frozen when the event is made, so no handler can change what
+ * another handler sees, and anything JSON cannot carry faithfully (cycles,
+ * `BigInt`, functions, symbols, `undefined`, `NaN`, class instances such as
+ * `Date`) is refused at once, on every backend.
+ *
+ * @example Make an event and read it back from its wire form
+ * ```ts
+ * import { Event, EventType } from "@dataknobs/events";
+ * const event = new Event({
+ *   type: EventType.CREATED,
+ *   topic: "registry:bots",
+ *   payload: { bot_id: "b1" },
+ * });
+ * const copy = Event.fromJSON(event.toJSONString());
+ * console.assert(copy.eventId === event.eventId);
+ * console.assert(copy.payload.bot_id === "b1");
+ * ```
+ */
+export class Event {
+  /** The category of the event. */
+  readonly type: EventType;
+  /** The topic the event is published to. */
+  readonly topic: string;
+  /** The event's data (frozen). */
+  readonly payload: JsonObject;
+  /** A unique id. */
+  readonly eventId: string;
+  /** Who produced the event, or null. */
+  readonly source: string | null;
+  /** An id shared by related events, or null. */
+  readonly correlationId: string | null;
+  /** Anything else (frozen). */
+  readonly metadata: JsonObject;
+  readonly #instant: Instant;
+
+  /**
+   * Makes an event.
+   *
+   * @param init The fields; only `type` and `topic` are required.
+   * @throws {TypeError} If a field has the wrong type, or the payload or
+   * metadata holds something JSON cannot carry faithfully.
+   */
+  constructor(init: EventInit) {
+    const trusted = trustedInit;
+    trustedInit = false;
+    if (!EVENT_TYPES.has(init.type)) {
+      throw new TypeError(
+        `Cannot create event: type must be one of ${
+          [...EVENT_TYPES].join(", ")
+        }, got ${show(init.type)}`,
+      );
+    }
+    this.type = init.type;
+    this.topic = requireTopic(init.topic, "Cannot create event");
+    this.payload = jsonObject(init.payload, "payload", trusted);
+    this.metadata = jsonObject(init.metadata, "metadata", trusted);
+    this.#instant = toInstant(init.timestamp);
+    this.eventId = init.eventId ?? crypto.randomUUID();
+    if (typeof this.eventId !== "string" || this.eventId === "") {
+      throw new TypeError(
+        `Cannot create event: eventId must be a non-empty string, got ${
+          show(init.eventId)
+        }`,
+      );
+    }
+    this.source = optionalString(init.source, "source");
+    this.correlationId = optionalString(init.correlationId, "correlationId");
+    Object.freeze(this);
+  }
+
+  /** When the event happened (a new `Date` on every read). */
+  get timestamp(): Date {
+    return new Date(this.#instant.ms);
+  }
+
+  /**
+   * Returns a copy of this event with another correlation id.
+   *
+   * @param correlationId The new correlation id.
+   * @returns A new event; every other field is unchanged.
+   * @example Correlate a reply with a request
+   * ```ts
+   * import { Event, EventType } from "@dataknobs/events";
+   * const request = new Event({ type: EventType.CUSTOM, topic: "jobs" });
+   * const reply = request.withCorrelation(request.eventId);
+   * console.assert(reply.correlationId === request.eventId);
+   * ```
+   */
+  withCorrelation(correlationId: string): Event {
+    return new Event({
+      ...this.#init(),
+      correlationId,
+    });
+  }
+
+  /**
+   * Returns the wire object, with the Python bus's field names.
+   *
+   * @returns A new plain object (payload and metadata are shared and frozen).
+   * @example Look at the wire form
+   * ```ts
+   * import { Event, EventType } from "@dataknobs/events";
+   * const dict = new Event({ type: EventType.DELETED, topic: "t" }).toDict();
+   * console.assert(dict.event_id.length === 36 && dict.source === null);
+   * ```
+   */
+  toDict(): EventDict {
+    return {
+      type: this.type,
+      topic: this.topic,
+      payload: this.payload,
+      timestamp: formatInstant(this.#instant),
+      event_id: this.eventId,
+      source: this.source,
+      correlation_id: this.correlationId,
+      metadata: this.metadata,
+    };
+  }
+
+  /**
+   * Lets `JSON.stringify(event)` write the wire form.
+   *
+   * @returns The same object as {@linkcode Event.prototype.toDict}.
+   */
+  toJSON(): EventDict {
+    return this.toDict();
+  }
+
+  /**
+   * Returns the JSON text that travels on the wire.
+   *
+   * @returns `JSON.stringify(event.toDict())`.
+   * @example Encode an event
+   * ```ts
+   * import { Event, EventType } from "@dataknobs/events";
+   * const text = new Event({ type: EventType.CREATED, topic: "t" }).toJSONString();
+   * console.assert(text.startsWith('{"type":"created","topic":"t"'));
+   * ```
+   */
+  toJSONString(): string {
+    return JSON.stringify(this.toDict());
+  }
+
+  /**
+   * Rebuilds an event from its wire object, checking every field.
+   *
+   * @param dict The wire object (for example from the Python bus).
+   * @returns The event.
+   * @throws {EventFormatError} If a field is missing or malformed; its
+   * `field` names which.
+   * @example Read a Python event
+   * ```ts
+   * import { Event } from "@dataknobs/events";
+   * const event = Event.fromDict({
+   *   type: "updated", topic: "registry:bots", payload: { bot_id: "b1" },
+   *   timestamp: "2026-11-26T23:42:51.095270+00:00",
+   *   event_id: "88d9ef23-1934-4831-9b94-de275d1b4708",
+   *   source: null, correlation_id: null, metadata: {},
+   * });
+   * console.assert(event.toDict().timestamp === "2026-11-26T23:42:51.095270+00:00");
+   * ```
+   */
+  static fromDict(dict: unknown): Event {
+    return decode(dict, false);
+  }
+
+  /**
+   * Parses the JSON text of a wire object and rebuilds the event.
+   *
+   * @param text JSON text, as {@linkcode Event.prototype.toJSONString} writes.
+   * @returns The event.
+   * @throws {EventFormatError} If the text is not JSON or not an event.
+   * @example Decode an event
+   * ```ts
+   * import { Event, EventType } from "@dataknobs/events";
+   * const event = new Event({ type: EventType.CREATED, topic: "t" });
+   * console.assert(Event.fromJSON(event.toJSONString()).topic === "t");
+   * ```
+   */
+  static fromJSON(text: string): Event {
+    let dict: unknown;
+    try {
+      dict = JSON.parse(text);
+    } catch (error) {
+      throw new EventFormatError(
+        null,
+        `the message is not JSON (${(error as Error).message})`,
+      );
+    }
+    return decode(dict, true);
+  }
+
+  #init(): EventInit {
+    return {
+      type: this.type,
+      topic: this.topic,
+      payload: this.payload,
+      timestamp: formatInstant(this.#instant),
+      eventId: this.eventId,
+      source: this.source,
+      correlationId: this.correlationId,
+      metadata: this.metadata,
+    };
+  }
+}
+
+function decode(dict: unknown, fromParse: boolean): Event {
+  if (typeof dict !== "object" || dict === null || Array.isArray(dict)) {
+    throw new EventFormatError(null, `expected an object, got ${show(dict)}`);
+  }
+  const d = dict as Record<string, unknown>;
+  const field = <T>(name: string, ok: (v: unknown) => v is T, want: string) => {
+    const value = d[name];
+    if (!ok(value)) {
+      throw new EventFormatError(name, `must be ${want}, got ${show(value)}`);
+    }
+    return value;
+  };
+  const isText = (v: unknown): v is string => typeof v === "string" && v !== "";
+  const isTextOrNull = (v: unknown): v is string | null =>
+    v === null || v === undefined || typeof v === "string";
+  const isObject = (v: unknown): v is Record<string, unknown> | undefined =>
+    v === undefined ||
+    (typeof v === "object" && v !== null && !Array.isArray(v));
+  const type = field(
+    "type",
+    (v): v is EventType => typeof v === "string" && EVENT_TYPES.has(v),
+    `one of ${[...EVENT_TYPES].join(", ")}`,
+  );
+  const timestamp = field(
+    "timestamp",
+    (v): v is string => typeof v === "string" && parseInstant(v) !== null,
+    "an ISO 8601 string with a UTC offset",
+  );
+  const init: EventInit = {
+    type,
+    topic: field("topic", isText, "a non-empty string"),
+    payload: field("payload", isObject, "an object") ?? {},
+    timestamp,
+    eventId: field("event_id", isText, "a non-empty string"),
+    source: field("source", isTextOrNull, "a string or null") ?? null,
+    correlationId: field("correlation_id", isTextOrNull, "a string or null") ??
+      null,
+    metadata: field("metadata", isObject, "an object") ?? {},
+  };
+  try {
+    trustedInit = fromParse;
+    return new Event(init);
+  } catch (error) {
+    const name = /\b(payload|metadata)\b/.exec((error as Error).message)?.[1];
+    throw new EventFormatError(name ?? null, (error as Error).message);
+  } finally {
+    trustedInit = false;
+  }
+}
+
+function jsonObject(
+  value: unknown,
+  name: string,
+  trusted: boolean,
+): JsonObject {
+  if (value === undefined) return EMPTY;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new TypeError(
+      `Cannot create event: ${name} must be a plain object, got ${show(value)}`,
+    );
+  }
+  if (trusted) return deepFreeze(value as JsonObject);
+  return frozenJsonCopy(value, name) as JsonObject;
+}
+
+const EMPTY: JsonObject = Object.freeze({});
+
+function toInstant(timestamp: Date | string | undefined): Instant {
+  if (timestamp === undefined) return { ms: Date.now(), micros: 0 };
+  if (timestamp instanceof Date) {
+    const ms = timestamp.getTime();
+    if (Number.isNaN(ms)) {
+      throw new TypeError("Cannot create event: timestamp is an invalid Date");
+    }
+    return { ms, micros: 0 };
+  }
+  const instant = typeof timestamp === "string"
+    ? parseInstant(timestamp)
+    : null;
+  if (instant === null) {
+    throw new TypeError(
+      `Cannot create event: timestamp must be a Date or an ISO 8601 string with a UTC offset, got ${
+        show(timestamp)
+      }`,
+    );
+  }
+  return instant;
+}
+
+function optionalString(value: unknown, name: string): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value === "string") return value;
+  throw new TypeError(
+    `Cannot create event: ${name} must be a string or null, got ${show(value)}`,
+  );
+}
+
+/** Checks a topic and returns it; `context` starts the error message. */
+export function requireTopic(topic: unknown, context: string): string {
+  if (typeof topic === "string" && topic !== "") return topic;
+  throw new TypeError(
+    `${context}: topic must be a non-empty string, got ${show(topic)}`,
+  );
+}
+
+/** A short, safe rendering of a value for an error message. */
+export function show(value: unknown): string {
+  if (typeof value === "string") {
+    const text = value.length > 40 ? `${value.slice(0, 40)}…` : value;
+    return JSON.stringify(text);
+  }
+  if (typeof value === "bigint") return `${value}n`;
+  if (typeof value === "object" && value !== null) {
+    return Array.isArray(value) ? "an array" : "an object";
+  }
+  return String(value);
+}
+
+/**
+ * A handler for events. It may be sync or async; what it throws or rejects
+ * with goes to {@linkcode EventBusOptions.onError}.
+ */
+export type EventHandler = (event: Event) => void | Promise<void>;
+
+/**
+ * A live subscription. Cancel it to stop receiving events; `await using`
+ * cancels it at the end of the scope.
+ */
+export interface Subscription extends AsyncDisposable {
+  /** A unique id. */
+  readonly subscriptionId: string;
+  /** The topic given to `subscribe` (a label when `pattern` is set). */
+  readonly topic: string;
+  /** The fnmatch pattern, or null for an exact topic. */
+  readonly pattern: string | null;
+  /** When the subscription was made. */
+  readonly createdAt: Date;
+  /**
+   * Stops delivery: once this resolves the handler is never called again.
+   * Idempotent.
+   *
+   * @returns A promise that resolves when the backend has been told.
+   */
+  cancel(): Promise<void>;
+}
+
+/**
+ * The state of a bus's connection: `idle` before `connect()`, `connecting`,
+ * `ready`, `reconnecting` after a remote connection dropped, `closed`.
+ */
+export type ConnectionState =
+  | "idle"
+  | "connecting"
+  | "ready"
+  | "reconnecting"
+  | "closed";
+
+/**
+ * A span of time in which a remote bus was not subscribed, so events
+ * published then may have been missed. Reported once the bus is subscribed
+ * again.
+ */
+export interface Gap {
+  /** When the connection was lost. */
+  readonly since: Date;
+  /** When every subscription was restored (acknowledged by the server). */
+  readonly until: Date;
+}
+
+/**
+ * Told of a handler that threw or rejected (with its event and
+ * subscription), of a message from the wire that is not an event (event and
+ * subscription null), and of events a bus had to drop (see
+ * {@linkcode EventBusError}).
+ */
+export type ErrorHandler = (
+  error: unknown,
+  event: Event | null,
+  subscription: Subscription | null,
+) => void;
+
+/** Options every bus takes. */
+export interface EventBusOptions {
+  /**
+   * Told of handler failures, malformed wire messages and dropped events.
+   * @default one `console.error` line with the subscription and event ids
+   */
+  readonly onError?: ErrorHandler;
+  /**
+   * How long `close()` waits for handlers to finish the events they already
+   * have, in milliseconds; what is still queued then is dropped and reported.
+   * @default 5000
+   */
+  readonly closeTimeoutMs?: number;
+  /**
+   * How many events may wait for one subscription's handler. Past that, new
+   * events for that subscription are dropped and reported to `onError` with
+   * code `"QUEUE_FULL"`; other subscriptions are unaffected.
+   * @default 100000
+   */
+  readonly maxQueuedEvents?: number;
+  /**
+   * Called on every change of {@linkcode EventBus.state}.
+   * @default none
+   */
+  readonly onStateChange?: (state: ConnectionState) => void;
+  /**
+   * Called when a remote bus has restored its subscriptions after losing its
+   * connection: events published during the gap may have been missed.
+   * @default none
+   */
+  readonly onGap?: (gap: Gap) => void;
+}
+
+/**
+ * The protocol every backend implements. The same code runs on any backend.
+ */
+export interface EventBus extends AsyncDisposable {
+  /** The connection state. */
+  readonly state: ConnectionState;
+  /**
+   * Connects. Idempotent; concurrent calls share one attempt.
+   *
+   * @returns A promise that resolves when the bus is ready.
+   */
+  connect(): Promise<void>;
+  /**
+   * Stops taking events, lets handlers finish what they have (bounded by
+   * `closeTimeoutMs`) and closes connections. Idempotent.
+   *
+   * @returns A promise that resolves once no handler runs any more.
+   */
+  close(): Promise<void>;
+  /**
+   * Publishes an event to a topic.
+   *
+   * @param topic The topic; must equal `event.topic`.
+   * @param event The event.
+   * @returns On memory, a promise that resolves once every matching handler
+   * has run; on a remote backend, once the server has accepted the event.
+   */
+  publish(topic: string, event: Event): Promise<void>;
+  /**
+   * Subscribes a handler to a topic, or to every topic matching an fnmatch
+   * `pattern` (then `topic` is only a label).
+   *
+   * @param topic The topic, or a label for a pattern subscription.
+   * @param handler Called with each event, one at a time, in order.
+   * @param pattern An fnmatch pattern: `*`, `?`, `[abc]`, `[a-z]`, `[!abc]`.
+   * @returns A promise of the subscription, once the backend has confirmed it.
+   */
+  subscribe(
+    topic: string,
+    handler: EventHandler,
+    pattern?: string | null,
+  ): Promise<Subscription>;
+}
+
+/**
+ * The conditions a caller may want to catch, by `code`:
+ * `NOT_CONNECTED`, `CLOSED`, `UNKNOWN_BACKEND`, `NOT_IMPLEMENTED`,
+ * `CONNECTION_FAILED`, `PUBLISH_FAILED`, `QUEUE_FULL`, `DROPPED_ON_CLOSE`,
+ * `UNSUPPORTED_SERVER`.
+ */
+export type EventBusErrorCode =
+  | "NOT_CONNECTED"
+  | "CLOSED"
+  | "UNKNOWN_BACKEND"
+  | "NOT_IMPLEMENTED"
+  | "CONNECTION_FAILED"
+  | "PUBLISH_FAILED"
+  | "QUEUE_FULL"
+  | "DROPPED_ON_CLOSE"
+  | "UNSUPPORTED_SERVER";
+
+/**
+ * An error of the bus itself (not of bad input, which is a `TypeError`),
+ * with a stable {@linkcode EventBusErrorCode}.
+ *
+ * @example Tell a closed bus apart
+ * ```ts
+ * import { createEventBus, Event, EventBusError } from "@dataknobs/events";
+ * const bus = createEventBus();
+ * try {
+ *   await bus.publish("t", new Event({ type: "created", topic: "t" }));
+ * } catch (error) {
+ *   console.assert(error instanceof EventBusError && error.code === "NOT_CONNECTED");
+ * }
+ * ```
+ */
+export class EventBusError extends Error {
+  /** The stable code; see {@linkcode EventBusErrorCode}. */
+  readonly code: EventBusErrorCode;
+
+  /**
+   * Makes an error.
+   *
+   * @param code The stable code.
+   * @param message What went wrong and what to do.
+   * @param options The cause, if any.
+   */
+  constructor(
+    code: EventBusErrorCode,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "EventBusError";
+    this.code = code;
+  }
+}
+
+/**
+ * A wire message that is not a valid event. `field` names the bad field, or
+ * is null when the message as a whole is wrong (not JSON, not an object).
+ *
+ * @example Find the bad field
+ * ```ts
+ * import { Event, EventFormatError } from "@dataknobs/events";
+ * try {
+ *   Event.fromDict({ type: "created", topic: "t", timestamp: "yesterday", event_id: "1" });
+ * } catch (error) {
+ *   console.assert(error instanceof EventFormatError && error.field === "timestamp");
+ * }
+ * ```
+ */
+export class EventFormatError extends TypeError {
+  /** The wire name of the bad field, or null. */
+  readonly field: string | null;
+
+  /**
+   * Makes an error.
+   *
+   * @param field The wire name of the bad field, or null.
+   * @param problem What is wrong with it.
+   */
+  constructor(field: string | null, problem: string) {
+    super(
+      field === null
+        ? `Invalid event: ${problem}`
+        : `Invalid event: "${field}" ${problem}`,
+    );
+    this.name = "EventFormatError";
+    this.field = field;
+  }
+}
