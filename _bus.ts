@@ -37,10 +37,10 @@ export interface Transport {
 export interface Sink {
   /** Delivers to every matching subscription; settles when all have run. */
   deliver(event: Event): Promise<void> | undefined;
-  /** Decodes wire text that arrived for `via` and delivers it. */
-  receive(text: string, via: Interest): void;
-  /** Delivers an event already decoded that arrived for `via`. */
-  receiveEvent(event: Event, via: Interest): void;
+  /** Decodes wire text; a malformed message is reported and gives undefined. */
+  decode(text: string): Event | undefined;
+  /** Delivers an event that arrived for `via` (see Dispatcher.deliver). */
+  receive(event: Event, via: Interest): void;
   /** Every topic and pattern with a live subscription. */
   interests(): Interest[];
   /** Reports a transport error through `onError`. */
@@ -117,8 +117,8 @@ export class BusBase implements EventBus {
     const bus = this;
     this.#transport = transport({
       deliver: (event) => dispatcher.deliver(event, null, true),
-      receive: (text, via) => dispatcher.receive(text, via),
-      receiveEvent: (event, via) => void dispatcher.deliver(event, via, false),
+      decode: (text) => dispatcher.decode(text),
+      receive: (event, via) => void dispatcher.deliver(event, via, false),
       interests: () => dispatcher.interests(),
       report: (error) => dispatcher.report(error, null, null),
       setState: (state) => bus.#setState(state),
@@ -194,20 +194,24 @@ export class BusBase implements EventBus {
    * @throws {TypeError} For a bad topic or an event whose topic differs.
    * @throws {EventBusError} `NOT_CONNECTED` or `CLOSED`.
    */
-  async publish(topic: string, event: Event): Promise<void> {
-    requireTopic(topic, "Cannot publish");
-    if (!(event instanceof Event)) {
-      throw new TypeError(
-        `Cannot publish to "${topic}": expected an Event, got ${show(event)}`,
-      );
+  publish(topic: string, event: Event): Promise<void> {
+    try {
+      requireTopic(topic, "Cannot publish");
+      if (!(event instanceof Event)) {
+        throw new TypeError(
+          `Cannot publish to "${topic}": expected an Event, got ${show(event)}`,
+        );
+      }
+      if (event.topic !== topic) {
+        throw new TypeError(
+          `Cannot publish to "${topic}": the event's topic is "${event.topic}"; they must be equal`,
+        );
+      }
+      this.#checkUsable("publish to", topic);
+      return this.#transport.send(event);
+    } catch (error) {
+      return Promise.reject(error);
     }
-    if (event.topic !== topic) {
-      throw new TypeError(
-        `Cannot publish to "${topic}": the event's topic is "${event.topic}"; they must be equal`,
-      );
-    }
-    this.#checkUsable("publish to", topic);
-    await this.#transport.send(event);
   }
 
   /**

@@ -163,16 +163,14 @@ export class Dispatcher {
     return settled(pending);
   }
 
-  /** Decodes wire text and delivers it; a malformed message is reported. */
-  receive(text: string, via: Interest): void {
-    let event: Event;
+  /** Decodes wire text; a malformed message is reported, giving undefined. */
+  decode(text: string): Event | undefined {
     try {
-      event = Event.fromJSON(text);
+      return Event.fromJSON(text);
     } catch (error) {
       this.report(error, null, null);
-      return;
+      return undefined;
     }
-    this.deliver(event, via, false);
   }
 
   /** Reports an error through `onError`, which must never break delivery. */

@@ -87,18 +87,22 @@ export interface Instant {
 const ISO =
   /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(Z|z|[+-]\d{2}:?\d{2})$/;
 
+const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
 /** Parses ISO 8601 with an offset; returns null when `text` is not one. */
 export function parseInstant(text: string): Instant | null {
   const m = ISO.exec(text);
   if (m === null) return null;
   const [, y, mo, d, h, mi, s, frac = "", zone = "Z"] = m;
   const fraction = frac.padEnd(6, "0");
-  const base = Date.UTC(+y!, +mo! - 1, +d!, +h!, +mi!, +s!);
-  const check = new Date(base);
+  const year = +y!, month = +mo!, day = +d!;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = month === 2 ? (leap ? 29 : 28) : DAYS[month - 1];
   if (
-    check.getUTCFullYear() !== +y! || check.getUTCMonth() !== +mo! - 1 ||
-    check.getUTCDate() !== +d! || +h! > 23 || +mi! > 59 || +s! > 59
+    days === undefined || day < 1 || day > days || +h! > 23 || +mi! > 59 ||
+    +s! > 59
   ) return null;
+  const base = Date.UTC(year, month - 1, day, +h!, +mi!, +s!);
   let offsetMinutes = 0;
   if (zone !== "Z" && zone !== "z") {
     const digits = zone.replace(":", "");

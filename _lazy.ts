@@ -41,6 +41,9 @@ export class LazyEventBus implements EventBus {
 
   async close(): Promise<void> {
     this.#closed = true;
+    // Called synchronously when loaded, so that a handler closing its own
+    // bus is recognised (see Dispatcher.drain).
+    if (this.#inner !== undefined) return await this.#inner.close();
     const inner = await this.#loading?.catch(() => undefined);
     await inner?.close();
   }

@@ -1,37 +1,42 @@
-// Python fnmatch (fnmatchcase) patterns, compiled to RegExp without eval.
+// Python fnmatch (fnmatchcase) patterns: parsed once into tokens, compiled to
+// an anchored RegExp (never eval) and, for Redis PSUBSCRIBE, to a glob that
+// matches at least the same topics.
 
-const SYNTAX = /[\\^$.*+?()[\]{}|/]/g;
-const CLASS_SYNTAX = /[\\\]\[^\-]/g;
+type Token =
+  | { readonly kind: "star" }
+  | { readonly kind: "any" }
+  | { readonly kind: "char"; readonly char: string }
+  | {
+    readonly kind: "set";
+    readonly negated: boolean;
+    /** Inclusive code point ranges. */
+    readonly ranges: readonly (readonly [number, number])[];
+  };
 
 /**
- * Compiles an fnmatch pattern into an anchored RegExp with the same meaning
- * as Python's `fnmatch.fnmatchcase`: `*` any run of characters, `?` one
- * character, `[seq]`, `[!seq]` and ranges; an unterminated `[` and every
- * other character, backslash included, are literal.
+ * Parses as `fnmatch.translate` does: `*`, `?`, `[seq]`, `[!seq]` with
+ * ranges; an unterminated `[` and every other character, backslash
+ * included, are literal.
  */
-export function compilePattern(pattern: string): RegExp {
+function parse(pattern: string): Token[] {
   const chars = Array.from(pattern);
-  let source = "";
+  const tokens: Token[] = [];
   let i = 0;
   while (i < chars.length) {
     const c = chars[i++]!;
     if (c === "*") {
-      if (!source.endsWith(".*")) source += ".*";
+      if (tokens.at(-1)?.kind !== "star") tokens.push({ kind: "star" });
     } else if (c === "?") {
-      source += ".";
-    } else if (c === "[") {
+      tokens.push({ kind: "any" });
+    } else if (c === "[" && setEnd(chars, i) >= 0) {
       const end = setEnd(chars, i);
-      if (end < 0) {
-        source += "\\[";
-      } else {
-        source += compileSet(chars.slice(i, end));
-        i = end + 1;
-      }
+      tokens.push(parseSet(chars.slice(i, end)));
+      i = end + 1;
     } else {
-      source += c.replace(SYNTAX, "\\$&");
+      tokens.push({ kind: "char", char: c });
     }
   }
-  return new RegExp(`^(?:${source})$`, "su");
+  return tokens;
 }
 
 /** Index of the `]` closing a set whose body starts at `start`, or -1. */
@@ -44,19 +49,19 @@ function setEnd(chars: string[], start: number): number {
 }
 
 /**
- * Compiles the body of a set as fnmatch does: a `-` between two characters
- * makes a range (the first character of the body never starts one), empty
- * ranges such as `z-a` match nothing, and a leading `!` negates.
+ * Parses the body of a set as fnmatch does: a `-` between two characters
+ * makes a range (the first character never starts at a `-`), and empty
+ * ranges such as `z-a` are dropped along with their ends.
  */
-function compileSet(body: string[]): string {
+function parseSet(body: string[]): Token {
   const negated = body[0] === "!";
-  const items = negated ? body.slice(1) : body;
-  // Split into chunks at each range hyphen, as fnmatch.translate does.
-  const chunks: string[][] = [];
+  const items = (negated ? body.slice(1) : body).map((c) => c.codePointAt(0)!);
+  const HYPHEN = 0x2d;
+  // Chunks split at each range hyphen, as fnmatch.translate splits them.
+  const chunks: number[][] = [];
   let from = 0;
-  let k = 1;
-  for (;;) {
-    const dash = items.indexOf("-", k);
+  for (let k = 1;;) {
+    const dash = items.indexOf(HYPHEN, k);
     if (dash < 0) break;
     chunks.push(items.slice(from, dash));
     from = dash + 1;
@@ -64,21 +69,93 @@ function compileSet(body: string[]): string {
   }
   const last = items.slice(from);
   if (last.length > 0 || chunks.length === 0) chunks.push(last);
-  else chunks[chunks.length - 1]!.push("-");
-  // Drop empty ranges: the end of one chunk greater than the start of the next.
+  else chunks.at(-1)!.push(HYPHEN);
   for (let c = chunks.length - 1; c > 0; c--) {
-    const left = chunks[c - 1]!;
-    const right = chunks[c]!;
-    if (
-      left.length > 0 && right.length > 0 &&
-      left.at(-1)!.codePointAt(0)! > right[0]!.codePointAt(0)!
-    ) {
+    const left = chunks[c - 1]!, right = chunks[c]!;
+    if (left.length > 0 && right.length > 0 && left.at(-1)! > right[0]!) {
       chunks[c - 1] = [...left.slice(0, -1), ...right.slice(1)];
       chunks.splice(c, 1);
     }
   }
-  const escape = (s: string) => s.replace(CLASS_SYNTAX, "\\$&");
-  const body2 = chunks.map((chunk) => chunk.map(escape).join("")).join("-");
-  if (body2 === "") return negated ? "." : "(?!)";
-  return negated ? `[^${body2}]` : `[${body2}]`;
+  // Adjacent chunks are joined by a range: the last of one to the first of
+  // the next; every other code point stands for itself.
+  const ranges: [number, number][] = [];
+  chunks.forEach((chunk, c) => {
+    const first = c > 0 ? 1 : 0;
+    for (let k = first; k < chunk.length; k++) {
+      const point = chunk[k]!;
+      const next = chunks[c + 1];
+      if (k === chunk.length - 1 && next !== undefined) {
+        ranges.push([point, next[0]!]);
+      } else {
+        ranges.push([point, point]);
+      }
+    }
+  });
+  return { kind: "set", negated, ranges };
+}
+
+const SYNTAX = /[\\^$.*+?()[\]{}|/]/;
+const CLASS_SYNTAX = /[\\^[\]\-]/;
+const escapeRegExp = (c: string) => SYNTAX.test(c) ? `\\${c}` : c;
+const escapeClass = (c: string) => CLASS_SYNTAX.test(c) ? `\\${c}` : c;
+
+/**
+ * Compiles an fnmatch pattern into an anchored RegExp with the meaning of
+ * Python's `fnmatch.fnmatchcase` (code points, newlines included).
+ */
+export function compilePattern(pattern: string): RegExp {
+  let source = "";
+  for (const token of parse(pattern)) {
+    if (token.kind === "star") source += ".*";
+    else if (token.kind === "any") source += ".";
+    else if (token.kind === "char") source += escapeRegExp(token.char);
+    else if (token.ranges.length === 0) source += token.negated ? "." : "(?!)";
+    else {
+      const body = token.ranges.map(([lo, hi]) => {
+        const a = escapeClass(String.fromCodePoint(lo));
+        return lo === hi ? a : `${a}-${escapeClass(String.fromCodePoint(hi))}`;
+      }).join("");
+      source += token.negated ? `[^${body}]` : `[${body}]`;
+    }
+  }
+  return new RegExp(`^(?:${source})$`, "su");
+}
+
+const GLOB_SPECIAL = /[*?[\]\\^-]/;
+const escapeGlob = (c: string) => GLOB_SPECIAL.test(c) ? `\\${c}` : c;
+
+/**
+ * Translates an fnmatch pattern into a Redis glob that matches every topic
+ * the pattern matches (Redis globs match bytes, fnmatch code points): `*`
+ * stays; `?` becomes `?*` (one code point is one or more bytes); an ASCII
+ * set stays a set (`[!` becomes `[^`, then `*` for the bytes of a wider
+ * character); a set with other characters becomes `?*`; every literal is
+ * escaped. The exact matcher still judges every message.
+ */
+export function toRedisGlob(pattern: string): string {
+  let glob = "";
+  for (const token of parse(pattern)) {
+    if (token.kind === "star") glob += "*";
+    else if (token.kind === "char") glob += escapeGlob(token.char);
+    else if (
+      token.kind === "any" || token.ranges.length === 0 ||
+      token.ranges.some(([, hi]) => hi > 0x7f)
+    ) glob += "?*";
+    else {
+      let body = "";
+      for (const [lo, hi] of token.ranges) {
+        for (let point = lo; point <= hi; point++) {
+          body += escapeGlob(String.fromCodePoint(point));
+        }
+      }
+      glob += token.negated ? `[^${body}]*` : `[${body}]`;
+    }
+  }
+  return glob.replace(/\*(?:\?\*|\*)+/g, "*").replace(/\?\*\*+/g, "?*");
+}
+
+/** Escapes every character of `text` for a Redis glob. */
+export function escapeRedisGlob(text: string): string {
+  return Array.from(text, escapeGlob).join("");
 }

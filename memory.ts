@@ -35,7 +35,7 @@ export class InMemoryEventBus extends BusBase {
     super(options, (sink) => ({
       label: "",
       open: resolved,
-      send: async (event: Event) => await sink.deliver(event),
+      send: (event: Event) => sink.deliver(event) ?? Promise.resolve(),
       watch: resolved,
       unwatch: resolved,
       shutdown: resolved,

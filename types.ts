@@ -118,7 +118,10 @@ export interface EventDict {
   metadata: JsonObject;
 }
 
-let trustedInit = false;
+// Set by decode() for the one constructor call it makes: the timestamp it
+// already parsed, and whether payload and metadata came from JSON.parse (so
+// they need freezing, not copying).
+let decoded: { instant: Instant; parsed: boolean } | undefined;
 
 /**
  * An immutable message published to a topic. The payload and metadata are
@@ -156,6 +159,7 @@ export class Event {
   /** Anything else (frozen). */
   readonly metadata: JsonObject;
   readonly #instant: Instant;
+  #stamp: string | undefined;
 
   /**
    * Makes an event.
@@ -165,8 +169,9 @@ export class Event {
    * metadata holds something JSON cannot carry faithfully.
    */
   constructor(init: EventInit) {
-    const trusted = trustedInit;
-    trustedInit = false;
+    const given = decoded;
+    decoded = undefined;
+    const trusted = given?.parsed ?? false;
     if (!EVENT_TYPES.has(init.type)) {
       throw new TypeError(
         `Cannot create event: type must be one of ${
@@ -178,7 +183,7 @@ export class Event {
     this.topic = requireTopic(init.topic, "Cannot create event");
     this.payload = jsonObject(init.payload, "payload", trusted);
     this.metadata = jsonObject(init.metadata, "metadata", trusted);
-    this.#instant = toInstant(init.timestamp);
+    this.#instant = given?.instant ?? toInstant(init.timestamp);
     this.eventId = init.eventId ?? crypto.randomUUID();
     if (typeof this.eventId !== "string" || this.eventId === "") {
       throw new TypeError(
@@ -233,7 +238,7 @@ export class Event {
       type: this.type,
       topic: this.topic,
       payload: this.payload,
-      timestamp: formatInstant(this.#instant),
+      timestamp: this.#stamp ??= formatInstant(this.#instant),
       event_id: this.eventId,
       source: this.source,
       correlation_id: this.correlationId,
@@ -319,7 +324,7 @@ export class Event {
       type: this.type,
       topic: this.topic,
       payload: this.payload,
-      timestamp: formatInstant(this.#instant),
+      timestamp: this.#stamp ??= formatInstant(this.#instant),
       eventId: this.eventId,
       source: this.source,
       correlationId: this.correlationId,
@@ -328,54 +333,75 @@ export class Event {
   }
 }
 
+const TYPES_WANTED = `one of ${[...EVENT_TYPES].join(", ")}`;
+
 function decode(dict: unknown, fromParse: boolean): Event {
   if (typeof dict !== "object" || dict === null || Array.isArray(dict)) {
     throw new EventFormatError(null, `expected an object, got ${show(dict)}`);
   }
   const d = dict as Record<string, unknown>;
-  const field = <T>(name: string, ok: (v: unknown) => v is T, want: string) => {
-    const value = d[name];
-    if (!ok(value)) {
-      throw new EventFormatError(name, `must be ${want}, got ${show(value)}`);
-    }
-    return value;
-  };
-  const isText = (v: unknown): v is string => typeof v === "string" && v !== "";
-  const isTextOrNull = (v: unknown): v is string | null =>
-    v === null || v === undefined || typeof v === "string";
-  const isObject = (v: unknown): v is Record<string, unknown> | undefined =>
-    v === undefined ||
-    (typeof v === "object" && v !== null && !Array.isArray(v));
-  const type = field(
-    "type",
-    (v): v is EventType => typeof v === "string" && EVENT_TYPES.has(v),
-    `one of ${[...EVENT_TYPES].join(", ")}`,
-  );
-  const timestamp = field(
-    "timestamp",
-    (v): v is string => typeof v === "string" && parseInstant(v) !== null,
-    "an ISO 8601 string with a UTC offset",
-  );
+  const { type, topic, timestamp, event_id, source, correlation_id } = d;
+  if (typeof type !== "string" || !EVENT_TYPES.has(type)) {
+    throw wrongField("type", TYPES_WANTED, type);
+  }
+  if (typeof topic !== "string" || topic === "") {
+    throw wrongField("topic", "a non-empty string", topic);
+  }
+  const instant = typeof timestamp === "string"
+    ? parseInstant(timestamp)
+    : null;
+  if (instant === null) {
+    throw wrongField(
+      "timestamp",
+      "an ISO 8601 string with a UTC offset",
+      timestamp,
+    );
+  }
+  if (typeof event_id !== "string" || event_id === "") {
+    throw wrongField("event_id", "a non-empty string", event_id);
+  }
+  const payload = objectField(d, "payload");
+  const metadata = objectField(d, "metadata");
   const init: EventInit = {
-    type,
-    topic: field("topic", isText, "a non-empty string"),
-    payload: field("payload", isObject, "an object") ?? {},
-    timestamp,
-    eventId: field("event_id", isText, "a non-empty string"),
-    source: field("source", isTextOrNull, "a string or null") ?? null,
-    correlationId: field("correlation_id", isTextOrNull, "a string or null") ??
-      null,
-    metadata: field("metadata", isObject, "an object") ?? {},
+    type: type as EventType,
+    topic,
+    payload,
+    eventId: event_id,
+    source: textOrNull(source, "source"),
+    correlationId: textOrNull(correlation_id, "correlation_id"),
+    metadata,
   };
   try {
-    trustedInit = fromParse;
+    decoded = { instant, parsed: fromParse };
     return new Event(init);
   } catch (error) {
     const name = /\b(payload|metadata)\b/.exec((error as Error).message)?.[1];
     throw new EventFormatError(name ?? null, (error as Error).message);
   } finally {
-    trustedInit = false;
+    decoded = undefined;
   }
+}
+
+function wrongField(name: string, want: string, value: unknown) {
+  return new EventFormatError(name, `must be ${want}, got ${show(value)}`);
+}
+
+function objectField(
+  d: Record<string, unknown>,
+  name: string,
+): Readonly<Record<string, unknown>> {
+  const value = d[name];
+  if (value === undefined) return EMPTY;
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    return value as Record<string, unknown>;
+  }
+  throw wrongField(name, "an object", value);
+}
+
+function textOrNull(value: unknown, name: string): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value === "string") return value;
+  throw wrongField(name, "a string or null", value);
 }
 
 function jsonObject(

@@ -1,0 +1,363 @@
+import assert from "node:assert/strict";
+import { Redis } from "ioredis";
+import { createEventBus, EventBusError, type Gap } from "../mod.ts";
+import { RedisEventBus, type RedisEventBusOptions } from "../redis.ts";
+import { conformance, Inbox, makeEvent, uniqueTopic } from "./conformance.ts";
+import { reachable, REDIS_URL } from "./_servers.ts";
+import { startRedis } from "./_redis_server.ts";
+
+const ok = await reachable("Redis", "REDIS_URL", REDIS_URL);
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name, ignore: !ok, fn });
+
+if (ok) {
+  conformance(
+    "redis",
+    (options) => new RedisEventBus({ url: REDIS_URL, ...options }),
+  );
+  conformance("redis via createEventBus", (options) => {
+    const { hostname, port } = new URL(REDIS_URL);
+    return createEventBus({
+      backend: "redis",
+      host: hostname,
+      port: Number(port) || 6379,
+    }, options);
+  });
+}
+
+async function connected(options: Partial<RedisEventBusOptions> = {}) {
+  const errors: unknown[] = [];
+  const gaps: Gap[] = [];
+  const states: string[] = [];
+  const bus = new RedisEventBus({
+    url: REDIS_URL,
+    onError: (e) => errors.push(e),
+    onGap: (g) => gaps.push(g),
+    onStateChange: (s) => states.push(s),
+    ...options,
+  });
+  await bus.connect();
+  return { bus, errors, gaps, states };
+}
+
+async function withAdmin<T>(
+  fn: (admin: Redis) => Promise<T>,
+  url = REDIS_URL,
+): Promise<T> {
+  const admin = new Redis(url, { lazyConnect: true });
+  await admin.connect();
+  try {
+    return await fn(admin);
+  } finally {
+    await admin.quit();
+  }
+}
+
+const channelsOf = (admin: Redis, channel: string) =>
+  admin.call("PUBSUB", "NUMSUB", channel) as Promise<[string, number]>;
+
+test("RedisEventBus: one SUBSCRIBE per channel, UNSUBSCRIBE when the last one cancels", async () => {
+  const { bus } = await connected();
+  const topic = uniqueTopic("numsub");
+  await withAdmin(async (admin) => {
+    const a = await bus.subscribe(topic, () => {});
+    const b = await bus.subscribe(topic, () => {});
+    assert.equal((await channelsOf(admin, `events:${topic}`))[1], 1);
+    const numpat = async () => Number(await admin.call("PUBSUB", "NUMPAT"));
+    const before = await numpat();
+    const p = await bus.subscribe("label", () => {}, `${topic}:*`);
+    const q = await bus.subscribe("label", () => {}, `${topic}:*`);
+    assert.equal(await numpat(), before + 1);
+    await a.cancel();
+    assert.equal((await channelsOf(admin, `events:${topic}`))[1], 1);
+    await b.cancel();
+    assert.equal((await channelsOf(admin, `events:${topic}`))[1], 0);
+    await p.cancel();
+    await q.cancel();
+    assert.equal(await numpat(), before);
+  });
+  await bus.close();
+});
+
+test("RedisEventBus: garbage on a subscribed channel is reported and skipped", async () => {
+  const { bus, errors } = await connected();
+  const topic = uniqueTopic("garbage");
+  const inbox = new Inbox();
+  await bus.subscribe(topic, inbox.handler);
+  await bus.subscribe("all", inbox.handler, `${topic}*`);
+  await withAdmin(async (admin) => {
+    await admin.publish(`events:${topic}`, "not json at all");
+    await admin.publish(
+      `events:${topic}`,
+      JSON.stringify({ type: "created", topic }),
+    );
+    await admin.publish(
+      `events:${topic}`,
+      makeEvent(`${topic}x`).toJSONString(),
+    );
+  });
+  await bus.publish(topic, makeEvent(topic, { n: "good" }));
+  assert.deepEqual((await inbox.until(2)).map((e) => e.payload.n), [
+    "good",
+    "good",
+  ]);
+  // Each bad message arrives twice (exact and pattern) and is reported each time.
+  assert.equal(errors.length, 6);
+  assert.match(String(errors[0]), /not JSON/);
+  assert.ok(errors.some((e) => /"timestamp" must be/.test(String(e))));
+  assert.ok(errors.some((e) => /came on channel/.test(String(e))));
+  await bus.close();
+});
+
+test("RedisEventBus: a 1 MiB payload round trips intact", async () => {
+  const { bus } = await connected();
+  const topic = uniqueTopic("big");
+  const inbox = new Inbox();
+  await bus.subscribe(topic, inbox.handler);
+  const text = "é😀x".repeat(1024 * 1024 / 7);
+  await bus.publish(topic, makeEvent(topic, { text }));
+  const [got] = await inbox.until(1);
+  assert.equal(got!.payload.text, text);
+  await bus.close();
+});
+
+test("RedisEventBus: channel prefixes isolate buses", async () => {
+  const a = await connected({ channelPrefix: "alpha" });
+  const b = await connected({ channelPrefix: "beta" });
+  const topic = uniqueTopic("prefix");
+  const inA = new Inbox(), inB = new Inbox();
+  await a.bus.subscribe(topic, inA.handler);
+  await b.bus.subscribe(topic, inB.handler);
+  await a.bus.subscribe("p", inA.handler, `${topic}*`);
+  await a.bus.publish(topic, makeEvent(topic, { n: "a" }));
+  await b.bus.publish(topic, makeEvent(topic, { n: "b" }));
+  await inB.until(1);
+  await inA.until(2);
+  await a.bus.publish(topic, makeEvent(topic, { n: "a2" }));
+  await inA.until(4);
+  assert.deepEqual(inA.payloads, ["a", "a", "a2", "a2"]);
+  assert.deepEqual(inB.payloads, ["b"]);
+  await a.bus.close();
+  await b.bus.close();
+});
+
+test("RedisEventBus: CLIENT KILL of the subscriber mid-stream → resubscribed, gap reported, nothing after lost", async () => {
+  const { bus, gaps, states, errors } = await connected();
+  const topic = uniqueTopic("kill");
+  const exact = new Inbox(), pattern = new Inbox();
+  await bus.subscribe(topic, exact.handler);
+  await bus.subscribe("p", pattern.handler, `${topic}*`);
+  await bus.publish(topic, makeEvent(topic, { n: 1 }));
+  await exact.until(1);
+  const killedAt = Date.now();
+  await withAdmin((admin) => admin.client("KILL", "TYPE", "pubsub"));
+  // Wait until the bus says it is ready again (resubscription confirmed).
+  for (let i = 0; i < 200 && gaps.length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(gaps.length, 1);
+  assert.ok(
+    gaps[0]!.since.getTime() >= killedAt - 5 &&
+      gaps[0]!.until >= gaps[0]!.since,
+  );
+  assert.deepEqual(states.slice(-2), ["reconnecting", "ready"]);
+  assert.equal(bus.state, "ready");
+  assert.match(String(errors[0]), /Lost the Redis subscriber connection/);
+  for (let n = 2; n <= 50; n++) {
+    await bus.publish(topic, makeEvent(topic, { n }));
+  }
+  await exact.until(50);
+  await pattern.until(50);
+  assert.deepEqual(exact.payloads, Array.from({ length: 50 }, (_, i) => i + 1));
+  await bus.close();
+});
+
+test("RedisEventBus: publish fails fast while Redis is down, and the bus recovers after a restart", async () => {
+  await using server = await startRedis();
+  const { bus, gaps } = await connected({
+    url: server.url,
+    maxReconnectDelayMs: 100,
+  });
+  const topic = uniqueTopic("restart");
+  const inbox = new Inbox();
+  await bus.subscribe(topic, inbox.handler);
+  await server.stop();
+  for (let i = 0; i < 200 && bus.state !== "reconnecting"; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(bus.state, "reconnecting");
+  await assert.rejects(
+    bus.publish(topic, makeEvent(topic)),
+    (e: unknown) =>
+      e instanceof EventBusError && e.code === "PUBLISH_FAILED" &&
+      /is down .* the event was not sent/.test(e.message),
+  );
+  await server.start();
+  for (let i = 0; i < 300 && gaps.length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(bus.state, "ready");
+  await bus.publish(topic, makeEvent(topic, { n: "after" }));
+  assert.deepEqual((await inbox.until(1)).map((e) => e.payload.n), ["after"]);
+  await bus.close();
+});
+
+test("RedisEventBus: password, username, db and url reach the server; secrets never show", async () => {
+  const secret = "pw-" + crypto.randomUUID();
+  await using server = await startRedis(["--requirepass", secret]);
+  const { port } = new URL(server.url);
+  await withAdmin(
+    (admin) =>
+      admin.call(
+        "ACL",
+        "SETUSER",
+        "app",
+        "on",
+        `>${secret}`,
+        "~*",
+        "&*",
+        "+@all",
+      ) as Promise<unknown>,
+    `redis://:${secret}@127.0.0.1:${port}`,
+  );
+  const wrong = new RedisEventBus({
+    host: "127.0.0.1",
+    port: Number(port),
+    password: "nope-" + secret,
+  });
+  await assert.rejects(
+    wrong.connect(),
+    (e: unknown) =>
+      e instanceof EventBusError && e.code === "CONNECTION_FAILED" &&
+      !e.message.includes(secret) &&
+      /WRONGPASS|invalid/i.test(e.message),
+  );
+  await wrong.close();
+  const viaConfig = createEventBus({
+    backend: "redis",
+    host: "127.0.0.1",
+    port: Number(port),
+    username: "app",
+    password: secret,
+    db: 3,
+  });
+  const viaUrl = new RedisEventBus({
+    url: `redis://app:${secret}@127.0.0.1:${port}/5`,
+  });
+  for (const bus of [viaConfig, viaUrl]) {
+    await bus.connect();
+    assert.doesNotMatch(String(bus), new RegExp(secret));
+    const topic = uniqueTopic();
+    const inbox = new Inbox();
+    await bus.subscribe(topic, inbox.handler);
+    await bus.publish(topic, makeEvent(topic));
+    await inbox.until(1);
+  }
+  const clients = await withAdmin(
+    (admin) => admin.client("LIST") as Promise<string>,
+    `redis://:${secret}@127.0.0.1:${port}`,
+  );
+  const ours = clients.split("\n").filter((l) =>
+    l.includes("name=dataknobs-events-publisher")
+  );
+  assert.ok(ours.some((l) => /db=3 .*user=app/.test(l)), clients);
+  assert.ok(ours.some((l) => /db=5 .*user=app/.test(l)), clients);
+  await viaConfig.close();
+  await viaUrl.close();
+});
+
+test("RedisEventBus: a burst of 50,000 events into a 1 ms handler loses nothing and keeps the connection", async () => {
+  const total = Number(Deno.env.get("BURST_EVENTS") ?? 50_000);
+  // A server that disconnects a subscriber once 2 MiB wait for it: the burst
+  // is 15 MiB, so only a bus that reads its socket promptly survives.
+  await using server = await startRedis([
+    "--client-output-buffer-limit",
+    "pubsub",
+    "2mb",
+    "1mb",
+    "1",
+  ]);
+  const { bus, errors } = await connected({ url: server.url });
+  const topic = uniqueTopic("burst");
+  const inbox = new Inbox();
+  await bus.subscribe(topic, async (event) => {
+    await new Promise((r) => setTimeout(r, 1));
+    inbox.handler(event);
+  });
+  // Another connection publishes the burst in pipelined batches of 500.
+  await withAdmin(async (admin) => {
+    for (let n = 0; n < total; n += 500) {
+      const batch = admin.pipeline();
+      for (let i = n; i < Math.min(n + 500, total); i++) {
+        batch.publish(
+          `events:${topic}`,
+          makeEvent(topic, { n: i, pad: "x".repeat(200) }).toJSONString(),
+        );
+      }
+      await batch.exec();
+    }
+  }, server.url);
+  assert.ok(
+    inbox.events.length < total / 2,
+    "the burst should outpace the handler",
+  );
+  await inbox.until(total, 300_000);
+  assert.deepEqual(errors, []);
+  assert.ok(inbox.events.every((e, i) => e.payload.n === i));
+  assert.equal(bus.state, "ready");
+  await bus.close();
+});
+
+test("RedisEventBus: two processes exchange events both ways", async () => {
+  const { bus } = await connected();
+  const ping = uniqueTopic("ping"), pong = uniqueTopic("pong");
+  const inbox = new Inbox();
+  await bus.subscribe(pong, inbox.handler);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./_peer.ts", import.meta.url).pathname,
+      "redis",
+      REDIS_URL,
+      ping,
+      pong,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  assert.equal((await reader.read()).value?.trim(), "ready");
+  await bus.publish(ping, makeEvent(ping, { n: 41 }));
+  const [reply] = await inbox.until(1);
+  assert.equal(reply!.payload.n, 42);
+  assert.equal(reply!.source, "peer");
+  await reader.cancel();
+  assert.equal((await child.status).code, 0);
+  await bus.close();
+});
+
+test("RedisEventBus: bad options are refused without echoing secrets", () => {
+  assert.throws(() => new RedisEventBus({}), /host must be a non-empty string/);
+  assert.throws(
+    () => new RedisEventBus({ url: "http://x" }),
+    /url must be a redis:\/\//,
+  );
+  assert.throws(
+    () => new RedisEventBus({ url: "redis://:hunter2@[bad" }),
+    (e: unknown) => !String(e).includes("hunter2"),
+  );
+  assert.throws(
+    () => new RedisEventBus({ host: "h", port: 0 }),
+    /port must be/,
+  );
+  assert.throws(
+    () => new RedisEventBus({ host: "h", heartbeatMs: 0 }),
+    /heartbeatMs must be/,
+  );
+  const bus = new RedisEventBus({
+    url: "rediss://u:hunter2@example.com:6380/2",
+  });
+  assert.equal(String(bus), "RedisEventBus(rediss://example.com:6380/2, idle)");
+  return Promise.resolve();
+});
