@@ -196,22 +196,27 @@ export class BusBase implements EventBus {
    */
   publish(topic: string, event: Event): Promise<void> {
     try {
-      requireTopic(topic, "Cannot publish");
-      if (!(event instanceof Event)) {
-        throw new TypeError(
-          `Cannot publish to "${topic}": expected an Event, got ${show(event)}`,
-        );
-      }
-      if (event.topic !== topic) {
-        throw new TypeError(
-          `Cannot publish to "${topic}": the event's topic is "${event.topic}"; they must be equal`,
-        );
-      }
-      this.#checkUsable("publish to", topic);
+      this.checkPublish(topic, event);
       return this.#transport.send(event);
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** Throws what `publish` would reject with for these arguments. */
+  protected checkPublish(topic: string, event: Event): void {
+    requireTopic(topic, "Cannot publish");
+    if (!(event instanceof Event)) {
+      throw new TypeError(
+        `Cannot publish to "${topic}": expected an Event, got ${show(event)}`,
+      );
+    }
+    if (event.topic !== topic) {
+      throw new TypeError(
+        `Cannot publish to "${topic}": the event's topic is "${event.topic}"; they must be equal`,
+      );
+    }
+    this.#checkUsable("publish to", topic);
   }
 
   /**

@@ -616,7 +616,7 @@ export interface EventBus extends AsyncDisposable {
  * The conditions a caller may want to catch, by `code`:
  * `NOT_CONNECTED`, `CLOSED`, `UNKNOWN_BACKEND`, `NOT_IMPLEMENTED`,
  * `CONNECTION_FAILED`, `PUBLISH_FAILED`, `QUEUE_FULL`, `DROPPED_ON_CLOSE`,
- * `UNSUPPORTED_SERVER`.
+ * `UNSUPPORTED_SERVER`, `PAYLOAD_MISSING`.
  */
 export type EventBusErrorCode =
   | "NOT_CONNECTED"
@@ -627,7 +627,8 @@ export type EventBusErrorCode =
   | "PUBLISH_FAILED"
   | "QUEUE_FULL"
   | "DROPPED_ON_CLOSE"
-  | "UNSUPPORTED_SERVER";
+  | "UNSUPPORTED_SERVER"
+  | "PAYLOAD_MISSING";
 
 /**
  * An error of the bus itself (not of bad input, which is a `TypeError`),

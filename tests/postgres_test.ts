@@ -1,0 +1,343 @@
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { createEventBus, EventBusError, type Gap } from "../mod.ts";
+import {
+  postgresChannel,
+  PostgresEventBus,
+  type PostgresEventBusOptions,
+} from "../postgres.ts";
+import { conformance, Inbox, makeEvent, uniqueTopic } from "./conformance.ts";
+import { DATABASE_URL, reachable } from "./_servers.ts";
+
+const ok = await reachable("PostgreSQL", "DATABASE_URL", DATABASE_URL);
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test({ name, ignore: !ok, fn });
+
+if (ok) {
+  conformance(
+    "postgres",
+    (options) =>
+      new PostgresEventBus({ connectionString: DATABASE_URL, ...options }),
+  );
+  conformance(
+    "postgres via createEventBus",
+    (options) =>
+      createEventBus(
+        { backend: "postgres", connection_string: DATABASE_URL },
+        options,
+      ),
+  );
+}
+
+async function connected(options: Partial<PostgresEventBusOptions> = {}) {
+  const errors: unknown[] = [];
+  const gaps: Gap[] = [];
+  const states: string[] = [];
+  const bus = new PostgresEventBus({
+    connectionString: DATABASE_URL,
+    onError: (e) => errors.push(e),
+    onGap: (g) => gaps.push(g),
+    onStateChange: (s) => states.push(s),
+    ...options,
+  });
+  await bus.connect();
+  return { bus, errors, gaps, states };
+}
+
+async function withSql<T>(fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
+  const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+  try {
+    return await fn(sql);
+  } finally {
+    await sql.end();
+  }
+}
+
+const until = async (check: () => boolean, what: string) => {
+  for (let i = 0; i < 500 && !check(); i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.ok(check(), `timed out waiting for ${what}`);
+};
+
+Deno.test("postgresChannel() names channels as the Python bus does, shortened past 63 bytes", () => {
+  assert.equal(postgresChannel("registry:bots"), "events_registry_bots");
+  assert.equal(postgresChannel("a:b"), "events_a_b");
+  assert.equal(postgresChannel("a.b-c"), "events_a_b_c");
+  assert.equal(postgresChannel("naïve 😀 topic", "ev"), "ev_navetopic");
+  assert.equal(postgresChannel("x'; drop table t; --"), "events_xdroptablet__");
+  const long = postgresChannel("t".repeat(200));
+  assert.equal(long.length, 63);
+  assert.match(long, /^events_t+_[0-9a-f]{16}$/);
+  assert.equal(postgresChannel("t".repeat(200)), long);
+  assert.notEqual(postgresChannel("t".repeat(199) + "u"), long);
+});
+
+test("PostgresEventBus: topics sharing a channel never see each other's events", async () => {
+  const { bus } = await connected();
+  const ns = uniqueTopic("coll").replace(/-/g, "");
+  const long = "L".repeat(100);
+  const topics = [
+    `${ns}a:b`,
+    `${ns}a_b`,
+    `${ns}a.b`,
+    `${ns}${long}1`,
+    `${ns}${long}2`,
+  ];
+  assert.equal(postgresChannel(topics[0]!), postgresChannel(topics[2]!));
+  const inboxes = topics.map(() => new Inbox());
+  for (const [i, topic] of topics.entries()) {
+    await bus.subscribe(topic, inboxes[i]!.handler);
+  }
+  for (const topic of topics) {
+    await bus.publish(topic, makeEvent(topic, { n: topic }));
+  }
+  for (const [i, topic] of topics.entries()) {
+    await inboxes[i]!.until(1);
+    await bus.publish(topic, makeEvent(topic, { n: "again" }));
+    assert.deepEqual((await inboxes[i]!.until(2)).map((e) => e.payload.n), [
+      topic,
+      "again",
+    ]);
+  }
+  await bus.close();
+});
+
+test("PostgresEventBus: payloads around NOTIFY's 8000-byte limit and of 1 MiB arrive intact", async () => {
+  const { bus } = await connected();
+  const topic = uniqueTopic("size");
+  const exact = new Inbox(), pattern = new Inbox();
+  await bus.subscribe(topic, exact.handler);
+  await bus.subscribe("p", pattern.handler, `${topic}*`);
+  const base = makeEvent(topic, { text: "" }).toJSONString().length;
+  const sized = (bytes: number, unit: string) => {
+    const unitBytes = new TextEncoder().encode(unit).length;
+    const count = Math.floor((bytes - base) / unitBytes);
+    const pad = "x".repeat(bytes - base - count * unitBytes);
+    const event = makeEvent(topic, { text: unit.repeat(count) + pad });
+    assert.equal(new TextEncoder().encode(event.toJSONString()).length, bytes);
+    return event;
+  };
+  const events = [7999, 8000, 8001].flatMap((
+    b,
+  ) => [sized(b, "a"), sized(b, "é"), sized(b, "😀")]);
+  events.push(sized(1024 * 1024, "ü"));
+  for (const event of events) await bus.publish(topic, event);
+  for (const inbox of [exact, pattern]) {
+    const got = await inbox.until(events.length);
+    assert.deepEqual(got.map((e) => e.toDict()), events.map((e) => e.toDict()));
+  }
+  await bus.close();
+});
+
+test("PostgresEventBus: large events keep their order among small ones", async () => {
+  const { bus } = await connected();
+  const topic = uniqueTopic("order-big");
+  const inbox = new Inbox();
+  await bus.subscribe(topic, inbox.handler);
+  const sends = [];
+  for (let n = 0; n < 40; n++) {
+    sends.push(
+      bus.publish(
+        topic,
+        makeEvent(topic, { n, text: n % 5 === 0 ? "z".repeat(20_000) : "" }),
+      ),
+    );
+  }
+  await Promise.all(sends);
+  assert.deepEqual(
+    (await inbox.until(40)).map((e) => e.payload.n),
+    Array.from({ length: 40 }, (_, n) => n),
+  );
+  await bus.close();
+});
+
+test("PostgresEventBus: pg_terminate_backend of the LISTEN connection → re-LISTEN, gap reported, delivery resumes", async () => {
+  const { bus, gaps, states } = await connected({ maxReconnectDelayMs: 100 });
+  const topic = uniqueTopic("kill");
+  const exact = new Inbox(), pattern = new Inbox();
+  await bus.subscribe(topic, exact.handler);
+  await bus.subscribe("p", pattern.handler, `${topic}*`);
+  await bus.publish(topic, makeEvent(topic, { n: 1 }));
+  await exact.until(1);
+  const killedAt = Date.now();
+  await withSql((sql) =>
+    sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'dataknobs-events-listener'`
+  );
+  await until(() => gaps.length === 1, "the gap report");
+  assert.ok(gaps[0]!.since.getTime() >= killedAt - 5);
+  assert.deepEqual(states.slice(-2), ["reconnecting", "ready"]);
+  for (let n = 2; n <= 20; n++) {
+    await bus.publish(topic, makeEvent(topic, { n }));
+  }
+  assert.deepEqual(
+    (await exact.until(20)).map((e) => e.payload.n),
+    Array.from({ length: 20 }, (_, i) => i + 1),
+  );
+  await pattern.until(20);
+  await bus.close();
+});
+
+test("PostgresEventBus: publish inside a transaction delivers only on commit, once", async () => {
+  const { bus } = await connected();
+  const topic = uniqueTopic("tx");
+  const inbox = new Inbox();
+  await bus.subscribe(topic, inbox.handler);
+  await withSql(async (sql) => {
+    await sql.begin(async (tx) => {
+      await bus.publish(topic, makeEvent(topic, { n: "rolled back" }), {
+        sql: tx,
+      });
+      await bus.publish(
+        topic,
+        makeEvent(topic, { n: "big rolled back", text: "q".repeat(10_000) }),
+        { sql: tx },
+      );
+      throw new Error("roll back");
+    }).catch((e: Error) => assert.equal(e.message, "roll back"));
+    await sql.begin(async (tx) => {
+      await bus.publish(topic, makeEvent(topic, { n: "committed" }), {
+        sql: tx,
+      });
+      await bus.publish(
+        topic,
+        makeEvent(topic, { n: "big committed", text: "q".repeat(10_000) }),
+        { sql: tx },
+      );
+    });
+  });
+  await bus.publish(topic, makeEvent(topic, { n: "after" }));
+  assert.deepEqual((await inbox.until(3)).map((e) => e.payload.n), [
+    "committed",
+    "big committed",
+    "after",
+  ]);
+  await bus.close();
+});
+
+test("PostgresEventBus: 10,000 concurrent publishes arrive complete and in order", async () => {
+  const { bus } = await connected();
+  const topic = uniqueTopic("many");
+  const inbox = new Inbox();
+  await bus.subscribe(topic, inbox.handler);
+  const sends = [];
+  for (let n = 0; n < 10_000; n++) {
+    sends.push(bus.publish(topic, makeEvent(topic, { n })));
+  }
+  await Promise.all(sends);
+  const got = await inbox.until(10_000, 60_000);
+  assert.ok(got.every((e, i) => e.payload.n === i));
+  await bus.close();
+});
+
+test("PostgresEventBus: the same event published twice at once arrives twice", async () => {
+  const { bus } = await connected();
+  const topic = uniqueTopic("twice");
+  const inbox = new Inbox();
+  await bus.subscribe(topic, inbox.handler);
+  const event = makeEvent(topic, { n: 1 });
+  await Promise.all([bus.publish(topic, event), bus.publish(topic, event)]);
+  assert.equal((await inbox.until(2)).length, 2);
+  await bus.close();
+});
+
+test("PostgresEventBus: garbage NOTIFY on a listened channel is reported and skipped", async () => {
+  const { bus, errors } = await connected();
+  const topic = uniqueTopic("garbage");
+  const inbox = new Inbox();
+  await bus.subscribe(topic, inbox.handler);
+  await withSql(async (sql) => {
+    await sql`select pg_notify(${postgresChannel(topic)}, 'garbage')`;
+    await sql`select pg_notify(${
+      postgresChannel(topic)
+    }, '{"dataknobs_ref":"nope"}')`;
+  });
+  await bus.publish(topic, makeEvent(topic, { n: "good" }));
+  assert.deepEqual((await inbox.until(1)).map((e) => e.payload.n), ["good"]);
+  assert.equal(errors.length, 2);
+  assert.match(String(errors[0]), /not JSON/);
+  assert.match(String(errors[1]), /dataknobs_ref/);
+  await bus.close();
+});
+
+test("PostgresEventBus: SQL-injection-shaped topics round trip; bad prefixes are refused", async () => {
+  const { bus } = await connected();
+  const ns = uniqueTopic("inj");
+  const topics = [
+    `${ns}'; drop table x; --`,
+    `${ns}"quoted"`,
+    `${ns};select 1`,
+    `${ns}ünï😀`,
+    `${ns}${"z".repeat(200)}`,
+  ];
+  for (const topic of topics) {
+    const inbox = new Inbox();
+    await bus.subscribe(topic, inbox.handler);
+    await bus.publish(topic, makeEvent(topic, { n: topic }));
+    assert.equal((await inbox.until(1))[0]!.topic, topic);
+  }
+  await bus.close();
+  for (const channelPrefix of ['ev"; drop', "ev-1", "", "x".repeat(41)]) {
+    assert.throws(
+      () =>
+        new PostgresEventBus({ connectionString: DATABASE_URL, channelPrefix }),
+      /channelPrefix must be/,
+    );
+  }
+});
+
+test("PostgresEventBus: credentials never appear in errors or String(bus)", async () => {
+  const secret = "pw-" + crypto.randomUUID();
+  const bus = new PostgresEventBus({
+    connectionString: `postgres://app:${secret}@127.0.0.1:1/db`,
+  });
+  assert.doesNotMatch(String(bus), new RegExp(secret));
+  await assert.rejects(
+    bus.connect(),
+    (e: unknown) =>
+      e instanceof EventBusError && e.code === "CONNECTION_FAILED" &&
+      !String(e.message).includes(secret) &&
+      !String((e.cause as Error)?.message).includes(secret),
+  );
+  await bus.close();
+  assert.throws(
+    () => new PostgresEventBus({ connectionString: `mysql://u:${secret}@h` }),
+    (e: unknown) => e instanceof TypeError && !e.message.includes(secret),
+  );
+});
+
+test("PostgresEventBus: notificationQueueUsage() reads the queue", async () => {
+  const { bus } = await connected();
+  const usage = await bus.notificationQueueUsage();
+  assert.ok(usage >= 0 && usage <= 1);
+  await bus.close();
+});
+
+test("PostgresEventBus: two processes exchange events both ways, with a pattern", async () => {
+  const { bus } = await connected();
+  const ns = uniqueTopic("proc");
+  const inbox = new Inbox();
+  await bus.subscribe(`${ns}:pong`, inbox.handler);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./_peer.ts", import.meta.url).pathname,
+      "postgres",
+      DATABASE_URL,
+      `${ns}:ping:*`,
+      `${ns}:pong`,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  assert.equal((await reader.read()).value?.trim(), "ready");
+  await bus.publish(`${ns}:ping:1`, makeEvent(`${ns}:ping:1`, { n: 41 }));
+  const [reply] = await inbox.until(1);
+  assert.equal(reply!.payload.n, 42);
+  assert.equal(reply!.payload.from, `${ns}:ping:1`);
+  await reader.cancel();
+  assert.equal((await child.status).code, 0);
+  await bus.close();
+});
