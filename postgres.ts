@@ -372,7 +372,10 @@ class PostgresTransport implements Transport {
           this.#onNotify(sql, channel, payload),
       }),
     );
-    const probe = `${this.#settings.prefix}:probe:${crypto.randomUUID()}`;
+    // At most 40 + 19 bytes: within the 63-byte limit for any prefix.
+    const probe = `${this.#settings.prefix}:probe:${
+      crypto.randomUUID().slice(-12)
+    }`;
     try {
       await Promise.all(
         [...this.#channels.keys(), probe].map((c) => sql`listen ${sql(c)}`),

@@ -187,8 +187,6 @@ function resolve(options: RedisEventBusOptions): Settings {
 
 type Role = "publisher" | "subscriber";
 
-const ignore = (): void => {};
-
 /** Redis pub/sub as a transport of the shared delivery core. */
 class RedisTransport implements Transport {
   readonly label: string;
@@ -202,6 +200,11 @@ class RedisTransport implements Transport {
   /** Redis glob → the fnmatch patterns it serves. */
   readonly #globs = new Map<string, Set<string>>();
   readonly #down = new Set<Role>();
+  #outbox: {
+    event: Event;
+    resolve: () => void;
+    reject: (e: unknown) => void;
+  }[] = [];
   #gapSince: Date | undefined;
   #lastError: Error | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -216,10 +219,7 @@ class RedisTransport implements Transport {
   }
 
   async open(): Promise<void> {
-    this.#pub = this.#client("publisher", {
-      enableOfflineQueue: false,
-      enableAutoPipelining: true,
-    });
+    this.#pub = this.#client("publisher", { enableOfflineQueue: false });
     this.#sub = this.#client("subscriber", {
       enableOfflineQueue: true,
       autoResubscribe: false,
@@ -312,12 +312,13 @@ class RedisTransport implements Transport {
   }
 
   // A PING per connection; one not answered in time means a dead
-  // connection, which is dropped so that ioredis reconnects.
+  // connection. Its socket is destroyed (an orderly close would wait for
+  // the silent peer), so that ioredis reconnects at once.
   #beat = (): void => {
     for (const client of [this.#pub!, this.#sub!]) {
       if (client.status !== "ready") continue;
       const timer = setTimeout(
-        () => client.disconnect(true),
+        () => client.stream.destroy(),
         this.#settings.heartbeatMs,
       );
       client.ping().catch(() => {}).finally(() => clearTimeout(timer));
@@ -365,15 +366,40 @@ class RedisTransport implements Transport {
         ),
       );
     }
-    return pub.publish(this.#prefix + event.topic, event.toJSONString()).then(
-      ignore,
-      (error: Error) => {
-        throw new EventBusError(
-          "PUBLISH_FAILED",
-          `Cannot publish to "${event.topic}": Redis at ${this.label} did not confirm the event (${error.message}); it may or may not have been delivered`,
-          { cause: error },
-        );
-      },
+    return new Promise((resolve, reject) => {
+      if (this.#outbox.length === 0) queueMicrotask(this.#flush);
+      this.#outbox.push({ event, resolve, reject });
+    });
+  }
+
+  // Sends every publish of this tick as one pipeline: one write, and one
+  // reply each. (ioredis's own auto-pipelining is off: a socket dropped
+  // while one of its pipelines is in flight leaves it stuck, and every
+  // later publish would hang.)
+  #flush = (): void => {
+    const batch = this.#outbox;
+    this.#outbox = [];
+    const pipeline = this.#pub!.pipeline();
+    for (const { event } of batch) {
+      pipeline.publish(this.#prefix + event.topic, event.toJSONString());
+    }
+    pipeline.exec().then(
+      (replies) =>
+        batch.forEach((pending, i) => {
+          const error = replies?.[i]?.[0];
+          if (error) pending.reject(this.#publishError(pending.event, error));
+          else pending.resolve();
+        }),
+      (error: Error) =>
+        batch.forEach((p) => p.reject(this.#publishError(p.event, error))),
+    );
+  };
+
+  #publishError(event: Event, error: Error): EventBusError {
+    return new EventBusError(
+      "PUBLISH_FAILED",
+      `Cannot publish to "${event.topic}": Redis at ${this.label} did not confirm the event (${error.message}); it may or may not have been delivered`,
+      { cause: error },
     );
   }
 

@@ -9,6 +9,8 @@ export interface RedisServer extends AsyncDisposable {
   stop(): Promise<void>;
   /** Starts it again on the same port. */
   start(): Promise<void>;
+  /** Sends the server process a signal (SIGSTOP makes it hang). */
+  signal(signal: Deno.Signal): void;
 }
 
 /** Starts redis-server with `args` and waits until it accepts connections. */
@@ -54,6 +56,10 @@ export async function startRedis(args: string[] = []): Promise<RedisServer> {
     url: `redis://127.0.0.1:${port}`,
     start,
     stop,
-    [Symbol.asyncDispose]: stop,
+    signal: (signal) => child?.kill(signal),
+    [Symbol.asyncDispose]: async () => {
+      child?.kill("SIGCONT");
+      await stop();
+    },
   };
 }

@@ -178,6 +178,33 @@ test("PostgresEventBus: pg_terminate_backend of the LISTEN connection → re-LIS
   await bus.close();
 });
 
+test("PostgresEventBus: a LISTEN connection that stops answering is replaced by the heartbeat", async () => {
+  const { bus, gaps } = await connected({
+    heartbeatMs: 200,
+    maxReconnectDelayMs: 100,
+  });
+  const topic = uniqueTopic("hang");
+  const inbox = new Inbox();
+  await bus.subscribe(topic, inbox.handler);
+  const [{ pid }] = await withSql((sql) =>
+    sql`select pid from pg_stat_activity where application_name = 'dataknobs-events-listener'`
+  ) as unknown as [{ pid: number }];
+  const signal = (name: string) =>
+    new Deno.Command("kill", { args: [`-${name}`, String(pid)] }).output();
+  await signal("STOP"); // the backend hangs; its socket stays open
+  try {
+    await until(
+      () => gaps.length === 1,
+      "the heartbeat to replace the connection",
+    );
+  } finally {
+    await signal("CONT");
+  }
+  await bus.publish(topic, makeEvent(topic, { n: "after" }));
+  assert.deepEqual((await inbox.until(1)).map((e) => e.payload.n), ["after"]);
+  await bus.close();
+});
+
 test("PostgresEventBus: publish inside a transaction delivers only on commit, once", async () => {
   const { bus } = await connected();
   const topic = uniqueTopic("tx");
@@ -304,6 +331,18 @@ test("PostgresEventBus: credentials never appear in errors or String(bus)", asyn
     () => new PostgresEventBus({ connectionString: `mysql://u:${secret}@h` }),
     (e: unknown) => e instanceof TypeError && !e.message.includes(secret),
   );
+});
+
+test("PostgresEventBus: works with the longest channel prefix", async () => {
+  const { bus } = await connected({ channelPrefix: "P".repeat(40) });
+  const topic = uniqueTopic("longprefix");
+  const exact = new Inbox(), pattern = new Inbox();
+  await bus.subscribe(topic, exact.handler);
+  await bus.subscribe("p", pattern.handler, `${topic}*`);
+  await bus.publish(topic, makeEvent(topic, { n: 1 }));
+  await exact.until(1);
+  await pattern.until(1);
+  await bus.close();
 });
 
 test("PostgresEventBus: notificationQueueUsage() reads the queue", async () => {

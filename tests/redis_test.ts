@@ -202,6 +202,31 @@ test("RedisEventBus: publish fails fast while Redis is down, and the bus recover
   await bus.close();
 });
 
+test("RedisEventBus: a server that stops answering is caught by the heartbeat", async () => {
+  await using server = await startRedis();
+  const { bus, gaps } = await connected({
+    url: server.url,
+    heartbeatMs: 200,
+    maxReconnectDelayMs: 100,
+  });
+  const topic = uniqueTopic("hang");
+  const inbox = new Inbox();
+  await bus.subscribe(topic, inbox.handler);
+  server.signal("SIGSTOP"); // the TCP connection stays up; nothing answers
+  for (let i = 0; i < 300 && bus.state !== "reconnecting"; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(bus.state, "reconnecting");
+  server.signal("SIGCONT");
+  for (let i = 0; i < 500 && gaps.length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(gaps.length, 1);
+  await bus.publish(topic, makeEvent(topic, { n: "after" }));
+  assert.deepEqual((await inbox.until(1)).map((e) => e.payload.n), ["after"]);
+  await bus.close();
+});
+
 test("RedisEventBus: password, username, db and url reach the server; secrets never show", async () => {
   const secret = "pw-" + crypto.randomUUID();
   await using server = await startRedis(["--requirepass", secret]);
