@@ -3,6 +3,7 @@
 // A backend only tells it "this event (or these bytes) arrived" and is told
 // when to start and stop listening for a topic or pattern.
 
+import { type Deferred, deferred } from "./_deferred.ts";
 import { compilePattern } from "./_pattern.ts";
 import {
   type ErrorHandler,
@@ -258,7 +259,7 @@ class Sub implements Subscription {
   // The event whose async handler call is running.
   #current: Event | undefined;
   #active = false;
-  #idle: PromiseWithResolvers<void> | undefined;
+  #idle: Deferred<void> | undefined;
   #cancelled: Promise<void> | undefined;
 
   constructor(
@@ -369,7 +370,7 @@ class Sub implements Subscription {
   /** Resolves when the handler has finished everything queued. */
   idle(): Promise<void> {
     if (!this.#active) return Promise.resolve();
-    return (this.#idle ??= Promise.withResolvers()).promise;
+    return (this.#idle ??= deferred()).promise;
   }
 
   /** Drops what is queued; returns how many events that was. */

@@ -26,6 +26,7 @@
 import postgres, { type ISql, type Sql } from "postgres";
 import type { Interest, Sink, Transport } from "./_bus.ts";
 import { BusBase } from "./_bus.ts";
+import { type Deferred, deferred } from "./_deferred.ts";
 import {
   type Event,
   EventBusError,
@@ -278,7 +279,7 @@ class PostgresTransport implements Transport {
   #pool: Sql | undefined;
   /** The LISTEN connection; undefined while it is being replaced. */
   #listener: Sql | undefined;
-  #listening: PromiseWithResolvers<void> = Promise.withResolvers();
+  #listening: Deferred<void> = deferred();
   /** Channel → how many interests need it. */
   readonly #channels = new Map<string, number>();
   readonly #topics = new Set<string>();
@@ -408,7 +409,7 @@ class PostgresTransport implements Transport {
   #lost(sql: Sql): void {
     if (sql !== this.#listener || this.#stopped) return;
     this.#listener = undefined;
-    this.#listening = Promise.withResolvers();
+    this.#listening = deferred();
     this.#listening.promise.catch(quiet);
     this.#gapSince ??= new Date();
     this.#sink.report(

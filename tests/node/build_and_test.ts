@@ -1,0 +1,98 @@
+// `deno task test:node`: builds the package the way JSR's npm tarball is
+// built (TypeScript to ESM JavaScript plus .d.ts; `postgres` and `ioredis`
+// as npm dependencies) into a temporary folder, then runs
+// tests/node/roundtrip.test.mjs under Node with node:test against it.
+import ts from "typescript";
+
+const root = new URL("../../", import.meta.url);
+const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
+const dir = await Deno.makeTempDir({ prefix: "dataknobs-events-node-" });
+const run = async (cmd: string, args: string[], cwd = dir) => {
+  const { code } = await new Deno.Command(cmd, {
+    args,
+    cwd,
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (code !== 0) {
+    throw new Error(`${cmd} ${args.join(" ")} failed with exit code ${code}`);
+  }
+};
+
+try {
+  const npmVersion = (name: string) =>
+    config.imports[name].replace(`npm:${name}@`, "");
+  const entry = (file: string) => ({
+    types: `./${file}.d.ts`,
+    default: `./${file}.js`,
+  });
+  await Deno.writeTextFile(
+    `${dir}/package.json`,
+    JSON.stringify(
+      {
+        name: config.name,
+        version: config.version,
+        type: "module",
+        exports: {
+          ".": entry("mod"),
+          "./postgres": entry("postgres"),
+          "./redis": entry("redis"),
+        },
+        dependencies: {
+          postgres: npmVersion("postgres"),
+          ioredis: npmVersion("ioredis"),
+        },
+        devDependencies: { "@types/node": "^20" },
+      },
+      null,
+      2,
+    ),
+  );
+  await run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"]);
+
+  // The published sources: every top-level .ts file.
+  await Deno.mkdir(`${dir}/src`);
+  const sources: string[] = [];
+  for await (const file of Deno.readDir(root)) {
+    if (file.isFile && file.name.endsWith(".ts")) {
+      await Deno.copyFile(new URL(file.name, root), `${dir}/src/${file.name}`);
+      sources.push(`${dir}/src/${file.name}`);
+    }
+  }
+  const program = ts.createProgram(sources, {
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    lib: ["lib.es2022.d.ts", "lib.esnext.disposable.d.ts", "lib.dom.d.ts"],
+    types: [],
+    strict: true,
+    exactOptionalPropertyTypes: true,
+    noUncheckedIndexedAccess: true,
+    declaration: true,
+    rewriteRelativeImportExtensions: true,
+    skipLibCheck: true,
+    rootDir: `${dir}/src`,
+    outDir: dir,
+  });
+  const result = program.emit();
+  const diagnostics = [
+    ...ts.getPreEmitDiagnostics(program),
+    ...result.diagnostics,
+  ];
+  if (diagnostics.length > 0) {
+    throw new Error(ts.formatDiagnosticsWithColorAndContext(diagnostics, {
+      getCanonicalFileName: (f) => f,
+      getCurrentDirectory: () => dir,
+      getNewLine: () => "\n",
+    }));
+  }
+  await Deno.remove(`${dir}/src`, { recursive: true });
+  await Deno.copyFile(
+    new URL("roundtrip.test.mjs", import.meta.url),
+    `${dir}/roundtrip.test.mjs`,
+  );
+  await run("node", ["--version"]);
+  await run("node", ["--test", "roundtrip.test.mjs"]);
+} finally {
+  await Deno.remove(dir, { recursive: true });
+}

@@ -1,0 +1,56 @@
+// Runs under Node (node:test) against the package as npm users get it.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  createEventBus,
+  Event,
+  EventType,
+  InMemoryEventBus,
+} from "@dataknobs/events";
+import { postgresChannel, PostgresEventBus } from "@dataknobs/events/postgres";
+import { RedisEventBus } from "@dataknobs/events/redis";
+
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const DATABASE_URL = process.env.DATABASE_URL ??
+  "postgres://postgres@127.0.0.1:5432/postgres";
+
+async function roundTrip(config) {
+  const bus = createEventBus(config);
+  await bus.connect();
+  const topic = `node-${crypto.randomUUID().slice(0, 8)}`;
+  const got = [];
+  let arrived;
+  const done = new Promise((resolve) => (arrived = resolve));
+  await bus.subscribe(topic, (event) => {
+    got.push(event);
+    if (got.length === 2) arrived();
+  });
+  await bus.subscribe("all", (event) => {
+    got.push(event);
+    if (got.length === 2) arrived();
+  }, `${topic.slice(0, 6)}*`);
+  await bus.publish(
+    topic,
+    new Event({ type: EventType.CREATED, topic, payload: { from: "node" } }),
+  );
+  await done;
+  assert.deepEqual(got.map((e) => e.payload.from), ["node", "node"]);
+  assert.equal(got[0].eventId, got[1].eventId);
+  await bus.close();
+  assert.equal(bus.state, "closed");
+}
+
+test("memory round trip under Node", () => roundTrip({ backend: "memory" }));
+
+test("redis round trip under Node (loaded lazily by createEventBus)", () =>
+  roundTrip({ backend: "redis", url: REDIS_URL }));
+
+test("postgres round trip under Node (loaded lazily by createEventBus)", () =>
+  roundTrip({ backend: "postgres", connection_string: DATABASE_URL }));
+
+test("the entry points export their classes", () => {
+  assert.equal(typeof InMemoryEventBus, "function");
+  assert.equal(typeof RedisEventBus, "function");
+  assert.equal(typeof PostgresEventBus, "function");
+  assert.equal(postgresChannel("registry:bots"), "events_registry_bots");
+});
