@@ -88,6 +88,8 @@ const NOTIFY_LIMIT = 8000;
 /** Postgres identifiers (so channel names) are at most this many bytes. */
 const IDENTIFIER_LIMIT = 63;
 const REF = '{"dataknobs_ref":';
+/** Roughly how much notification text one batch carries. */
+const BATCH_BYTES = 256 * 1024;
 
 /**
  * The NOTIFY channel of a topic, as the Python dataknobs-common bus names it:
@@ -576,14 +578,20 @@ class PostgresTransport implements Transport {
 
   // The next batch: at most maxBatch events, and never one event twice
   // (Postgres folds identical notifications in one transaction into one).
+  // Also at most about 256 KiB of JSON: one transaction's notifications
+  // pass through the server's small notification buffer (a few pages), and
+  // bigger ones spill to disk.
   #take(): Pending[] {
     const ids = new Set<string>();
-    let end = 0;
+    let end = 0, bytes = 0;
     while (
       end < this.#queue.length && end < this.#settings.maxBatch &&
-      !ids.has(this.#queue[end]!.event.eventId)
+      bytes < BATCH_BYTES && !ids.has(this.#queue[end]!.event.eventId)
     ) {
-      ids.add(this.#queue[end]!.event.eventId);
+      const event = this.#queue[end]!.event;
+      ids.add(event.eventId);
+      const length = event.toJSONString().length;
+      bytes += length < NOTIFY_LIMIT ? length : 1000; // a reference, a row
       end++;
     }
     return this.#queue.splice(0, end);

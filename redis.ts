@@ -396,9 +396,15 @@ class RedisTransport implements Transport {
   };
 
   #publishError(event: Event, error: Error): EventBusError {
+    // ioredis says this when it wrote nothing: the socket was already gone.
+    const unsent = /Stream isn't writeable/.test(error.message);
     return new EventBusError(
       "PUBLISH_FAILED",
-      `Cannot publish to "${event.topic}": Redis at ${this.label} did not confirm the event (${error.message}); it may or may not have been delivered`,
+      `Cannot publish to "${event.topic}": ${
+        unsent
+          ? `the connection to Redis at ${this.label} is down; the event was not sent — retry once bus.state is "ready"`
+          : `Redis at ${this.label} did not confirm the event (${error.message}); it may or may not have been delivered`
+      }`,
       { cause: error },
     );
   }

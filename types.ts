@@ -160,6 +160,7 @@ export class Event {
   readonly metadata: JsonObject;
   readonly #instant: Instant;
   #stamp: string | undefined;
+  #json: string | undefined;
 
   /**
    * Makes an event.
@@ -267,7 +268,7 @@ export class Event {
    * ```
    */
   toJSONString(): string {
-    return JSON.stringify(this.toDict());
+    return this.#json ??= JSON.stringify(this.toDict());
   }
 
   /**

@@ -1,4 +1,22 @@
-// Small helpers shared by the bench scripts: medians, percentiles, tables.
+// Shared by the bench modules: settings, medians, percentiles, rows.
+
+/** Events per throughput run (BENCH_N). */
+export const N: number = Number(Deno.env.get("BENCH_N") ?? 20_000);
+/** Measured rounds per case, after one warm-up round (BENCH_ROUNDS). */
+export const ROUNDS: number = Number(Deno.env.get("BENCH_ROUNDS") ?? 3);
+
+/** One line of the results table. */
+export interface Row {
+  readonly group: string;
+  readonly name: string;
+  readonly unit: string;
+  readonly ours: number;
+  readonly baselineName: string;
+  /** NaN when there is no baseline. */
+  readonly baseline: number;
+  /** Whether a bigger number is better (throughput) or worse (latency). */
+  readonly higherIsBetter: boolean;
+}
 
 /** The median of `values`. */
 export function median(values: number[]): number {
@@ -14,30 +32,55 @@ export function percentile(values: number[], p: number): number {
   ]!;
 }
 
-/** Prints a Markdown table. */
-export function table(headers: string[], rows: (string | number)[][]): string {
-  const line = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
-  const text = [
-    line(headers),
-    line(headers.map((_, i) => (i === 0 ? "---" : "---:"))),
-    ...rows.map(line),
-  ].join("\n");
-  console.log(text);
-  return text;
+/**
+ * Runs each case once to warm up, then ROUNDS times, alternating the order
+ * so neither side always runs first; returns every case's measurements.
+ */
+export async function rounds(
+  cases: Record<string, () => Promise<number>>,
+): Promise<Record<string, number[]>> {
+  const names = Object.keys(cases);
+  const results: Record<string, number[]> = Object.fromEntries(
+    names.map((n) => [n, []]),
+  );
+  for (let round = -1; round < ROUNDS; round++) {
+    for (const name of round % 2 === 0 ? names : [...names].reverse()) {
+      const value = await cases[name]!();
+      if (round >= 0) results[name]!.push(value);
+    }
+  }
+  return results;
 }
-
-/** A number with thousands separators. */
-export const fmt = (n: number, digits = 0): string =>
-  n.toLocaleString("en", {
-    maximumFractionDigits: digits,
-    minimumFractionDigits: digits,
-  });
 
 /** A promise resolved by the `count`-th call of `tick`. */
 export function countdown(
   count: number,
 ): { tick: () => void; done: Promise<void> } {
-  const { promise, resolve } = Promise.withResolvers<void>();
+  let resolve!: () => void;
+  const done = new Promise<void>((r) => (resolve = r));
   let left = count;
-  return { tick: () => --left === 0 && resolve(), done: promise };
+  return { tick: () => void (--left === 0 && resolve()), done };
+}
+
+/** Events per second for `count` events that took from `start` to now. */
+export const rate = (count: number, start: number): number =>
+  count / (performance.now() - start) * 1000;
+
+/** Round-trip times, in ms, of `samples` single events. */
+export async function roundTrips(
+  samples: number,
+  send: (i: number) => Promise<unknown>,
+  onArrival: (arrived: () => void) => void,
+): Promise<number[]> {
+  let arrived: () => void = () => {};
+  onArrival(() => arrived());
+  const times: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const got = new Promise<void>((r) => (arrived = r));
+    const start = performance.now();
+    await send(i);
+    await got;
+    times.push(performance.now() - start);
+  }
+  return times;
 }

@@ -1,97 +1,185 @@
-// In-memory publish→delivered throughput against emittery, node:events and a
-// hand-written loop, measured in the same run. `deno task bench`.
+// In-memory bus rows: publish→delivered throughput with 1, 10 and 100
+// subscribers and with 1,000 pattern subscriptions of which few match,
+// against a hand-written loop, emittery and node:events; and memory use.
 import { EventEmitter } from "node:events";
 import Emittery from "emittery";
 import { Event, EventType, InMemoryEventBus } from "../mod.ts";
+import { median, N, rate, rounds, type Row } from "./_measure.ts";
 
-const N = Number(Deno.env.get("BENCH_N") ?? 200_000);
-const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 5);
 const topic = "bench:topic";
-const events = Array.from(
-  { length: N },
-  (_, n) => new Event({ type: EventType.CREATED, topic, payload: { n } }),
-);
 let sink = 0;
 const handler = async (event: Event) => {
   sink += event.payload.n as number;
   await undefined;
 };
 
-async function bus(): Promise<number> {
-  const bus = new InMemoryEventBus();
-  await bus.connect();
-  await bus.subscribe(topic, handler);
-  const start = performance.now();
-  for (const event of events) await bus.publish(topic, event);
-  const ms = performance.now() - start;
-  await bus.close();
-  return ms;
+async function throughput(
+  subscribers: number,
+  events: Event[],
+): Promise<Row[]> {
+  const count = events.length;
+  const results = await rounds({
+    ours: async () => {
+      await using bus = new InMemoryEventBus();
+      await bus.connect();
+      for (let i = 0; i < subscribers; i++) await bus.subscribe(topic, handler);
+      const start = performance.now();
+      for (const event of events) await bus.publish(topic, event);
+      return rate(count, start);
+    },
+    loop: async () => {
+      const table = new Map([[
+        topic,
+        Array.from({ length: subscribers }, () => handler),
+      ]]);
+      const start = performance.now();
+      for (const event of events) {
+        await Promise.all(table.get(event.topic)!.map((h) => h(event)));
+      }
+      return rate(count, start);
+    },
+    emittery: async () => {
+      const emitter = new Emittery<{ [topic]: Event }>();
+      // emittery 2 hands listeners { name, data }.
+      for (let i = 0; i < subscribers; i++) {
+        emitter.on(topic, ({ data }) => handler(data));
+      }
+      const start = performance.now();
+      for (const event of events) await emitter.emit(topic, event);
+      return rate(count, start);
+    },
+    "node:events": async () => {
+      const emitter = new EventEmitter();
+      emitter.setMaxListeners(0);
+      for (let i = 0; i < subscribers; i++) emitter.on(topic, handler);
+      const start = performance.now();
+      for (const event of events) emitter.emit(topic, event);
+      await undefined;
+      return rate(count, start);
+    },
+  });
+  const ours = median(results.ours!);
+  const name = `${subscribers} async subscriber${
+    subscribers > 1 ? "s" : ""
+  }, events/s`;
+  return [
+    ["hand-written loop", "loop"],
+    ["emittery await emit()", "emittery"],
+    ["node:events emit() (sync)", "node:events"],
+  ].map(([baselineName, key]) => ({
+    group: "memory",
+    name,
+    unit: "events/s",
+    ours,
+    baselineName: baselineName!,
+    baseline: median(results[key!]!),
+    higherIsBetter: true,
+  }));
 }
 
-async function busWithNewEvents(): Promise<number> {
-  const bus = new InMemoryEventBus();
-  await bus.connect();
-  await bus.subscribe(topic, handler);
-  const start = performance.now();
-  for (let n = 0; n < N; n++) {
-    await bus.publish(
-      topic,
-      new Event({ type: EventType.CREATED, topic, payload: { n } }),
-    );
-  }
-  const ms = performance.now() - start;
-  await bus.close();
-  return ms;
-}
-
-async function emittery(): Promise<number> {
-  const emitter = new Emittery<{ [topic]: Event }>();
-  // emittery 2 hands listeners { name, data }.
-  emitter.on(topic, ({ data }) => handler(data));
-  const start = performance.now();
-  for (const event of events) await emitter.emit(topic, event);
-  return performance.now() - start;
-}
-
-async function nodeEvents(): Promise<number> {
-  const emitter = new EventEmitter();
-  emitter.on(topic, handler);
-  const start = performance.now();
-  for (const event of events) emitter.emit(topic, event);
-  await undefined;
-  return performance.now() - start;
-}
-
-async function handLoop(): Promise<number> {
-  const handlers = new Map([[topic, [handler]]]);
-  const start = performance.now();
-  for (const event of events) {
-    for (const h of handlers.get(event.topic)!) await h(event);
-  }
-  return performance.now() - start;
-}
-
-const median = (xs: number[]) => xs.sort((a, b) => a - b)[xs.length >> 1]!;
-const rows: [string, () => Promise<number>][] = [
-  ["InMemoryEventBus, 1 async handler", bus],
-  ["InMemoryEventBus, incl. new Event()", busWithNewEvents],
-  ["emittery await emit()", emittery],
-  ["node:events emit() (sync, no await)", nodeEvents],
-  ["hand-written loop, await handler", handLoop],
-];
-const rates = new Map<string, number[]>(rows.map(([name]) => [name, []]));
-for (let round = 0; round < ROUNDS; round++) {
-  for (const [name, run] of rows) rates.get(name)!.push(N / await run() * 1000);
-}
-const ours = median(rates.get(rows[0]![0])!);
-console.log(`memory, N=${N}, median of ${ROUNDS} rounds, ${Deno.version.deno}`);
-console.log("| case | events/s | ours ÷ case |\n| --- | ---: | ---: |");
-for (const [name, list] of rates) {
-  const rate = median(list);
-  console.log(
-    `| ${name} | ${Math.round(rate).toLocaleString("en")} | ${
-      (ours / rate).toFixed(2)
-    } |`,
+async function patterns(events: Event[]): Promise<Row> {
+  const count = events.length;
+  const patternsList = Array.from(
+    { length: 1000 },
+    (_, i) => i < 10 ? `bench:*` : `other${i}:*:x?`,
   );
+  const results = await rounds({
+    ours: async () => {
+      await using bus = new InMemoryEventBus();
+      await bus.connect();
+      for (const p of patternsList) await bus.subscribe("p", handler, p);
+      const start = performance.now();
+      for (const event of events) await bus.publish(topic, event);
+      return rate(count, start);
+    },
+    loop: async () => {
+      const compiled = patternsList.map((p) =>
+        new RegExp(`^${p.replace(/[*]/g, ".*").replace(/\?/g, ".")}$`)
+      );
+      const start = performance.now();
+      for (const event of events) {
+        const matched = compiled.filter((r) => r.test(event.topic));
+        await Promise.all(matched.map(() => handler(event)));
+      }
+      return rate(count, start);
+    },
+  });
+  return {
+    group: "memory",
+    name: "1,000 pattern subscriptions, 10 match, events/s",
+    unit: "events/s",
+    ours: median(results.ours!),
+    baselineName: "hand-written loop over 1,000 RegExps",
+    baseline: median(results.loop!),
+    higherIsBetter: true,
+  };
 }
-if (sink < 0) console.log(sink);
+
+function heap(): number {
+  (globalThis as { gc?: () => void }).gc?.();
+  return Deno.memoryUsage().heapUsed;
+}
+
+async function memoryUse(cycles: number): Promise<Row[]> {
+  await using bus = new InMemoryEventBus();
+  await bus.connect();
+  const emitter = new Emittery();
+  const idle = 10_000;
+  let before = heap();
+  const subs = [];
+  for (let i = 0; i < idle; i++) {
+    subs.push(await bus.subscribe(`topic-${i}`, handler));
+  }
+  const perSubscription = (heap() - before) / idle;
+  before = heap();
+  for (let i = 0; i < idle; i++) emitter.on(`topic-${i}`, handler as never);
+  const perListener = (heap() - before) / idle;
+  for (const sub of subs) await sub.cancel();
+  subs.length = 0;
+  // Warm the cycle up, then measure what 100,000 more cycles leave behind.
+  for (let i = 0; i < 1000; i++) {
+    await (await bus.subscribe(`c-${i % 100}`, handler)).cancel();
+  }
+  before = heap();
+  for (let i = 0; i < cycles; i++) {
+    await (await bus.subscribe(`c-${i % 100}`, handler)).cancel();
+  }
+  const growth = heap() - before;
+  return [{
+    group: "memory",
+    name: "bytes per idle subscription (10,000 topics)",
+    unit: "bytes",
+    ours: perSubscription,
+    baselineName: "emittery listener",
+    baseline: perListener,
+    higherIsBetter: false,
+  }, {
+    group: "memory",
+    name: `heap growth after ${
+      cycles.toLocaleString("en")
+    } subscribe/cancel cycles (~0: no leak)`,
+    unit: "bytes",
+    ours: growth,
+    baselineName: "—",
+    baseline: NaN,
+    higherIsBetter: false,
+  }];
+}
+
+/** Every memory row. */
+export async function memoryRows(): Promise<Row[]> {
+  const count = N * 10;
+  const events = Array.from(
+    { length: count },
+    (_, n) => new Event({ type: EventType.CREATED, topic, payload: { n } }),
+  );
+  const rows = [
+    ...await throughput(1, events),
+    ...await throughput(10, events.slice(0, count / 10)),
+    ...await throughput(100, events.slice(0, count / 100)),
+    await patterns(events.slice(0, count / 10)),
+    ...await memoryUse(N * 5),
+  ];
+  if (sink < 0) console.log(sink);
+  return rows;
+}

@@ -190,7 +190,7 @@ test("RedisEventBus: publish fails fast while Redis is down, and the bus recover
     bus.publish(topic, makeEvent(topic)),
     (e: unknown) =>
       e instanceof EventBusError && e.code === "PUBLISH_FAILED" &&
-      /is down .* the event was not sent/.test(e.message),
+      /is down.* the event was not sent/.test(e.message),
   );
   await server.start();
   for (let i = 0; i < 300 && gaps.length === 0; i++) {

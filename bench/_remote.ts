@@ -1,0 +1,184 @@
+// The rows every remote backend gets, against its raw driver: end-to-end
+// throughput by payload size and subscriber count, and round-trip latency.
+import { Event, EventType } from "../mod.ts";
+import {
+  countdown,
+  median,
+  N,
+  percentile,
+  rate,
+  rounds,
+  roundTrips,
+  type Row,
+} from "./_measure.ts";
+
+/** One side of a comparison: the bus, or the raw driver. */
+export interface Endpoint {
+  readonly name: string;
+  /** Connects and subscribes `subscribers` handlers that call `onEvent`. */
+  open(
+    topic: string,
+    subscribers: number,
+    onEvent: () => void,
+  ): Promise<Opened>;
+  /** Whether it can carry a payload of this many bytes. */
+  carries?(bytes: number): boolean;
+}
+
+/** A connected endpoint. */
+export interface Opened {
+  /** Publishes `events`, all at once. */
+  sendAll(events: Event[]): Promise<unknown>;
+  /** Publishes one event. */
+  sendOne(event: Event): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+const SIZES: [string, number][] = [["≈200 B", 0], ["4 KiB", 4096], [
+  "64 KiB",
+  65536,
+]];
+
+function events(topic: string, count: number, pad: number): Event[] {
+  const text = "x".repeat(pad);
+  return Array.from(
+    { length: count },
+    (_, n) =>
+      new Event({ type: EventType.CREATED, topic, payload: { n, text } }),
+  );
+}
+
+async function throughput(
+  endpoint: Endpoint,
+  subscribers: number,
+  list: Event[],
+): Promise<number> {
+  const topic = list[0]!.topic;
+  const { tick, done } = countdown(list.length * subscribers);
+  const opened = await endpoint.open(topic, subscribers, tick);
+  try {
+    const start = performance.now();
+    await opened.sendAll(list);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      done,
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `${endpoint.name}: events lost (timed out), ${list.length} events of ${
+                  list[0]!.toJSONString().length
+                } B`,
+              ),
+            ),
+          60_000,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
+    return rate(list.length, start);
+  } finally {
+    await opened.close();
+  }
+}
+
+async function latency(
+  endpoint: Endpoint,
+  topic: string,
+  samples: number,
+): Promise<number[]> {
+  let onEvent: () => void = () => {};
+  const opened = await endpoint.open(topic, 1, () => onEvent());
+  try {
+    const list = events(topic, samples, 0);
+    return await roundTrips(
+      samples,
+      (i) => opened.sendOne(list[i]!),
+      (arrived) => (onEvent = arrived),
+    );
+  } finally {
+    await opened.close();
+  }
+}
+
+/** Every row for one backend: `ours` against each of `raws`. */
+export async function remoteRows(
+  group: string,
+  ours: Endpoint,
+  raws: Endpoint[],
+): Promise<Row[]> {
+  const rows: Row[] = [];
+  const topic = `bench-${crypto.randomUUID().slice(0, 8)}`;
+  const cases = (subscribers: number, list: Event[]) =>
+    Object.fromEntries(
+      [ours, ...raws].filter((e) =>
+        e.carries?.(list[0]!.toJSONString().length) ?? true
+      )
+        .map((e) => [e.name, () => throughput(e, subscribers, list)]),
+    );
+  const add = (
+    name: string,
+    results: Record<string, number[]>,
+    unit = "events/s",
+  ) => {
+    const mine = median(results[ours.name]!);
+    const others = raws.filter((r) => results[r.name]);
+    if (others.length === 0) {
+      rows.push({
+        group,
+        name,
+        unit,
+        ours: mine,
+        baselineName: "— (raw NOTIFY cannot)",
+        baseline: NaN,
+        higherIsBetter: true,
+      });
+    }
+    for (const raw of others) {
+      rows.push({
+        group,
+        name,
+        unit,
+        ours: mine,
+        baselineName: raw.name,
+        baseline: median(results[raw.name]!),
+        higherIsBetter: true,
+      });
+    }
+  };
+  for (const [label, pad] of SIZES) {
+    // Bursts stay under 8 MiB, well below Redis's default pub/sub output
+    // buffer limits (32 MiB at once, 8 MiB for a minute): a bigger burst,
+    // published faster than the network drains it, gets any subscriber
+    // disconnected, raw ioredis's as well as ours.
+    const count = Math.min(N, Math.floor(8 * 2 ** 20 / (pad + 200)));
+    add(
+      `throughput, ${label} events, events/s`,
+      await rounds(cases(1, events(topic, count, pad))),
+    );
+  }
+  add(
+    "throughput, 10 subscribers, events/s",
+    await rounds(cases(10, events(topic, Math.ceil(N / 4), 0))),
+  );
+  const samples = Math.min(N, 500);
+  const times: Record<string, number[]> = {};
+  for (const endpoint of [ours, raws[0]!]) {
+    times[endpoint.name] = [];
+    for (let round = 0; round < 3; round++) {
+      times[endpoint.name]!.push(...await latency(endpoint, topic, samples));
+    }
+  }
+  for (const p of [50, 99]) {
+    rows.push({
+      group,
+      name: `round trip p${p}, ms`,
+      unit: "ms",
+      ours: percentile(times[ours.name]!, p),
+      baselineName: raws[0]!.name,
+      baseline: percentile(times[raws[0]!.name]!, p),
+      higherIsBetter: false,
+    });
+  }
+  return rows;
+}

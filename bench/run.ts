@@ -1,0 +1,60 @@
+// `deno task bench`: every benchmark, one table, written to bench/RESULTS.md
+// (with --write). Each row compares this library with a baseline measured in
+// the same run, as a ratio, because these machines are noisy.
+// BENCH_N and BENCH_ROUNDS scale it; BENCH_ONLY=memory,redis,postgres picks.
+import type { Row } from "./_measure.ts";
+import { N, ROUNDS } from "./_measure.ts";
+import { memoryRows } from "./memory.ts";
+import { postgresRows } from "./postgres.ts";
+import { redisRows } from "./redis.ts";
+
+const only = (Deno.env.get("BENCH_ONLY") ?? "memory,redis,postgres").split(",");
+const groups: [string, () => Promise<Row[]>][] = [
+  ["memory", memoryRows],
+  ["redis", redisRows],
+  ["postgres", postgresRows],
+];
+const rows: Row[] = [];
+for (const [name, run] of groups) {
+  if (only.includes(name)) rows.push(...await run());
+}
+
+const fmt = (value: number, unit: string) =>
+  Number.isNaN(value) ? "—" : value.toLocaleString("en", {
+    maximumFractionDigits: unit === "ms" ? 3 : 0,
+  });
+const ratio = (row: Row) =>
+  Number.isNaN(row.baseline) ? "—" : `${(row.ours / row.baseline).toFixed(2)}×`;
+const lines = [
+  "| backend | measure | ours | baseline | baseline's | ours ÷ baseline |",
+  "| --- | --- | ---: | --- | ---: | ---: |",
+  ...rows.map((r) =>
+    `| ${r.group} | ${r.name} | ${fmt(r.ours, r.unit)} | ${r.baselineName} | ${
+      fmt(r.baseline, r.unit)
+    } | ${ratio(r)} |`
+  ),
+];
+const cores = navigator.hardwareConcurrency;
+const memory = Math.round(Deno.systemMemoryInfo().total / 2 ** 30);
+const header = [
+  "# Benchmark results",
+  "",
+  `- Date: ${new Date().toISOString()}`,
+  `- Deno ${Deno.version.deno} (V8 ${Deno.version.v8}), ${Deno.build.os} ${Deno.build.arch}`,
+  `- Machine: ${cores} cores, ${memory} GiB memory; PostgreSQL and Redis on the same machine`,
+  `- N = ${N} events a throughput run (memory: ${
+    N * 10
+  }; 4 KiB: N/4; 64 KiB: N/20), median of ${ROUNDS} rounds after a warm-up round, sides alternating; latency: 3 × ${
+    Math.min(N, 500)
+  } sequential round trips`,
+  "- Reproduce: `deno task bench` (services up); ratios above 1 mean ours is bigger (better for events/s, worse for ms and bytes).",
+  "",
+];
+console.log(lines.join("\n"));
+if (Deno.args.includes("--write")) {
+  await Deno.writeTextFile(
+    new URL("RESULTS.md", import.meta.url),
+    [...header, ...lines, ""].join("\n"),
+  );
+  console.log("\nWrote bench/RESULTS.md");
+}
