@@ -27,6 +27,7 @@ import postgres, { type ISql, type Sql } from "postgres";
 import type { Interest, Sink, Transport } from "./_bus.ts";
 import { BusBase } from "./_bus.ts";
 import { type Deferred, deferred } from "./_deferred.ts";
+import { lostConnection, OptionChecks, reconnectDelay } from "./_remote.ts";
 import {
   type Event,
   EventBusError,
@@ -219,39 +220,37 @@ interface Settings {
 }
 
 function resolve(options: PostgresEventBusOptions): Settings {
-  const fail = (detail: string): never => {
-    throw new TypeError(`Invalid PostgresEventBus options: ${detail}`);
-  };
+  const check = new OptionChecks("PostgresEventBus");
   const url = options.connectionString;
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(url);
-  } catch {
-    parsed = undefined;
-  }
-  if (parsed === undefined || !/^postgres(ql)?:$/.test(parsed.protocol)) {
-    fail("connectionString must be a postgres:// URL");
-  }
+  const parsed = check.url(
+    url,
+    "connectionString",
+    /^postgres(ql)?:$/,
+    "postgres://",
+  );
   const prefix = options.channelPrefix ?? "events";
   if (typeof prefix !== "string" || !/^[A-Za-z0-9_]{1,40}$/.test(prefix)) {
-    fail(
+    check.fail(
       `channelPrefix must be 1 to 40 characters from [A-Za-z0-9_], got ${
         show(prefix)
       }`,
     );
   }
   const numbers = {
-    heartbeatMs: options.heartbeatMs ?? 5000,
-    maxReconnectDelayMs: options.maxReconnectDelayMs ?? 2000,
-    largePayloadTtlMs: options.largePayloadTtlMs ?? 600_000,
-    maxBatch: options.maxBatch ?? 1000,
+    heartbeatMs: check.positive("heartbeatMs", options.heartbeatMs, 5000),
+    maxReconnectDelayMs: check.positive(
+      "maxReconnectDelayMs",
+      options.maxReconnectDelayMs,
+      2000,
+    ),
+    largePayloadTtlMs: check.positive(
+      "largePayloadTtlMs",
+      options.largePayloadTtlMs,
+      600_000,
+    ),
+    maxBatch: check.positive("maxBatch", options.maxBatch, 1000),
   };
-  for (const [name, value] of Object.entries(numbers)) {
-    if (!(Number.isFinite(value) && value > 0)) {
-      fail(`${name} must be a positive number, got ${show(value)}`);
-    }
-  }
-  const { hostname, port, pathname } = parsed!;
+  const { hostname, port, pathname } = parsed;
   return {
     url,
     label: `postgres://${hostname}:${port || 5432}${pathname}`,
@@ -414,12 +413,7 @@ class PostgresTransport implements Transport {
     this.#listening = deferred();
     this.#listening.promise.catch(quiet);
     this.#gapSince ??= new Date();
-    this.#sink.report(
-      new EventBusError(
-        "CONNECTION_FAILED",
-        `Lost the LISTEN connection to ${this.label}; reconnecting`,
-      ),
-    );
+    this.#sink.report(lostConnection("LISTEN", this.label));
     this.#sink.setState("reconnecting");
     void sql.end({ timeout: 0 });
     void this.#reconnect();
@@ -427,15 +421,9 @@ class PostgresTransport implements Transport {
 
   async #reconnect(): Promise<void> {
     for (let attempt = 1; !this.#stopped; attempt++) {
-      const backoff = Math.min(
-        50 * 2 ** Math.min(attempt, 10),
-        this.#settings.maxDelayMs,
-      );
+      const delay = reconnectDelay(attempt, this.#settings.maxDelayMs);
       await new Promise<void>((wake) => {
-        const timer = setTimeout(
-          wake,
-          backoff / 2 + Math.random() * backoff / 2,
-        );
+        const timer = setTimeout(wake, delay);
         this.#backoff = { timer, wake };
       });
       this.#backoff = undefined;

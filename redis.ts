@@ -24,6 +24,7 @@ import { Redis, type RedisOptions } from "ioredis";
 import type { Interest, Sink, Transport } from "./_bus.ts";
 import { BusBase } from "./_bus.ts";
 import { escapeRedisGlob, toRedisGlob } from "./_pattern.ts";
+import { lostConnection, OptionChecks, reconnectDelay } from "./_remote.ts";
 import {
   type Event,
   EventBusError,
@@ -120,49 +121,32 @@ interface Settings {
 }
 
 function resolve(options: RedisEventBusOptions): Settings {
-  const fail = (detail: string): never => {
-    throw new TypeError(`Invalid RedisEventBus options: ${detail}`);
-  };
+  const check = new OptionChecks("RedisEventBus");
   const { url, host, port, tls, db, username, password } = options;
   let parsed: URL | undefined;
   if (url !== undefined) {
-    try {
-      parsed = new URL(url);
-    } catch {
-      parsed = undefined;
-    }
-    if (parsed === undefined || !/^rediss?:$/.test(parsed.protocol)) {
-      fail("url must be a redis:// or rediss:// URL");
-    }
+    parsed = check.url(url, "url", /^rediss?:$/, "redis:// or rediss://");
   } else if (typeof host !== "string" || host === "") {
-    fail(`host must be a non-empty string, got ${show(host)}`);
+    check.fail(`host must be a non-empty string, got ${show(host)}`);
   }
   if (
     port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536)
   ) {
-    fail(`port must be an integer from 1 to 65535, got ${show(port)}`);
+    check.fail(`port must be an integer from 1 to 65535, got ${show(port)}`);
   }
   if (db !== undefined && !(Number.isInteger(db) && db >= 0)) {
-    fail(`db must be an integer >= 0, got ${show(db)}`);
+    check.fail(`db must be an integer >= 0, got ${show(db)}`);
   }
   const prefix = options.channelPrefix ?? "events";
   if (typeof prefix !== "string" || prefix === "") {
-    fail(`channelPrefix must be a non-empty string, got ${show(prefix)}`);
+    check.fail(`channelPrefix must be a non-empty string, got ${show(prefix)}`);
   }
-  const heartbeatMs = options.heartbeatMs ?? 5000;
-  const maxDelayMs = options.maxReconnectDelayMs ?? 2000;
-  for (
-    const [name, value] of [["heartbeatMs", heartbeatMs], [
-      "maxReconnectDelayMs",
-      maxDelayMs,
-    ]] as const
-  ) {
-    if (!(Number.isFinite(value) && value > 0)) {
-      fail(
-        `${name} must be a positive number of milliseconds, got ${show(value)}`,
-      );
-    }
-  }
+  const heartbeatMs = check.positive("heartbeatMs", options.heartbeatMs, 5000);
+  const maxDelayMs = check.positive(
+    "maxReconnectDelayMs",
+    options.maxReconnectDelayMs,
+    2000,
+  );
   const useTls = tls ?? parsed?.protocol === "rediss:";
   const redis: RedisOptions = {
     lazyConnect: true,
@@ -251,14 +235,10 @@ class RedisTransport implements Transport {
       connectionName: `dataknobs-events-${role}`,
       autoResendUnfulfilledCommands: false,
       maxRetriesPerRequest: null,
-      retryStrategy: (times) => {
-        if (!this.#opened || this.#stopped) return null;
-        const backoff = Math.min(
-          50 * 2 ** Math.min(times, 10),
-          this.#settings.maxDelayMs,
-        );
-        return backoff / 2 + Math.random() * backoff / 2;
-      },
+      retryStrategy: (times) =>
+        !this.#opened || this.#stopped
+          ? null
+          : reconnectDelay(times, this.#settings.maxDelayMs),
     };
     const url = this.#settings.url;
     const client = url === undefined
@@ -277,12 +257,7 @@ class RedisTransport implements Transport {
     this.#down.add(role);
     if (role === "subscriber") this.#gapSince ??= new Date();
     this.#sink.report(
-      new EventBusError(
-        "CONNECTION_FAILED",
-        `Lost the Redis ${role} connection to ${this.label}${
-          this.#lastError ? ` (${this.#lastError.message})` : ""
-        }; reconnecting`,
-      ),
+      lostConnection(`Redis ${role}`, this.label, this.#lastError),
     );
     this.#sink.setState("reconnecting");
   }

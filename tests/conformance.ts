@@ -3,11 +3,13 @@
 
 import assert from "node:assert/strict";
 import {
+  type ConnectionState,
   Event,
   type EventBus,
   EventBusError,
   type EventBusOptions,
   EventType,
+  type Gap,
   type Subscription,
 } from "../mod.ts";
 
@@ -67,6 +69,30 @@ export class Inbox {
   get payloads(): unknown[] {
     return this.events.map((e) => e.payload.n ?? e.payload);
   }
+}
+
+/** A connected bus with everything its hooks reported. */
+export interface Observed<B extends EventBus> {
+  bus: B;
+  errors: unknown[];
+  gaps: Gap[];
+  states: ConnectionState[];
+}
+
+/** Makes a bus with `make`, records its hooks, and connects it. */
+export async function observed<B extends EventBus>(
+  make: (options: EventBusOptions) => B,
+): Promise<Observed<B>> {
+  const errors: unknown[] = [];
+  const gaps: Gap[] = [];
+  const states: ConnectionState[] = [];
+  const bus = make({
+    onError: (e) => errors.push(e),
+    onGap: (g) => gaps.push(g),
+    onStateChange: (s) => states.push(s),
+  });
+  await bus.connect();
+  return { bus, errors, gaps, states };
 }
 
 interface Harness {

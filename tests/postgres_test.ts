@@ -1,12 +1,18 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { createEventBus, EventBusError, type Gap } from "../mod.ts";
+import { createEventBus, EventBusError } from "../mod.ts";
 import {
   postgresChannel,
   PostgresEventBus,
   type PostgresEventBusOptions,
 } from "../postgres.ts";
-import { conformance, Inbox, makeEvent, uniqueTopic } from "./conformance.ts";
+import {
+  conformance,
+  Inbox,
+  makeEvent,
+  observed,
+  uniqueTopic,
+} from "./conformance.ts";
 import { DATABASE_URL, reachable } from "./_servers.ts";
 
 const ok = await reachable("PostgreSQL", "DATABASE_URL", DATABASE_URL);
@@ -29,20 +35,14 @@ if (ok) {
   );
 }
 
-async function connected(options: Partial<PostgresEventBusOptions> = {}) {
-  const errors: unknown[] = [];
-  const gaps: Gap[] = [];
-  const states: string[] = [];
-  const bus = new PostgresEventBus({
-    connectionString: DATABASE_URL,
-    onError: (e) => errors.push(e),
-    onGap: (g) => gaps.push(g),
-    onStateChange: (s) => states.push(s),
-    ...options,
-  });
-  await bus.connect();
-  return { bus, errors, gaps, states };
-}
+const connected = (options: Partial<PostgresEventBusOptions> = {}) =>
+  observed((hooks) =>
+    new PostgresEventBus({
+      connectionString: DATABASE_URL,
+      ...hooks,
+      ...options,
+    })
+  );
 
 async function withSql<T>(fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
   const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });

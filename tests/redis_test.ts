@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { createEventBus, EventBusError, type Gap } from "../mod.ts";
+import { createEventBus, EventBusError } from "../mod.ts";
 import { RedisEventBus, type RedisEventBusOptions } from "../redis.ts";
-import { conformance, Inbox, makeEvent, uniqueTopic } from "./conformance.ts";
+import {
+  conformance,
+  Inbox,
+  makeEvent,
+  observed,
+  uniqueTopic,
+} from "./conformance.ts";
 import { reachable, REDIS_URL } from "./_servers.ts";
 import { startRedis } from "./_redis_server.ts";
 
@@ -25,20 +31,10 @@ if (ok) {
   });
 }
 
-async function connected(options: Partial<RedisEventBusOptions> = {}) {
-  const errors: unknown[] = [];
-  const gaps: Gap[] = [];
-  const states: string[] = [];
-  const bus = new RedisEventBus({
-    url: REDIS_URL,
-    onError: (e) => errors.push(e),
-    onGap: (g) => gaps.push(g),
-    onStateChange: (s) => states.push(s),
-    ...options,
-  });
-  await bus.connect();
-  return { bus, errors, gaps, states };
-}
+const connected = (options: Partial<RedisEventBusOptions> = {}) =>
+  observed((hooks) =>
+    new RedisEventBus({ url: REDIS_URL, ...hooks, ...options })
+  );
 
 async function withAdmin<T>(
   fn: (admin: Redis) => Promise<T>,
