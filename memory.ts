@@ -11,6 +11,7 @@ import type { Event, EventBusOptions } from "./types.ts";
  *
  * @example Publish and receive in one process
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Event, EventType, InMemoryEventBus } from "@dataknobs/events";
  * await using bus = new InMemoryEventBus();
  * await bus.connect();
@@ -21,7 +22,7 @@ import type { Event, EventBusOptions } from "./types.ts";
  * await bus.publish("greetings", new Event({
  *   type: EventType.CREATED, topic: "greetings", payload: { text: "hello" },
  * }));
- * console.assert(seen[0] === "hello");
+ * assert.ok(seen[0] === "hello");
  * ```
  */
 export class InMemoryEventBus extends BusBase {

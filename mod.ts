@@ -174,10 +174,11 @@ export function registerBackend(name: string, factory: BackendFactory): void {
  * @throws {EventBusError} `UNKNOWN_BACKEND`, listing the registered names.
  * @example Pick a backend from config
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createEventBus } from "@dataknobs/events";
  * const bus = createEventBus({ backend: "memory" });
  * await bus.connect();
- * console.assert(bus.state === "ready");
+ * assert.ok(bus.state === "ready");
  * await bus.close();
  * ```
  */

@@ -20,6 +20,14 @@
  * }));
  * ```
  *
+ * @example Configure a bus (nothing connects before `connect()`)
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PostgresEventBus } from "@dataknobs/events/postgres";
+ * const bus = new PostgresEventBus({ connectionString: "postgres://app:secret@db.example.com/app" });
+ * assert.ok(String(bus) === "PostgresEventBus(postgres://db.example.com:5432/app, idle)");
+ * ```
+ *
  * @module
  */
 
@@ -106,9 +114,10 @@ const BATCH_BYTES = 256 * 1024;
  * @returns The channel name.
  * @example Name channels
  * ```ts
+ * import assert from "node:assert/strict";
  * import { postgresChannel } from "@dataknobs/events/postgres";
- * console.assert(postgresChannel("registry:bots") === "events_registry_bots");
- * console.assert(postgresChannel("x".repeat(100)).length === 63);
+ * assert.ok(postgresChannel("registry:bots") === "events_registry_bots");
+ * assert.ok(postgresChannel("x".repeat(100)).length === 63);
  * ```
  */
 export function postgresChannel(topic: string, prefix = "events"): string {
@@ -150,6 +159,14 @@ function fnv1a64(text: string): string {
  *   await bus.publish("registry:bots", event, { sql: tx });
  * });
  * await sql.end();
+ * ```
+ *
+ * @example Credentials never show
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PostgresEventBus } from "@dataknobs/events/postgres";
+ * const bus = new PostgresEventBus({ connectionString: "postgres://app:s3cret@127.0.0.1/app" });
+ * assert.ok(!String(bus).includes("s3cret") && bus.state === "idle");
  * ```
  */
 export class PostgresEventBus extends BusBase {

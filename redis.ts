@@ -17,6 +17,14 @@
  * }));
  * ```
  *
+ * @example Configure a bus (nothing connects before `connect()`)
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RedisEventBus } from "@dataknobs/events/redis";
+ * const bus = new RedisEventBus({ url: "rediss://app:secret@cache.example.com:6380/2" });
+ * assert.ok(String(bus) === "RedisEventBus(rediss://cache.example.com:6380/2, idle)");
+ * ```
+ *
  * @module
  */
 
@@ -96,6 +104,14 @@ export interface RedisEventBusOptions extends EventBusOptions {
  *   onGap: ({ since }) => console.warn(`events since ${since.toISOString()} may be missed`),
  * });
  * await bus.connect();
+ * ```
+ *
+ * @example Credentials never show
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RedisEventBus } from "@dataknobs/events/redis";
+ * const bus = new RedisEventBus({ host: "127.0.0.1", password: "s3cret" });
+ * assert.ok(!String(bus).includes("s3cret") && bus.state === "idle");
  * ```
  */
 export class RedisEventBus extends BusBase {

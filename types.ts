@@ -20,9 +20,10 @@ import {
  *
  * @example Use an event type
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Event, EventType } from "@dataknobs/events";
  * const event = new Event({ type: EventType.UPDATED, topic: "registry:bots" });
- * console.assert(event.type === "updated");
+ * assert.ok(event.type === "updated");
  * ```
  */
 export const EventType = {
@@ -132,6 +133,7 @@ let decoded: { instant: Instant; parsed: boolean } | undefined;
  *
  * @example Make an event and read it back from its wire form
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Event, EventType } from "@dataknobs/events";
  * const event = new Event({
  *   type: EventType.CREATED,
@@ -139,8 +141,8 @@ let decoded: { instant: Instant; parsed: boolean } | undefined;
  *   payload: { bot_id: "b1" },
  * });
  * const copy = Event.fromJSON(event.toJSONString());
- * console.assert(copy.eventId === event.eventId);
- * console.assert(copy.payload.bot_id === "b1");
+ * assert.ok(copy.eventId === event.eventId);
+ * assert.ok(copy.payload.bot_id === "b1");
  * ```
  */
 export class Event {
@@ -210,10 +212,11 @@ export class Event {
    * @returns A new event; every other field is unchanged.
    * @example Correlate a reply with a request
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Event, EventType } from "@dataknobs/events";
    * const request = new Event({ type: EventType.CUSTOM, topic: "jobs" });
    * const reply = request.withCorrelation(request.eventId);
-   * console.assert(reply.correlationId === request.eventId);
+   * assert.ok(reply.correlationId === request.eventId);
    * ```
    */
   withCorrelation(correlationId: string): Event {
@@ -229,9 +232,10 @@ export class Event {
    * @returns A new plain object (payload and metadata are shared and frozen).
    * @example Look at the wire form
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Event, EventType } from "@dataknobs/events";
    * const dict = new Event({ type: EventType.DELETED, topic: "t" }).toDict();
-   * console.assert(dict.event_id.length === 36 && dict.source === null);
+   * assert.ok(dict.event_id.length === 36 && dict.source === null);
    * ```
    */
   toDict(): EventDict {
@@ -262,9 +266,10 @@ export class Event {
    * @returns `JSON.stringify(event.toDict())`.
    * @example Encode an event
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Event, EventType } from "@dataknobs/events";
    * const text = new Event({ type: EventType.CREATED, topic: "t" }).toJSONString();
-   * console.assert(text.startsWith('{"type":"created","topic":"t"'));
+   * assert.ok(text.startsWith('{"type":"created","topic":"t"'));
    * ```
    */
   toJSONString(): string {
@@ -280,6 +285,7 @@ export class Event {
    * `field` names which.
    * @example Read a Python event
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Event } from "@dataknobs/events";
    * const event = Event.fromDict({
    *   type: "updated", topic: "registry:bots", payload: { bot_id: "b1" },
@@ -287,7 +293,7 @@ export class Event {
    *   event_id: "88d9ef23-1934-4831-9b94-de275d1b4708",
    *   source: null, correlation_id: null, metadata: {},
    * });
-   * console.assert(event.toDict().timestamp === "2026-11-26T23:42:51.095270+00:00");
+   * assert.ok(event.toDict().timestamp === "2026-11-26T23:42:51.095270+00:00");
    * ```
    */
   static fromDict(dict: unknown): Event {
@@ -302,9 +308,10 @@ export class Event {
    * @throws {EventFormatError} If the text is not JSON or not an event.
    * @example Decode an event
    * ```ts
+   * import assert from "node:assert/strict";
    * import { Event, EventType } from "@dataknobs/events";
    * const event = new Event({ type: EventType.CREATED, topic: "t" });
-   * console.assert(Event.fromJSON(event.toJSONString()).topic === "t");
+   * assert.ok(Event.fromJSON(event.toJSONString()).topic === "t");
    * ```
    */
   static fromJSON(text: string): Event {
@@ -637,12 +644,13 @@ export type EventBusErrorCode =
  *
  * @example Tell a closed bus apart
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createEventBus, Event, EventBusError } from "@dataknobs/events";
  * const bus = createEventBus();
  * try {
  *   await bus.publish("t", new Event({ type: "created", topic: "t" }));
  * } catch (error) {
- *   console.assert(error instanceof EventBusError && error.code === "NOT_CONNECTED");
+ *   assert.ok(error instanceof EventBusError && error.code === "NOT_CONNECTED");
  * }
  * ```
  */
@@ -674,11 +682,12 @@ export class EventBusError extends Error {
  *
  * @example Find the bad field
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Event, EventFormatError } from "@dataknobs/events";
  * try {
  *   Event.fromDict({ type: "created", topic: "t", timestamp: "yesterday", event_id: "1" });
  * } catch (error) {
- *   console.assert(error instanceof EventFormatError && error.field === "timestamp");
+ *   assert.ok(error instanceof EventFormatError && error.field === "timestamp");
  * }
  * ```
  */
