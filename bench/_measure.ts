@@ -38,12 +38,13 @@ export function percentile(values: number[], p: number): number {
  */
 export async function rounds(
   cases: Record<string, () => Promise<number>>,
+  count: number = ROUNDS,
 ): Promise<Record<string, number[]>> {
   const names = Object.keys(cases);
   const results: Record<string, number[]> = Object.fromEntries(
     names.map((n) => [n, []]),
   );
-  for (let round = -1; round < ROUNDS; round++) {
+  for (let round = -1; round < count; round++) {
     for (const name of round % 2 === 0 ? names : [...names].reverse()) {
       const value = await cases[name]!();
       if (round >= 0) results[name]!.push(value);

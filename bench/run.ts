@@ -44,7 +44,9 @@ const header = [
   `- Machine: ${cores} cores, ${memory} GiB memory; PostgreSQL and Redis on the same machine`,
   `- N = ${N} events a throughput run (memory: ${
     N * 10
-  }; remote bursts are capped at 8 MiB: 4 KiB × 1,950, 64 KiB × 127), median of ${ROUNDS} rounds after a warm-up round, sides alternating; latency: 3 × ${
+  }; remote bursts are capped at 8 MiB: 4 KiB × 1,950, 64 KiB × 127), median of ${ROUNDS} rounds (remote throughput: ${
+    Math.max(ROUNDS, 5)
+  }) after a warm-up round, sides alternating; latency: 3 × ${
     Math.min(N, 500)
   } sequential round trips`,
   "- Reproduce: `deno task bench` (services up); ratios above 1 mean ours is bigger (better for events/s, worse for ms and bytes).",
