@@ -58,13 +58,33 @@ export {
 } from "./types.ts";
 export { InMemoryEventBus } from "./memory.ts";
 
-/** The seed's config for the in-memory backend. */
+/**
+ * The seed's config for the in-memory backend.
+ *
+ * @example The memory config
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type MemoryConfig } from "@dataknobs/events";
+ * const config: MemoryConfig = { backend: "memory" };
+ * assert.equal(createEventBus(config).state, "idle");
+ * ```
+ */
 export interface MemoryConfig {
   /** `"memory"` (the default). */
   readonly backend?: "memory";
 }
 
-/** The seed's config for the PostgreSQL backend. */
+/**
+ * The seed's config for the PostgreSQL backend.
+ *
+ * @example The Postgres config (nothing connects yet)
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type PostgresConfig } from "@dataknobs/events";
+ * const config: PostgresConfig = { backend: "postgres", connection_string: "postgres://app@db.example.com/app" };
+ * assert.equal(String(createEventBus(config)), "EventBus(postgres, idle)");
+ * ```
+ */
 export interface PostgresConfig {
   /** `"postgres"`. */
   readonly backend: "postgres";
@@ -74,7 +94,17 @@ export interface PostgresConfig {
   readonly channel_prefix?: string;
 }
 
-/** The seed's config for the Redis backend, plus `url` and `username`. */
+/**
+ * The seed's config for the Redis backend, plus `url` and `username`.
+ *
+ * @example The Redis config (nothing connects yet)
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type RedisConfig } from "@dataknobs/events";
+ * const config: RedisConfig = { backend: "redis", host: "cache.example.com", port: 6379, ssl: true };
+ * assert.equal(createEventBus(config).state, "idle");
+ * ```
+ */
 export interface RedisConfig {
   /** `"redis"`. */
   readonly backend: "redis";
@@ -96,7 +126,18 @@ export interface RedisConfig {
   readonly username?: string;
 }
 
-/** A config for a backend registered with {@linkcode registerBackend}. */
+/**
+ * A config for a backend registered with {@linkcode registerBackend}.
+ *
+ * @example Config for a registered backend
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type CustomConfig, InMemoryEventBus, registerBackend } from "@dataknobs/events";
+ * registerBackend("custom-config-example", () => new InMemoryEventBus());
+ * const config: CustomConfig = { backend: "custom-config-example", region: "eu" };
+ * assert.equal(createEventBus(config).state, "idle");
+ * ```
+ */
 export interface CustomConfig {
   /** The registered name. */
   readonly backend: string;
@@ -104,7 +145,20 @@ export interface CustomConfig {
   readonly [key: string]: unknown;
 }
 
-/** What {@linkcode createEventBus} takes. */
+/**
+ * What {@linkcode createEventBus} takes.
+ *
+ * @example Read the config from a file's JSON
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type EventBusConfig } from "@dataknobs/events";
+ * const config: EventBusConfig = JSON.parse('{"backend": "memory"}');
+ * const bus = createEventBus(config);
+ * await bus.connect();
+ * await bus.close();
+ * assert.equal(bus.state, "closed");
+ * ```
+ */
 export type EventBusConfig =
   | MemoryConfig
   | PostgresConfig
@@ -114,6 +168,14 @@ export type EventBusConfig =
 /**
  * Makes a bus from a config. It receives the config object as given and the
  * options, and throws a TypeError for a config it cannot use.
+ *
+ * @example A factory
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type BackendFactory, InMemoryEventBus } from "@dataknobs/events";
+ * const factory: BackendFactory = (_config, options) => new InMemoryEventBus(options);
+ * assert.equal(factory({ backend: "x" }, {}).state, "idle");
+ * ```
  */
 export type BackendFactory = (
   config: Readonly<Record<string, unknown>>,

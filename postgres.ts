@@ -44,7 +44,21 @@ import {
   show,
 } from "./types.ts";
 
-/** Options of {@linkcode PostgresEventBus}. */
+/**
+ * Options of {@linkcode PostgresEventBus}.
+ *
+ * @example Options
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PostgresEventBus, type PostgresEventBusOptions } from "@dataknobs/events/postgres";
+ * const options: PostgresEventBusOptions = {
+ *   connectionString: "postgres://app@db.example.com/app?sslmode=verify-full",
+ *   channelPrefix: "shop_events",
+ *   heartbeatMs: 10_000,
+ * };
+ * assert.equal(new PostgresEventBus(options).state, "idle");
+ * ```
+ */
 export interface PostgresEventBusOptions extends EventBusOptions {
   /**
    * A `postgres://` URL. For TLS that checks the server's certificate use
@@ -83,7 +97,19 @@ export interface PostgresEventBusOptions extends EventBusOptions {
   readonly maxBatch?: number;
 }
 
-/** What {@linkcode PostgresEventBus.prototype.publish} takes as options. */
+/**
+ * What {@linkcode PostgresEventBus.prototype.publish} takes as options.
+ *
+ * @example Publish in a transaction
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { PostgresPublishOptions } from "@dataknobs/events/postgres";
+ * import type { TransactionSql } from "postgres";
+ * // Inside sql.begin(async (tx) => { ... }): bus.publish(topic, event, within(tx))
+ * const within = (tx: TransactionSql): PostgresPublishOptions => ({ sql: tx });
+ * assert.equal(typeof within, "function");
+ * ```
+ */
 export interface PostgresPublishOptions {
   /**
    * A postgres.js transaction (from `sql.begin`) to notify in: the event is

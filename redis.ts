@@ -41,7 +41,17 @@ import {
   show,
 } from "./types.ts";
 
-/** Options of {@linkcode RedisEventBus}. Give `host` or `url`. */
+/**
+ * Options of {@linkcode RedisEventBus}. Give `host` or `url`.
+ *
+ * @example Options
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RedisEventBus, type RedisEventBusOptions } from "@dataknobs/events/redis";
+ * const options: RedisEventBusOptions = { host: "cache.example.com", tls: true, db: 2, channelPrefix: "shop" };
+ * assert.equal(String(new RedisEventBus(options)), "RedisEventBus(rediss://cache.example.com:6379/2, idle)");
+ * ```
+ */
 export interface RedisEventBusOptions extends EventBusOptions {
   /** The Redis host; required unless `url` is given. */
   readonly host?: string;

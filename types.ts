@@ -48,7 +48,17 @@ export type EventType = typeof EventType[keyof typeof EventType];
 
 const EVENT_TYPES: ReadonlySet<string> = new Set(Object.values(EventType));
 
-/** A value JSON carries unchanged. */
+/**
+ * A value JSON carries unchanged.
+ *
+ * @example Values JSON carries
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { JsonValue } from "@dataknobs/events";
+ * const values: JsonValue[] = [null, true, 1.5, "text", [1, "a"], { nested: { ok: true } }];
+ * assert.equal(JSON.parse(JSON.stringify(values)).length, 6);
+ * ```
+ */
 export type JsonValue =
   | null
   | boolean
@@ -57,10 +67,30 @@ export type JsonValue =
   | readonly JsonValue[]
   | JsonObject;
 
-/** A JSON object whose values JSON carries unchanged. */
+/**
+ * A JSON object whose values JSON carries unchanged.
+ *
+ * @example A payload's type
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Event, type JsonObject } from "@dataknobs/events";
+ * const payload: JsonObject = new Event({ type: "created", topic: "t", payload: { tags: ["a"] } }).payload;
+ * assert.deepEqual(payload.tags, ["a"]);
+ * ```
+ */
 export type JsonObject = { readonly [key: string]: JsonValue };
 
-/** What {@linkcode Event}'s constructor takes. */
+/**
+ * What {@linkcode Event}'s constructor takes.
+ *
+ * @example Build the fields first
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Event, type EventInit, EventType } from "@dataknobs/events";
+ * const init: EventInit = { type: EventType.CREATED, topic: "orders", payload: { id: 7 }, source: "shop" };
+ * assert.equal(new Event(init).source, "shop");
+ * ```
+ */
 export interface EventInit {
   /** The category of the event. */
   readonly type: EventType;
@@ -99,7 +129,18 @@ export interface EventInit {
   readonly metadata?: Readonly<Record<string, unknown>>;
 }
 
-/** The wire form of an event, as the Python dataknobs-common bus writes it. */
+/**
+ * The wire form of an event, as the Python dataknobs-common bus writes it.
+ *
+ * @example Read the wire object
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Event, type EventDict } from "@dataknobs/events";
+ * const dict: EventDict = new Event({ type: "created", topic: "t", correlationId: "c1" }).toDict();
+ * assert.equal(dict.correlation_id, "c1");
+ * assert.match(dict.timestamp, /\+00:00$/);
+ * ```
+ */
 export interface EventDict {
   /** The event type's string. */
   type: EventType;
@@ -483,12 +524,46 @@ export function show(value: unknown): string {
 /**
  * A handler for events. It may be sync or async; what it throws or rejects
  * with goes to {@linkcode EventBusOptions.onError}.
+ *
+ * @example A typed handler
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, Event, type EventHandler } from "@dataknobs/events";
+ * const seen: string[] = [];
+ * const handler: EventHandler = async (event) => {
+ *   await Promise.resolve();
+ *   seen.push(event.topic);
+ * };
+ * const bus = createEventBus();
+ * await bus.connect();
+ * await bus.subscribe("t", handler);
+ * await bus.publish("t", new Event({ type: "created", topic: "t" }));
+ * assert.deepEqual(seen, ["t"]);
+ * await bus.close();
+ * ```
  */
 export type EventHandler = (event: Event) => void | Promise<void>;
 
 /**
  * A live subscription. Cancel it to stop receiving events; `await using`
  * cancels it at the end of the scope.
+ *
+ * @example Cancel at the end of a scope
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, Event } from "@dataknobs/events";
+ * const bus = createEventBus();
+ * await bus.connect();
+ * let calls = 0;
+ * {
+ *   await using sub = await bus.subscribe("t", () => void calls++);
+ *   assert.equal(sub.pattern, null);
+ *   await bus.publish("t", new Event({ type: "created", topic: "t" }));
+ * }
+ * await bus.publish("t", new Event({ type: "created", topic: "t" }));
+ * assert.equal(calls, 1);
+ * await bus.close();
+ * ```
  */
 export interface Subscription extends AsyncDisposable {
   /** A unique id. */
@@ -511,6 +586,18 @@ export interface Subscription extends AsyncDisposable {
 /**
  * The state of a bus's connection: `idle` before `connect()`, `connecting`,
  * `ready`, `reconnecting` after a remote connection dropped, `closed`.
+ *
+ * @example Read the state
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type ConnectionState } from "@dataknobs/events";
+ * const bus = createEventBus();
+ * const before: ConnectionState = bus.state;
+ * await bus.connect();
+ * assert.equal(before, "idle");
+ * assert.equal(bus.state, "ready");
+ * await bus.close();
+ * ```
  */
 export type ConnectionState =
   | "idle"
@@ -523,6 +610,17 @@ export type ConnectionState =
  * A span of time in which a remote bus was not subscribed, so events
  * published then may have been missed. Reported once the bus is subscribed
  * again.
+ *
+ * @example Log gaps
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type Gap } from "@dataknobs/events";
+ * const gaps: Gap[] = [];
+ * const bus = createEventBus({ backend: "memory" }, { onGap: (gap) => void gaps.push(gap) });
+ * await bus.connect();
+ * assert.equal(gaps.length, 0); // the memory backend never loses a connection
+ * await bus.close();
+ * ```
  */
 export interface Gap {
   /** When the connection was lost. */
@@ -536,6 +634,22 @@ export interface Gap {
  * subscription), of a message from the wire that is not an event (event and
  * subscription null), and of events a bus had to drop (see
  * {@linkcode EventBusError}).
+ *
+ * @example Collect handler failures
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type ErrorHandler, Event } from "@dataknobs/events";
+ * const failures: string[] = [];
+ * const onError: ErrorHandler = (error, event) => void failures.push(`${event?.eventId}: ${error}`);
+ * const bus = createEventBus({}, { onError });
+ * await bus.connect();
+ * await bus.subscribe("t", () => {
+ *   throw new Error("boom");
+ * });
+ * await bus.publish("t", new Event({ type: "created", topic: "t" }));
+ * assert.equal(failures.length, 1);
+ * await bus.close();
+ * ```
  */
 export type ErrorHandler = (
   error: unknown,
@@ -543,7 +657,18 @@ export type ErrorHandler = (
   subscription: Subscription | null,
 ) => void;
 
-/** Options every bus takes. */
+/**
+ * Options every bus takes.
+ *
+ * @example Tune a bus
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type EventBusOptions, InMemoryEventBus } from "@dataknobs/events";
+ * const options: EventBusOptions = { closeTimeoutMs: 1000, maxQueuedEvents: 1000, onError: console.error };
+ * const bus = new InMemoryEventBus(options);
+ * assert.equal(bus.state, "idle");
+ * ```
+ */
 export interface EventBusOptions {
   /**
    * Told of handler failures, malformed wire messages and dropped events.
@@ -578,6 +703,22 @@ export interface EventBusOptions {
 
 /**
  * The protocol every backend implements. The same code runs on any backend.
+ *
+ * @example Write code for any backend
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, Event, type EventBus } from "@dataknobs/events";
+ * async function announce(bus: EventBus, botId: string): Promise<void> {
+ *   await bus.publish("registry:bots", new Event({ type: "updated", topic: "registry:bots", payload: { bot_id: botId } }));
+ * }
+ * const bus = createEventBus({ backend: "memory" });
+ * await bus.connect();
+ * const seen: unknown[] = [];
+ * await bus.subscribe("registry:bots", (event) => void seen.push(event.payload.bot_id));
+ * await announce(bus, "b1");
+ * assert.deepEqual(seen, ["b1"]);
+ * await bus.close();
+ * ```
  */
 export interface EventBus extends AsyncDisposable {
   /** The connection state. */
@@ -625,6 +766,18 @@ export interface EventBus extends AsyncDisposable {
  * `NOT_CONNECTED`, `CLOSED`, `UNKNOWN_BACKEND`, `NOT_IMPLEMENTED`,
  * `CONNECTION_FAILED`, `PUBLISH_FAILED`, `QUEUE_FULL`, `DROPPED_ON_CLOSE`,
  * `UNSUPPORTED_SERVER`, `PAYLOAD_MISSING`.
+ *
+ * @example Branch on the code
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, Event, EventBusError, type EventBusErrorCode } from "@dataknobs/events";
+ * const bus = createEventBus();
+ * await bus.connect();
+ * await bus.close();
+ * const code: EventBusErrorCode | undefined = await bus.publish("t", new Event({ type: "created", topic: "t" }))
+ *   .then(() => undefined, (error) => error instanceof EventBusError ? error.code : undefined);
+ * assert.equal(code, "CLOSED");
+ * ```
  */
 export type EventBusErrorCode =
   | "NOT_CONNECTED"
