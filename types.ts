@@ -763,7 +763,7 @@ export interface EventBus extends AsyncDisposable {
 
 /**
  * The conditions a caller may want to catch, by `code`:
- * `NOT_CONNECTED`, `CLOSED`, `UNKNOWN_BACKEND`, `NOT_IMPLEMENTED`,
+ * `NOT_CONNECTED`, `CLOSED`, `UNKNOWN_BACKEND`,
  * `CONNECTION_FAILED`, `PUBLISH_FAILED`, `QUEUE_FULL`, `DROPPED_ON_CLOSE`,
  * `UNSUPPORTED_SERVER`, `PAYLOAD_MISSING`.
  *
@@ -783,7 +783,6 @@ export type EventBusErrorCode =
   | "NOT_CONNECTED"
   | "CLOSED"
   | "UNKNOWN_BACKEND"
-  | "NOT_IMPLEMENTED"
   | "CONNECTION_FAILED"
   | "PUBLISH_FAILED"
   | "QUEUE_FULL"
