@@ -53,16 +53,6 @@ export async function rounds(
   return results;
 }
 
-/** A promise resolved by the `count`-th call of `tick`. */
-export function countdown(
-  count: number,
-): { tick: () => void; done: Promise<void> } {
-  let resolve!: () => void;
-  const done = new Promise<void>((r) => (resolve = r));
-  let left = count;
-  return { tick: () => void (--left === 0 && resolve()), done };
-}
-
 /** Events per second for `count` events that took from `start` to now. */
 export const rate = (count: number, start: number): number =>
   count / (performance.now() - start) * 1000;

@@ -44,7 +44,7 @@ const header = [
   `- Machine: ${cores} cores, ${memory} GiB memory; PostgreSQL and Redis on the same machine`,
   `- N = ${N} events a throughput run (memory: ${
     N * 10
-  }; remote bursts are capped at 8 MiB: 4 KiB × 1,950, 64 KiB × 127), median of ${ROUNDS} rounds (remote throughput: ${
+  }; 64 KiB events: N/20; remote events go in bursts of at most 8 MiB, each delivered before the next), median of ${ROUNDS} rounds (remote throughput: ${
     Math.max(ROUNDS, 5)
   }) after a warm-up round, sides alternating; latency: 3 × ${
     Math.min(N, 500)
