@@ -1,6 +1,6 @@
 // The rows every remote backend gets, against its raw driver: end-to-end
 // throughput by payload size and subscriber count, and round-trip latency.
-import { Event, EventType } from "../mod.ts";
+import { Event, type EventBus, EventType } from "../mod.ts";
 import {
   median,
   N,
@@ -36,6 +36,23 @@ export interface Opened {
 
 // Remote runs are short and the services share the 2 cores: more rounds.
 const remoteRounds = Math.max(ROUNDS, 5);
+
+/** The bus side of a comparison, for any backend. */
+export function busEndpoint(name: string, make: () => EventBus): Endpoint {
+  return {
+    name,
+    async open(topic, subscribers, onEvent) {
+      const bus = make();
+      await bus.connect();
+      for (let i = 0; i < subscribers; i++) await bus.subscribe(topic, onEvent);
+      return {
+        sendAll: (list) => Promise.all(list.map((e) => bus.publish(topic, e))),
+        sendOne: (event) => bus.publish(topic, event),
+        close: () => bus.close(),
+      };
+    },
+  };
+}
 
 const SIZES: [string, number][] = [["≈200 B", 0], ["4 KiB", 4096], [
   "64 KiB",

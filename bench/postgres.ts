@@ -4,24 +4,15 @@ import postgres from "postgres";
 import type { Event } from "../mod.ts";
 import { postgresChannel, PostgresEventBus } from "../postgres.ts";
 import type { Row } from "./_measure.ts";
-import { type Endpoint, remoteRows } from "./_remote.ts";
+import { busEndpoint, type Endpoint, remoteRows } from "./_remote.ts";
 
 const URL_ = Deno.env.get("DATABASE_URL") ??
   "postgres://postgres@127.0.0.1:5432/postgres";
 
-const ours: Endpoint = {
-  name: "PostgresEventBus",
-  async open(topic, subscribers, onEvent) {
-    const bus = new PostgresEventBus({ connectionString: URL_ });
-    await bus.connect();
-    for (let i = 0; i < subscribers; i++) await bus.subscribe(topic, onEvent);
-    return {
-      sendAll: (list) => Promise.all(list.map((e) => bus.publish(topic, e))),
-      sendOne: (event) => bus.publish(topic, event),
-      close: () => bus.close(),
-    };
-  },
-};
+const ours = busEndpoint(
+  "PostgresEventBus",
+  () => new PostgresEventBus({ connectionString: URL_ }),
+);
 
 function raw(batch: number): Endpoint {
   return {

@@ -2,23 +2,14 @@
 import { Redis } from "ioredis";
 import { RedisEventBus } from "../redis.ts";
 import type { Row } from "./_measure.ts";
-import { type Endpoint, remoteRows } from "./_remote.ts";
+import { busEndpoint, type Endpoint, remoteRows } from "./_remote.ts";
 
 const URL_ = Deno.env.get("REDIS_URL") ?? "redis://127.0.0.1:6379";
 
-const ours: Endpoint = {
-  name: "RedisEventBus",
-  async open(topic, subscribers, onEvent) {
-    const bus = new RedisEventBus({ url: URL_ });
-    await bus.connect();
-    for (let i = 0; i < subscribers; i++) await bus.subscribe(topic, onEvent);
-    return {
-      sendAll: (list) => Promise.all(list.map((e) => bus.publish(topic, e))),
-      sendOne: (event) => bus.publish(topic, event),
-      close: () => bus.close(),
-    };
-  },
-};
+const ours = busEndpoint(
+  "RedisEventBus",
+  () => new RedisEventBus({ url: URL_ }),
+);
 
 const raw: Endpoint = {
   name: "raw ioredis (auto-pipelining)",
