@@ -354,6 +354,7 @@ class PostgresTransport implements Transport {
   }
 
   async open(): Promise<void> {
+    this.#stopped = false; // a failed attempt stopped the one before
     const pool = postgres(this.#settings.url, {
       max: 2,
       onnotice: quiet,

@@ -229,6 +229,7 @@ class RedisTransport implements Transport {
   }
 
   async open(): Promise<void> {
+    this.#stopped = false; // a failed attempt stopped the one before
     this.#pub = this.#client("publisher", { enableOfflineQueue: false });
     this.#sub = this.#client("subscriber", {
       enableOfflineQueue: true,

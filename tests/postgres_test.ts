@@ -313,6 +313,65 @@ test("PostgresEventBus: SQL-injection-shaped topics round trip; bad prefixes are
   }
 });
 
+test("PostgresEventBus: a failed connect() may be retried, and reconnection still works", async () => {
+  // A loopback TCP proxy to the server that is not listening at first.
+  const free = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (free.addr as Deno.NetAddr).port;
+  free.close();
+  const target = new URL(DATABASE_URL);
+  const via = new URL(DATABASE_URL);
+  via.hostname = "127.0.0.1";
+  via.port = String(port);
+  const gaps: unknown[] = [];
+  const bus = new PostgresEventBus({
+    connectionString: via.href,
+    maxReconnectDelayMs: 100,
+    onGap: (g) => void gaps.push(g),
+    onError: () => {},
+  });
+  await assert.rejects(
+    bus.connect(),
+    (e: unknown) =>
+      e instanceof EventBusError && e.code === "CONNECTION_FAILED",
+  );
+  assert.equal(bus.state, "idle");
+  const proxy = Deno.listen({ hostname: "127.0.0.1", port });
+  const pipes: Promise<unknown>[] = [];
+  const accepting = (async () => {
+    for await (const client of proxy) {
+      const server = await Deno.connect({
+        hostname: target.hostname,
+        port: Number(target.port) || 5432,
+      });
+      pipes.push(
+        client.readable.pipeTo(server.writable).catch(() => {}),
+        server.readable.pipeTo(client.writable).catch(() => {}),
+      );
+    }
+  })();
+  try {
+    await bus.connect();
+    assert.equal(bus.state, "ready");
+    await withSql((sql) =>
+      sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'dataknobs-events-listener'`
+    );
+    await until(
+      () => gaps.length === 1,
+      "the gap report after the retried connect",
+    );
+    const topic = uniqueTopic("retry");
+    const inbox = new Inbox();
+    await bus.subscribe(topic, inbox.handler);
+    await bus.publish(topic, makeEvent(topic));
+    await inbox.until(1);
+  } finally {
+    await bus.close();
+    proxy.close();
+    await accepting.catch(() => {});
+    await Promise.all(pipes);
+  }
+});
+
 test("PostgresEventBus: credentials never appear in errors or String(bus)", async () => {
   const secret = "pw-" + crypto.randomUUID();
   const bus = new PostgresEventBus({

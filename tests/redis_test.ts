@@ -198,6 +198,44 @@ test("RedisEventBus: publish fails fast while Redis is down, and the bus recover
   await bus.close();
 });
 
+test("RedisEventBus: a failed connect() leaves nothing behind and may be retried", async () => {
+  await using server = await startRedis();
+  await server.stop();
+  const gaps: unknown[] = [];
+  const bus = new RedisEventBus({
+    url: server.url,
+    onGap: (g) => void gaps.push(g),
+    onError: () => {},
+  });
+  await assert.rejects(
+    bus.connect(),
+    (e: unknown) =>
+      e instanceof EventBusError && e.code === "CONNECTION_FAILED" &&
+      /ECONNREFUSED|Connection is closed/.test(e.message),
+  );
+  assert.equal(bus.state, "idle");
+  await server.start();
+  await bus.connect();
+  assert.equal(bus.state, "ready");
+  const topic = uniqueTopic("retry");
+  const inbox = new Inbox();
+  await bus.subscribe(topic, inbox.handler);
+  await bus.publish(topic, makeEvent(topic));
+  await inbox.until(1);
+  // Reconnection still works after the failed first attempt.
+  await withAdmin(
+    (admin) => admin.client("KILL", "TYPE", "pubsub"),
+    server.url,
+  );
+  for (let i = 0; i < 300 && gaps.length === 0; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.equal(gaps.length, 1);
+  await bus.publish(topic, makeEvent(topic));
+  await inbox.until(2);
+  await bus.close();
+});
+
 test("RedisEventBus: a server that stops answering is caught by the heartbeat", async () => {
   await using server = await startRedis();
   const { bus, gaps } = await connected({
