@@ -41,16 +41,12 @@ export interface Sink {
   decode(text: string): Event | undefined;
   /** Delivers an event that arrived for `via` (see Dispatcher.deliver). */
   receive(event: Event, via: Interest): void;
-  /** Every topic and pattern with a live subscription. */
-  interests(): Interest[];
   /** Reports a transport error through `onError`. */
   report(error: unknown): void;
   /** Changes the state and tells `onStateChange`. */
   setState(state: ConnectionState): void;
   /** Tells `onGap` that events since `since` may have been missed. */
   reportGap(since: Date): void;
-  /** Whether `close()` has begun. */
-  readonly closing: boolean;
 }
 
 /**
@@ -113,19 +109,13 @@ export class BusBase implements EventBus {
       maxQueuedEvents,
     );
     const dispatcher = this.#dispatcher;
-    // deno-lint-ignore no-this-alias
-    const bus = this;
     this.#transport = transport({
       deliver: (event) => dispatcher.deliver(event, null, true),
       decode: (text) => dispatcher.decode(text),
       receive: (event, via) => void dispatcher.deliver(event, via, false),
-      interests: () => dispatcher.interests(),
       report: (error) => dispatcher.report(error, null, null),
-      setState: (state) => bus.#setState(state),
-      reportGap: (since) => bus.#reportGap(since),
-      get closing() {
-        return bus.#closing !== undefined;
-      },
+      setState: (state) => this.#setState(state),
+      reportGap: (since) => this.#reportGap(since),
     });
   }
 

@@ -61,12 +61,6 @@ export class Dispatcher {
     this.maxQueued = maxQueued;
   }
 
-  /** Every interest with at least one subscription. */
-  interests(): Interest[] {
-    return [...this.#exact.values(), ...this.#patterns.values()]
-      .map((entry) => entry.interest);
-  }
-
   /** Adds a subscription; resolves once the backend listens for it. */
   async subscribe(
     topic: string,
