@@ -100,7 +100,9 @@ export interface RedisEventBusOptions extends EventBusOptions {
 /**
  * The Redis bus. `publish` resolves once Redis has accepted the event, and
  * fails fast with `PUBLISH_FAILED` while the connection is down (nothing is
- * queued, so nothing is sent late or twice). Delivery is at most once: a
+ * queued, so nothing is sent late or twice). The publishes of one tick go
+ * out together: runs of events as one script each that PUBLISHes every one
+ * of them in order (subscribers see plain PUBLISH messages). Delivery is at most once: a
  * subscriber that is reconnecting misses what is published meanwhile, and is
  * told so through `onGap` once its subscriptions are restored.
  *
@@ -197,6 +199,37 @@ function resolve(options: RedisEventBusOptions): Settings {
 
 type Role = "publisher" | "subscriber";
 
+interface Pending {
+  readonly event: Event;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * Publishes a run of events in one command: ARGV holds channel, message
+ * pairs. Each PUBLISH goes through pcall, so an event the server refuses
+ * (an ACL channel rule) stops neither the others nor the script; the reply
+ * lists the refused ones as position (from 1), error message, ….
+ */
+const PUBLISH_ALL = `local refused = {}
+for i = 1, #ARGV, 2 do
+  local reply = redis.pcall('PUBLISH', ARGV[i], ARGV[i + 1])
+  if type(reply) == 'table' and reply.err then
+    refused[#refused + 1] = (i + 1) / 2
+    refused[#refused + 1] = reply.err
+  end
+end
+return refused`;
+
+/** The most events one PUBLISH_ALL carries. */
+const SCRIPT_EVENTS = 1000;
+/** The most message text (in UTF-16 units) one PUBLISH_ALL carries. */
+const SCRIPT_BYTES = 256 * 1024;
+/** Events this long are published alone. */
+const ALONE_BYTES = 16 * 1024;
+/** Errors of a command Redis refused to run (so nothing was published). */
+const REFUSED = /^(NOPERM|ERR unknown command)/;
+
 /** Redis pub/sub as a transport of the shared delivery core. */
 class RedisTransport implements Transport {
   readonly label: string;
@@ -210,11 +243,9 @@ class RedisTransport implements Transport {
   /** Redis glob → the fnmatch patterns it serves. */
   readonly #globs = new Map<string, Set<string>>();
   readonly #down = new Set<Role>();
-  #outbox: {
-    event: Event;
-    resolve: () => void;
-    reject: (e: unknown) => void;
-  }[] = [];
+  #outbox: Pending[] = [];
+  /** Whether the server runs PUBLISH_ALL (EVAL is allowed). */
+  #scripted = false;
   #gapSince: Date | undefined;
   #lastError: Error | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -239,6 +270,13 @@ class RedisTransport implements Transport {
     this.#sub.on("pmessage", this.#onPatternMessage);
     try {
       await Promise.all([this.#pub.connect(), this.#sub.connect()]);
+      this.#scripted = await this.#pub.eval(PUBLISH_ALL, 0).then(
+        () => true,
+        (error: Error) => {
+          if (error.name === "ReplyError") return false; // EVAL refused
+          throw error;
+        },
+      );
     } catch (error) {
       this.#stopped = true;
       this.#pub.disconnect();
@@ -374,30 +412,101 @@ class RedisTransport implements Transport {
     });
   }
 
-  // Sends every publish of this tick as one pipeline: one write, and one
-  // reply each. (ioredis's own auto-pipelining is off: a socket dropped
-  // while one of its pipelines is in flight leaves it stuck, and every
-  // later publish would hang.)
+  // Sends every publish of this tick in one pipeline (one write): runs of
+  // events as one PUBLISH_ALL script each, a lone event as a PUBLISH. Where
+  // the server refuses scripts, one PUBLISH an event. (ioredis's own
+  // auto-pipelining is off: a socket dropped while one of its pipelines is
+  // in flight leaves it stuck, and every later publish would hang.)
   #flush = (): void => {
-    const batch = this.#outbox;
+    const parts = this.#parts(this.#outbox);
     this.#outbox = [];
     const pipeline = this.#pub!.pipeline();
-    for (const { event } of batch) {
-      pipeline.publish(this.#prefix + event.topic, event.toJSONString());
+    for (const part of parts) {
+      if (part.length === 1) {
+        const { event } = part[0]!;
+        pipeline.publish(this.#prefix + event.topic, event.toJSONString());
+      } else {
+        const args: string[] = [];
+        for (const { event } of part) {
+          args.push(this.#prefix + event.topic, event.toJSONString());
+        }
+        pipeline.eval(PUBLISH_ALL, 0, ...args);
+      }
     }
     pipeline.exec().then(
       (replies) =>
-        batch.forEach((pending, i) => {
-          const error = replies?.[i]?.[0];
-          if (error) pending.reject(this.#publishError(pending.event, error));
-          else pending.resolve();
-        }),
-      (error: Error) =>
-        batch.forEach((p) => p.reject(this.#publishError(p.event, error))),
+        parts.forEach((part, i) =>
+          this.#settle(part, replies?.[i] ?? [new Error("no reply"), null])
+        ),
+      (error: Error) => parts.forEach((part) => this.#settle(part, [error])),
     );
   };
 
+  // The batch cut into script runs of at most SCRIPT_EVENTS events and
+  // SCRIPT_BYTES of text (one script holds the server for its whole run).
+  // An event of ALONE_BYTES or more goes alone, as a PUBLISH (in a script
+  // the server would copy it twice more, for no fewer round trips), and so
+  // does every event when the server refuses scripts.
+  #parts(batch: Pending[]): Pending[][] {
+    const parts: Pending[][] = [];
+    let run: Pending[] = [], bytes = 0;
+    const endRun = () => {
+      if (run.length > 0) parts.push(run);
+      run = [];
+      bytes = 0;
+    };
+    for (const pending of batch) {
+      const size = pending.event.toJSONString().length;
+      if (!this.#scripted || size >= ALONE_BYTES) {
+        endRun();
+        parts.push([pending]);
+        continue;
+      }
+      if (run.length === SCRIPT_EVENTS || bytes + size > SCRIPT_BYTES) endRun();
+      run.push(pending);
+      bytes += size;
+    }
+    endRun();
+    return parts;
+  }
+
+  // Resolves or rejects each publish of a part from the part's reply: a
+  // PUBLISH's count, PUBLISH_ALL's list of refused events, or an error.
+  #settle(part: Pending[], [error, result]: [Error | null, unknown?]): void {
+    if (error) {
+      if (part.length > 1 && REFUSED.test(error.message)) {
+        this.#scripted = false; // later ticks: one PUBLISH an event
+      }
+      for (const { event, reject } of part) {
+        reject(this.#publishError(event, error));
+      }
+      return;
+    }
+    const why = new Map<unknown, string>();
+    if (part.length > 1) {
+      const list = Array.isArray(result) ? result : [];
+      for (let i = 0; i < list.length; i += 2) {
+        why.set(list[i], String(list[i + 1]));
+      }
+    }
+    part.forEach(({ event, resolve, reject }, i) => {
+      const message = why.get(i + 1);
+      if (message === undefined) resolve();
+      else reject(this.#refusedError(event, message));
+    });
+  }
+
+  #refusedError(event: Event, message: string): EventBusError {
+    return new EventBusError(
+      "PUBLISH_FAILED",
+      `Cannot publish to "${event.topic}": Redis at ${this.label} refused it (${message}); the event was not sent — check the ACL user's channel and command permissions`,
+    );
+  }
+
   #publishError(event: Event, error: Error): EventBusError {
+    if (REFUSED.test(error.message)) {
+      return this.#refusedError(event, error.message);
+    }
     // ioredis says this when it wrote nothing: the socket was already gone.
     const unsent = /Stream isn't writeable/.test(error.message);
     return new EventBusError(

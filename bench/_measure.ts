@@ -57,21 +57,33 @@ export async function rounds(
 export const rate = (count: number, start: number): number =>
   count / (performance.now() - start) * 1000;
 
-/** Round-trip times, in ms, of `samples` single events. */
+/**
+ * Round-trip times, in ms, of `samples` single events on each side, taken
+ * in turns (the order alternating) so that every side meets the same
+ * moments of a noisy machine. `send(side, i)` sends the i-th event of a
+ * side; the side calls the function `onArrival` gave it on each arrival.
+ */
 export async function roundTrips(
+  sides: number,
   samples: number,
-  send: (i: number) => Promise<unknown>,
-  onArrival: (arrived: () => void) => void,
-): Promise<number[]> {
-  let arrived: () => void = () => {};
-  onArrival(() => arrived());
-  const times: number[] = [];
+  send: (side: number, i: number) => Promise<unknown>,
+  onArrival: (side: number, arrived: () => void) => void,
+): Promise<number[][]> {
+  const waiting: (() => void)[] = [];
+  for (let side = 0; side < sides; side++) {
+    waiting.push(() => {});
+    onArrival(side, () => waiting[side]!());
+  }
+  const times: number[][] = waiting.map(() => []);
   for (let i = 0; i < samples; i++) {
-    const got = new Promise<void>((r) => (arrived = r));
-    const start = performance.now();
-    await send(i);
-    await got;
-    times.push(performance.now() - start);
+    for (let turn = 0; turn < sides; turn++) {
+      const side = i % 2 === 0 ? turn : sides - 1 - turn;
+      const got = new Promise<void>((r) => (waiting[side] = r));
+      const start = performance.now();
+      await send(side, i);
+      await got;
+      times[side]!.push(performance.now() - start);
+    }
   }
   return times;
 }

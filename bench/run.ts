@@ -8,6 +8,32 @@ import { memoryRows } from "./memory.ts";
 import { postgresRows } from "./postgres.ts";
 import { redisRows } from "./redis.ts";
 
+// The machine's cores, read before pinning (a pinned process sees one).
+const cores = navigator.hardwareConcurrency;
+
+// On Linux with several cores the remote rows run pinned to one core
+// (taskset), leaving the others to Redis and Postgres: unpinned, the
+// scheduler moving this process between cores made those rows vary by ±15%
+// from run to run. The memory rows stay unpinned: pinned, V8's garbage
+// collector threads would compete with the benchmark for one core.
+async function pin(): Promise<string | undefined> {
+  if (Deno.build.os !== "linux" || cores < 2) return undefined;
+  const status = await Deno.readTextFile("/proc/self/status");
+  const cpu = /^Cpus_allowed_list:\s*(\d+)[-,]/m.exec(status)?.[1];
+  if (cpu === undefined) return undefined;
+  try {
+    const args = ["-a", "-p", "-c", cpu, String(Deno.pid)];
+    const { success } = await new Deno.Command("taskset", {
+      args,
+      stdout: "null",
+    }).output();
+    return success ? cpu : undefined;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return undefined; // no taskset
+    throw error;
+  }
+}
+
 const only = (Deno.env.get("BENCH_ONLY") ?? "memory,redis,postgres").split(",");
 const groups: [string, () => Promise<Row[]>][] = [
   ["memory", memoryRows],
@@ -15,8 +41,11 @@ const groups: [string, () => Promise<Row[]>][] = [
   ["postgres", postgresRows],
 ];
 const rows: Row[] = [];
+let pinned: string | undefined;
 for (const [name, run] of groups) {
-  if (only.includes(name)) rows.push(...await run());
+  if (!only.includes(name)) continue;
+  if (name !== "memory" && pinned === undefined) pinned = await pin();
+  rows.push(...await run());
 }
 
 const fmt = (value: number, unit: string) =>
@@ -34,21 +63,24 @@ const lines = [
     } | ${ratio(r)} |`
   ),
 ];
-const cores = navigator.hardwareConcurrency;
 const memory = Math.round(Deno.systemMemoryInfo().total / 2 ** 30);
 const header = [
   "# Benchmark results",
   "",
   `- Date: ${new Date().toISOString()}`,
   `- Deno ${Deno.version.deno} (V8 ${Deno.version.v8}), ${Deno.build.os} ${Deno.build.arch}`,
-  `- Machine: ${cores} cores, ${memory} GiB memory; PostgreSQL and Redis on the same machine`,
+  `- Machine: ${cores} cores, ${memory} GiB memory; PostgreSQL and Redis on the same machine; ${
+    pinned === undefined
+      ? "the bench unpinned"
+      : `remote rows with the bench pinned to CPU ${pinned} (taskset), the services free to use the rest`
+  }`,
   `- N = ${N} events a throughput run (memory: ${
     N * 10
-  }; 64 KiB events: N/20; remote events go in bursts of at most 8 MiB, each delivered before the next), median of ${ROUNDS} rounds (remote throughput: ${
+  }; 64 KiB events: N/5; remote events go in bursts of at most 8 MiB, each delivered before the next), median of ${ROUNDS} rounds (remote throughput: ${
     Math.max(ROUNDS, 5)
   }) after a warm-up round, sides alternating; latency: 3 × ${
     Math.min(N, 500)
-  } sequential round trips`,
+  } sequential round trips a side, the sides taking turns`,
   "- Reproduce: `deno task bench` (services up); ratios above 1 mean ours is bigger (better for events/s, worse for ms and bytes).",
   "",
 ];

@@ -49,6 +49,13 @@ async function withAdmin<T>(
   }
 }
 
+// ACL SETUSER `user` `rules` on the server at `url`.
+const setUser = (url: string, user: string, ...rules: string[]) =>
+  withAdmin(
+    (admin) => admin.call("ACL", "SETUSER", user, ...rules) as Promise<unknown>,
+    url,
+  );
+
 const channelsOf = (admin: Redis, channel: string) =>
   admin.call("PUBSUB", "NUMSUB", channel) as Promise<[string, number]>;
 
@@ -265,19 +272,14 @@ test("RedisEventBus: password, username, db and url reach the server; secrets ne
   const secret = "pw-" + crypto.randomUUID();
   await using server = await startRedis(["--requirepass", secret]);
   const { port } = new URL(server.url);
-  await withAdmin(
-    (admin) =>
-      admin.call(
-        "ACL",
-        "SETUSER",
-        "app",
-        "on",
-        `>${secret}`,
-        "~*",
-        "&*",
-        "+@all",
-      ) as Promise<unknown>,
+  await setUser(
     `redis://:${secret}@127.0.0.1:${port}`,
+    "app",
+    "on",
+    `>${secret}`,
+    "~*",
+    "&*",
+    "+@all",
   );
   const wrong = new RedisEventBus({
     host: "127.0.0.1",
@@ -323,6 +325,114 @@ test("RedisEventBus: password, username, db and url reach the server; secrets ne
   assert.ok(ours.some((l) => /db=5 .*user=app/.test(l)), clients);
   await viaConfig.close();
   await viaUrl.close();
+});
+
+// How many times the server ran `command` (INFO commandstats).
+async function calls(admin: Redis, command: string): Promise<number> {
+  const stats = await admin.info("commandstats");
+  return Number(
+    new RegExp(`^cmdstat_${command}:calls=(\\d+)`, "m").exec(stats)?.[1] ?? 0,
+  );
+}
+
+test("RedisEventBus: a tick's events go out as scripts, big ones alone, all in publish order", async () => {
+  await using server = await startRedis();
+  const { bus, errors } = await connected({ url: server.url });
+  const topic = uniqueTopic("script");
+  const inbox = new Inbox();
+  await bus.subscribe(topic, inbox.handler);
+  // Every 100th event (from the 50th) is 20 KiB: 25 of them, each a
+  // PUBLISH of its own, and 26 runs of small events between them, one
+  // script each.
+  const events = Array.from(
+    { length: 2500 },
+    (_, n) =>
+      makeEvent(topic, { n, pad: n % 100 === 50 ? "x".repeat(20_000) : "" }),
+  );
+  await Promise.all(events.map((event) => bus.publish(topic, event)));
+  await inbox.until(events.length);
+  assert.deepEqual(inbox.payloads, events.map((_, n) => n));
+  await withAdmin(async (admin) => {
+    // PUBLISHes run by scripts count too: each event was published once.
+    assert.equal(await calls(admin, "publish"), events.length);
+    assert.equal(await calls(admin, "eval"), 26 + 1); // + the probe at connect
+  }, server.url);
+  assert.deepEqual(errors, []);
+  await bus.close();
+});
+
+test("RedisEventBus: a server without EVAL gets one PUBLISH an event", async () => {
+  await using server = await startRedis(["--rename-command", "EVAL", ""]);
+  const { bus, errors } = await connected({ url: server.url });
+  const topic = uniqueTopic("noeval");
+  const inbox = new Inbox();
+  await bus.subscribe(topic, inbox.handler);
+  const events = Array.from({ length: 300 }, (_, n) => makeEvent(topic, { n }));
+  await Promise.all(events.map((event) => bus.publish(topic, event)));
+  await inbox.until(events.length);
+  assert.deepEqual(inbox.payloads, events.map((_, n) => n));
+  await withAdmin(async (admin) => {
+    assert.equal(await calls(admin, "publish"), 300);
+  }, server.url);
+  assert.deepEqual(errors, []);
+  await bus.close();
+});
+
+test("RedisEventBus: events the ACL refuses are rejected (not sent), the rest of their tick is delivered", async () => {
+  await using server = await startRedis();
+  const topic = uniqueTopic("acl");
+  await setUser(
+    server.url,
+    "app",
+    "on",
+    "nopass",
+    "+@all",
+    "~*",
+    "resetchannels",
+    `&events:${topic}-ok`,
+  );
+  const { port } = new URL(server.url);
+  const app = new RedisEventBus({
+    host: "127.0.0.1",
+    port: Number(port),
+    username: "app",
+  });
+  await app.connect();
+  const { bus: reader } = await connected({ url: server.url });
+  const inbox = new Inbox();
+  await reader.subscribe("all", inbox.handler, `${topic}-*`);
+  const send = (suffix: string, n: number) =>
+    app.publish(`${topic}-${suffix}`, makeEvent(`${topic}-${suffix}`, { n }));
+  const refused = (e: unknown) =>
+    e instanceof EventBusError && e.code === "PUBLISH_FAILED" &&
+    /refused it \(.*(NOPERM|permission|can't publish).*\); the event was not sent/
+      .test(e.message);
+  // One tick (a script) and a lone event (a PUBLISH).
+  const tick = await Promise.allSettled([
+    send("ok", 1),
+    send("no", 2),
+    send("ok", 3),
+  ]);
+  assert.deepEqual(tick.map((r) => r.status), [
+    "fulfilled",
+    "rejected",
+    "fulfilled",
+  ]);
+  assert.ok(refused((tick[1] as PromiseRejectedResult).reason));
+  await assert.rejects(send("no", 4), refused);
+  await send("ok", 5);
+  await inbox.until(3);
+  assert.deepEqual(inbox.payloads, [1, 3, 5]);
+  // Scripts forbidden after connecting: that tick is refused, not sent;
+  // later ones go out as PUBLISHes.
+  await setUser(server.url, "app", "-eval");
+  const denied = await Promise.allSettled([send("ok", 6), send("ok", 7)]);
+  assert.ok(denied.every((r) => r.status === "rejected" && refused(r.reason)));
+  await Promise.all([send("ok", 8), send("ok", 9)]);
+  await inbox.until(5);
+  assert.deepEqual(inbox.payloads, [1, 3, 5, 8, 9]);
+  await app.close();
+  await reader.close();
 });
 
 test("RedisEventBus: a burst of 50,000 events into a 1 ms handler loses nothing and keeps the connection", async () => {
