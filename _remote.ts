@@ -1,7 +1,15 @@
 // Small pieces the remote backends (postgres.ts, redis.ts) share: option
-// checks, the reconnect backoff, and the report of a lost connection.
+// checks, the reconnect backoff, the report of a lost connection, and the
+// shape of a publish waiting for its batch.
 
-import { EventBusError, show } from "./types.ts";
+import { type Event, EventBusError, show } from "./types.ts";
+
+/** A publish waiting to be sent in a batch, with its promise's settlers. */
+export interface Pending {
+  readonly event: Event;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
 
 /** Checks of a backend's options; every failure names the backend. */
 export class OptionChecks {

@@ -35,7 +35,12 @@ import postgres, { type ISql, type Sql } from "postgres";
 import type { Interest, Sink, Transport } from "./_bus.ts";
 import { BusBase } from "./_bus.ts";
 import { type Deferred, deferred } from "./_deferred.ts";
-import { lostConnection, OptionChecks, reconnectDelay } from "./_remote.ts";
+import {
+  lostConnection,
+  OptionChecks,
+  type Pending,
+  reconnectDelay,
+} from "./_remote.ts";
 import {
   type Event,
   EventBusError,
@@ -303,12 +308,6 @@ function resolve(options: PostgresEventBusOptions): Settings {
     ttlMs: numbers.largePayloadTtlMs,
     maxBatch: Math.floor(numbers.maxBatch),
   };
-}
-
-interface Pending {
-  readonly event: Event;
-  readonly resolve: () => void;
-  readonly reject: (error: unknown) => void;
 }
 
 const quiet = (): void => {};

@@ -32,7 +32,12 @@ import { Redis, type RedisOptions } from "ioredis";
 import type { Interest, Sink, Transport } from "./_bus.ts";
 import { BusBase } from "./_bus.ts";
 import { escapeRedisGlob, toRedisGlob } from "./_pattern.ts";
-import { lostConnection, OptionChecks, reconnectDelay } from "./_remote.ts";
+import {
+  lostConnection,
+  OptionChecks,
+  type Pending,
+  reconnectDelay,
+} from "./_remote.ts";
 import {
   type Event,
   EventBusError,
@@ -198,12 +203,6 @@ function resolve(options: RedisEventBusOptions): Settings {
 }
 
 type Role = "publisher" | "subscriber";
-
-interface Pending {
-  readonly event: Event;
-  readonly resolve: () => void;
-  readonly reject: (error: unknown) => void;
-}
 
 /**
  * Publishes a run of events in one command: ARGV holds channel, message
@@ -482,12 +481,14 @@ class RedisTransport implements Transport {
       }
       return;
     }
+    if (part.length === 1) {
+      part[0]!.resolve();
+      return;
+    }
     const why = new Map<unknown, string>();
-    if (part.length > 1) {
-      const list = Array.isArray(result) ? result : [];
-      for (let i = 0; i < list.length; i += 2) {
-        why.set(list[i], String(list[i + 1]));
-      }
+    const list = Array.isArray(result) ? result : [];
+    for (let i = 0; i < list.length; i += 2) {
+      why.set(list[i], String(list[i + 1]));
     }
     part.forEach(({ event, resolve, reject }, i) => {
       const message = why.get(i + 1);
