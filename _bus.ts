@@ -1,10 +1,16 @@
-// The lifecycle and input checks every backend shares, over the delivery
-// core in _dispatch.ts. A backend is BusBase plus a Transport: the transport
-// only sends events and reports what arrived, through the Sink it is given.
+// What every bus shares: the public API's checks, the state machine's
+// local part (idle, connecting, ready, closing, closed), and delivery
+// through one core (_dispatch.ts). A remote bus adds a transport, whose
+// connections the remote core (_remote.ts) keeps; the in-memory bus has
+// none and delivers in place.
 
-import { Dispatcher, type Interest, logError } from "./_dispatch.ts";
+import { Dispatcher, logError } from "./_dispatch.ts";
+import type { Timing } from "./_keeper.ts";
+import { Remote } from "./_remote.ts";
+import type { PublishLink, Transport } from "./_transport.ts";
 import {
   type ConnectionState,
+  type ConnectOptions,
   Event,
   type EventBus,
   EventBusError,
@@ -15,38 +21,10 @@ import {
   type Subscription,
 } from "./types.ts";
 
-export type { Interest };
-
-/** What a backend supplies: the connections, and nothing about delivery. */
-export interface Transport {
-  /** What `String(bus)` shows before the state (no credentials). */
-  readonly label: string;
-  /** Opens the connections. */
-  open(): Promise<void>;
-  /** Sends a checked event; resolves per EventBus.publish. */
-  send(event: Event): Promise<void>;
-  /** Starts listening for a topic or pattern; resolves once confirmed. */
-  watch(interest: Interest): Promise<void>;
-  /** Stops listening for a topic or pattern. */
-  unwatch(interest: Interest): Promise<void>;
-  /** Closes the connections. */
-  shutdown(): Promise<void>;
-}
-
-/** What a transport is given to report arrivals and connection changes. */
-export interface Sink {
-  /** Delivers to every matching subscription; settles when all have run. */
-  deliver(event: Event): Promise<void> | undefined;
-  /** Decodes wire text; a malformed message is reported and gives undefined. */
-  decode(text: string): Event | undefined;
-  /** Delivers an event that arrived for `via` (see Dispatcher.deliver). */
-  receive(event: Event, via: Interest): void;
-  /** Reports a transport error through `onError`. */
-  report(error: unknown): void;
-  /** Changes the state and tells `onStateChange`. */
-  setState(state: ConnectionState): void;
-  /** Tells `onGap` that events since `since` may have been missed. */
-  reportGap(since: Date): void;
+/** A remote bus's transport and its checked timing options. */
+export interface RemoteSetup<P extends PublishLink> {
+  readonly transport: Transport<P>;
+  readonly timing: Timing;
 }
 
 /**
@@ -56,17 +34,20 @@ export interface Sink {
  *
  * @internal
  */
-export class BusBase implements EventBus {
+export class BusBase<P extends PublishLink = PublishLink> implements EventBus {
   readonly #dispatcher: Dispatcher;
-  readonly #transport: Transport;
+  readonly #remote: Remote<P> | undefined;
+  readonly #label: string;
   readonly #closeTimeoutMs: number;
   readonly #onStateChange: ((state: ConnectionState) => void) | undefined;
   readonly #onGap: EventBusOptions["onGap"];
   #state: ConnectionState = "idle";
-  #connecting: Promise<void> | undefined;
+  #connecting:
+    | { readonly done: Promise<void>; readonly abort: AbortController }
+    | undefined;
   #closing: Promise<void> | undefined;
 
-  constructor(options: EventBusOptions, transport: (sink: Sink) => Transport) {
+  constructor(options: EventBusOptions, remote?: RemoteSetup<P>) {
     const {
       onError = logError,
       closeTimeoutMs = 5000,
@@ -100,22 +81,32 @@ export class BusBase implements EventBus {
     this.#closeTimeoutMs = closeTimeoutMs;
     this.#onStateChange = onStateChange;
     this.#onGap = onGap;
+    this.#label = remote?.transport.label ?? "";
+    const resolved = () => Promise.resolve();
     this.#dispatcher = new Dispatcher(
       {
-        watch: (interest) => this.#transport.watch(interest),
-        unwatch: (interest) => this.#transport.unwatch(interest),
+        watch: (interest) => this.#remote?.watch(interest) ?? resolved(),
+        unwatch: (interest) => this.#remote?.unwatch(interest) ?? resolved(),
       },
       onError,
       maxQueuedEvents,
     );
     const dispatcher = this.#dispatcher;
-    this.#transport = transport({
-      deliver: (event) => dispatcher.deliver(event, null, true),
+    this.#remote = remote && new Remote(remote.transport, remote.timing, {
       decode: (text) => dispatcher.decode(text),
-      receive: (event, via) => void dispatcher.deliver(event, via, false),
+      deliver: (event, interest) =>
+        void dispatcher.deliver(event, interest, false),
       report: (error) => dispatcher.report(error, null, null),
-      setState: (state) => this.#setState(state),
-      reportGap: (since) => this.#reportGap(since),
+      setState: (state) => {
+        if (this.#closing === undefined) this.#setState(state);
+      },
+      gap: (gap) => {
+        try {
+          this.#onGap?.(gap);
+        } catch (error) {
+          dispatcher.report(error, null, null);
+        }
+      },
     });
   }
 
@@ -128,46 +119,79 @@ export class BusBase implements EventBus {
    * Connects. Idempotent; concurrent calls share one attempt, and a failed
    * attempt may be retried.
    *
+   * @param options `signal`: aborting it gives up the attempt this call
+   * started (a later call's signal only ends that call's wait).
    * @returns A promise that resolves when the bus is ready.
    * @throws {EventBusError} `CLOSED` after `close()`; `CONNECTION_FAILED`
-   * when the server cannot be reached.
+   * when the server cannot be reached within `connectTimeoutMs`.
    */
-  connect(): Promise<void> {
+  connect(options: ConnectOptions = {}): Promise<void> {
     if (this.#closing !== undefined) {
       return Promise.reject(this.#unusable("connect", null));
     }
-    this.#connecting ??= (async () => {
-      this.#setState("connecting");
-      try {
-        await this.#transport.open();
-      } catch (error) {
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.#connecting === undefined) {
+      const abort = new AbortController();
+      const attempt = signal
+        ? AbortSignal.any([signal, abort.signal])
+        : abort.signal;
+      const done = this.#open(attempt);
+      this.#connecting = { done, abort };
+      return done;
+    }
+    return signal
+      ? untilAborted(this.#connecting.done, signal)
+      : this.#connecting.done;
+  }
+
+  async #open(signal: AbortSignal): Promise<void> {
+    this.#setState("connecting");
+    try {
+      await this.#remote?.open(signal);
+      if (this.#closing !== undefined) throw this.#unusable("connect", null);
+    } catch (error) {
+      if (this.#closing === undefined) {
         this.#connecting = undefined;
         this.#setState("idle");
-        throw error;
       }
-      this.#setState("ready");
-    })();
-    return this.#connecting;
+      throw error;
+    }
+    this.#setState(this.#remote?.ready === false ? "reconnecting" : "ready");
   }
 
   /**
-   * Stops taking events, lets handlers finish the events they already have
-   * (at most `closeTimeoutMs`; the rest is dropped and reported), then
-   * closes connections. Idempotent; safe to call from a handler.
+   * Stops taking events and publishes, lets handlers finish the events they
+   * already have and sends the publishes already accepted (each at most
+   * `closeTimeoutMs`; the rest is dropped and reported, or rejected), then
+   * closes connections. The state is `closing` from the call on.
+   * Idempotent; safe to call from a handler.
    *
-   * @returns A promise that resolves once no handler will be called again.
+   * @returns A promise that resolves once no handler will be called again
+   * and no connection is open.
    */
   close(): Promise<void> {
-    this.#closing ??= (async () => {
-      const opened = this.#connecting?.then(() => true, () => false);
-      await this.#dispatcher.drain(this.#closeTimeoutMs);
-      try {
-        if (await opened) await this.#transport.shutdown();
-      } finally {
-        this.#setState("closed");
-      }
-    })();
+    this.#closing ??= this.#close();
     return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#setState("closing");
+    // First, while a handler calling close() is still recognisable.
+    const drained = this.#dispatcher.drain(this.#closeTimeoutMs);
+    this.#connecting?.abort.abort(this.#unusable("connect", null));
+    const opened = this.#connecting?.done.then(() => true, () => false);
+    try {
+      await Promise.all([
+        drained,
+        opened?.then((ok) =>
+          ok ? this.#remote?.flush(this.#closeTimeoutMs) : undefined
+        ),
+      ]);
+      await this.#remote?.shutdown(Math.min(this.#closeTimeoutMs, 1000));
+    } finally {
+      this.#setState("closed");
+    }
   }
 
   /** Closes the bus: `await using bus = ...`. */
@@ -187,10 +211,24 @@ export class BusBase implements EventBus {
   publish(topic: string, event: Event): Promise<void> {
     try {
       this.checkPublish(topic, event);
-      return this.#transport.send(event);
     } catch (error) {
       return Promise.reject(error);
     }
+    if (this.#remote !== undefined) return this.#remote.send(event);
+    return this.#dispatcher.deliver(event, null, true) ?? Promise.resolve();
+  }
+
+  /**
+   * Runs a backend's own command on the publishing connection, bounded like
+   * a publish (`commandTimeoutMs`).
+   *
+   * @throws {EventBusError} `NOT_CONNECTED`, or `CONNECTION_FAILED`.
+   */
+  protected command<T>(
+    what: string,
+    command: (link: P) => Promise<T>,
+  ): Promise<T> {
+    return this.#remote!.command(what, command);
   }
 
   /** Throws what `publish` would reject with for these arguments. */
@@ -249,7 +287,7 @@ export class BusBase implements EventBus {
 
   /** A description without credentials, e.g. `RedisEventBus(…, ready)`. */
   toString(): string {
-    const label = this.#transport.label;
+    const label = this.#label;
     return `${this.constructor.name}(${
       label ? `${label}, ` : ""
     }${this.#state})`;
@@ -278,14 +316,6 @@ export class BusBase implements EventBus {
       this.#dispatcher.report(error, null, null);
     }
   }
-
-  #reportGap(since: Date): void {
-    try {
-      this.#onGap?.({ since, until: new Date() });
-    } catch (error) {
-      this.#dispatcher.report(error, null, null);
-    }
-  }
 }
 
 /** The error for using a bus before `connect()` or after `close()`. */
@@ -306,4 +336,15 @@ export function unusable(
       "NOT_CONNECTED",
       `${what}: the bus is not connected; await bus.connect() first`,
     );
+}
+
+// Settles like `promise`, or rejects with the signal's reason when it aborts.
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const abort = () => reject(signal.reason);
+    signal.addEventListener("abort", abort, { once: true });
+    promise.then(resolve, reject).finally(() =>
+      signal.removeEventListener("abort", abort)
+    );
+  });
 }

@@ -5,6 +5,7 @@
 
 import { type Deferred, deferred } from "./_deferred.ts";
 import { compilePattern } from "./_pattern.ts";
+import type { Interest } from "./_transport.ts";
 import {
   type ErrorHandler,
   Event,
@@ -12,12 +13,6 @@ import {
   type EventHandler,
   type Subscription,
 } from "./types.ts";
-
-/** What a backend must listen for: an exact topic or an fnmatch pattern. */
-export interface Interest {
-  readonly kind: "topic" | "pattern";
-  readonly name: string;
-}
 
 /** What the core asks of a backend when interests come and go. */
 export interface Listener {
@@ -122,13 +117,14 @@ export class Dispatcher {
 
   /**
    * Hands an event to the subscriptions it is for: `via` null means every
-   * matching one (memory); a topic interest means the exact subscriptions to
-   * `event.topic`; a pattern interest means that pattern's subscriptions,
-   * when its pattern matches. With `wait`, returns a promise that settles
-   * once the handler calls this delivery started have finished, or
-   * undefined when there are none still running. A subscription busy with
-   * an earlier event queues this one and is not waited for: waiting there
-   * could deadlock a handler that publishes to its own topic.
+   * matching one (memory); a topic interest means the exact subscriptions
+   * to that topic, when it is the event's; a pattern interest means that
+   * pattern's subscriptions, when its pattern matches. With `wait`,
+   * returns a promise that settles once the handler calls this delivery
+   * started have finished, or undefined when there are none still running.
+   * A subscription busy with an earlier event queues this one and is not
+   * waited for: waiting there could deadlock a handler that publishes to
+   * its own topic.
    */
   deliver(
     event: Event,
@@ -136,26 +132,37 @@ export class Dispatcher {
     wait: boolean,
   ): Promise<void> | undefined {
     if (this.#closing) return undefined;
-    let pending: Promise<void> | Promise<void>[] | undefined;
-    if (via === null || via.kind === "topic") {
-      const entry = this.#exact.get(event.topic);
-      if (entry !== undefined) {
-        for (const sub of entry.subs) {
-          const done = sub.offer(event, wait);
-          if (done !== undefined) pending = collect(pending, done);
-        }
-      }
+    if (via !== null) {
+      const entry = via.kind === "topic"
+        ? (via.name === event.topic ? this.#exact.get(via.name) : undefined)
+        : this.#patterns.get(via.name);
+      return settled(this.#offer(entry, event, wait));
     }
-    if (via !== null && via.kind === "topic") return settled(pending);
+    let pending = this.#offer(this.#exact.get(event.topic), event, wait);
     for (const entry of this.#patterns.values()) {
-      if (via !== null && entry.interest.name !== via.name) continue;
-      if (!entry.regex!.test(event.topic)) continue;
-      for (const sub of entry.subs) {
-        const done = sub.offer(event, wait);
-        if (done !== undefined) pending = collect(pending, done);
-      }
+      const done = this.#offer(entry, event, wait);
+      if (done !== undefined) pending = collect(pending, done);
     }
     return settled(pending);
+  }
+
+  // Offers an event to each subscription of an entry whose pattern (if
+  // any) matches; the promises of the handler calls that started, if `wait`.
+  #offer(
+    entry: Entry | undefined,
+    event: Event,
+    wait: boolean,
+  ): Promise<void> | Promise<void>[] | undefined {
+    if (entry === undefined) return undefined;
+    if (entry.regex !== null && !entry.regex.test(event.topic)) {
+      return undefined;
+    }
+    let pending: Promise<void> | Promise<void>[] | undefined;
+    for (const sub of entry.subs) {
+      const done = sub.offer(event, wait);
+      if (done !== undefined) pending = collect(pending, done);
+    }
+    return pending;
   }
 
   /** Decodes wire text; a malformed message is reported, giving undefined. */
@@ -218,14 +225,11 @@ export class Dispatcher {
 
 function collect(
   pending: Promise<void> | Promise<void>[] | undefined,
-  done: Promise<void>,
+  done: Promise<void> | Promise<void>[],
 ): Promise<void> | Promise<void>[] {
   if (pending === undefined) return done;
-  if (Array.isArray(pending)) {
-    pending.push(done);
-    return pending;
-  }
-  return [pending, done];
+  if (!Array.isArray(pending)) return [pending].concat(done);
+  return pending.concat(done);
 }
 
 function settled(

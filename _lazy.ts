@@ -4,6 +4,7 @@
 import { unusable } from "./_bus.ts";
 import type {
   ConnectionState,
+  ConnectOptions,
   Event,
   EventBus,
   EventHandler,
@@ -27,7 +28,7 @@ export class LazyEventBus implements EventBus {
     return this.#closed ? "closed" : "idle";
   }
 
-  async connect(): Promise<void> {
+  async connect(options?: ConnectOptions): Promise<void> {
     if (this.#closed) throw unusable("connect", null, true);
     this.#loading ??= this.#load();
     try {
@@ -36,7 +37,7 @@ export class LazyEventBus implements EventBus {
       this.#loading = undefined;
       throw error;
     }
-    await this.#inner.connect();
+    await this.#inner.connect(options);
   }
 
   async close(): Promise<void> {

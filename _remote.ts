@@ -1,69 +1,293 @@
-// Small pieces the remote backends (postgres.ts, redis.ts) share: option
-// checks, the reconnect backoff, the report of a lost connection, and the
-// shape of a publish waiting for its batch.
+// The core of the remote buses: the connection lifecycle on top of a
+// transport. Two kept connections (publishing, receiving), the routes the
+// receiving one listens on, the outbox of publishes, and the gap
+// accounting. Delivery itself is the dispatcher's (_dispatch.ts).
 
-import { type Event, EventBusError, show } from "./types.ts";
+import { Timeout } from "./_deadline.ts";
+import { Down, Keeper, Stopped, type Timing } from "./_keeper.ts";
+import { Outbox } from "./_outbox.ts";
+import { scrub } from "./_scrub.ts";
+import {
+  type Arrivals,
+  type Interest,
+  type PublishLink,
+  type ReceiveLink,
+  Refusal,
+  type Route,
+  type Transport,
+} from "./_transport.ts";
+import {
+  type ConnectionState,
+  type Event,
+  EventBusError,
+  EventFormatError,
+  type Gap,
+} from "./types.ts";
 
-/** A publish waiting to be sent in a batch, with its promise's settlers. */
-export interface Pending {
-  readonly event: Event;
-  readonly resolve: () => void;
-  readonly reject: (error: unknown) => void;
+/** What the remote core tells the bus it serves. */
+export interface Core {
+  /** Decodes wire text; a malformed message is reported, giving undefined. */
+  decode(text: string): Event | undefined;
+  /** Delivers an event that arrived for an interest. */
+  deliver(event: Event, interest: Interest): void;
+  /** Reports an error through `onError`. */
+  report(error: unknown): void;
+  /** `ready` or `reconnecting`, once connected. */
+  setState(state: ConnectionState): void;
+  /** Reports a span in which events may have been missed. */
+  gap(gap: Gap): void;
 }
 
-/** Checks of a backend's options; every failure names the backend. */
-export class OptionChecks {
-  readonly #owner: string;
+/** The connection lifecycle of a remote bus; see the comment above. */
+export class Remote<P extends PublishLink = PublishLink> {
+  readonly #transport: Transport<P>;
+  readonly #timing: Timing;
+  readonly #core: Core;
+  readonly #routes = new Map<Route, Set<Interest>>();
+  readonly #outbox: Outbox;
+  #publisher: Keeper<P> | undefined;
+  #receiver: Keeper<ReceiveLink> | undefined;
+  #gapSince: number | undefined;
 
-  constructor(owner: string) {
-    this.#owner = owner;
+  constructor(transport: Transport<P>, timing: Timing, core: Core) {
+    this.#transport = transport;
+    this.#timing = timing;
+    this.#core = core;
+    this.#outbox = new Outbox(transport, timing.commandTimeoutMs);
   }
 
-  /** Throws a TypeError: `Invalid <owner> options: <detail>`. */
-  fail(detail: string): never {
-    throw new TypeError(`Invalid ${this.#owner} options: ${detail}`);
+  /** Whether both connections are up. */
+  get ready(): boolean {
+    return this.#publisher?.link !== undefined &&
+      this.#receiver?.link !== undefined;
   }
 
-  /** Parses a URL whose scheme matches `schemes` (never echoing it). */
-  url(value: unknown, name: string, schemes: RegExp, want: string): URL {
-    let parsed: URL | undefined;
+  /**
+   * Opens both connections within `connectTimeoutMs`; on failure leaves
+   * nothing open and rejects with `CONNECTION_FAILED` (or the reason of
+   * `signal`, when it aborted).
+   */
+  async open(signal: AbortSignal): Promise<void> {
+    const publisher: Keeper<P> = new Keeper({
+      open: (attempt, lost) => this.#transport.openPublisher(attempt, lost),
+      restore: () => Promise.resolve(),
+      up: () => this.#changed(),
+      down: (cause) => this.#down("publishing", cause),
+    }, this.#timing);
+    const receiver: Keeper<ReceiveLink> = new Keeper({
+      open: (attempt, lost) =>
+        this.#transport.openReceiver(attempt, this.#arrivals(attempt), lost),
+      restore: (link) =>
+        this.#routes.size === 0
+          ? Promise.resolve()
+          : link.listen([...this.#routes.keys()]),
+      up: () => this.#receiverUp(),
+      down: (cause) => {
+        this.#gapSince ??= receiver.provenAt;
+        this.#down("receiving", cause);
+      },
+    }, this.#timing);
+    const failed = new AbortController();
+    const attempt = AbortSignal.any([signal, failed.signal]);
+    const results = await Promise.allSettled(
+      [publisher.start(attempt), receiver.start(attempt)].map((started) =>
+        started.catch((error) => {
+          failed.abort(error);
+          throw error;
+        })
+      ),
+    );
+    if (results.some((result) => result.status === "rejected")) {
+      await Promise.all([publisher.stop(0), receiver.stop(0)]);
+      throw this.#connectError(signal, failed.signal.reason);
+    }
+    this.#publisher = publisher;
+    this.#receiver = receiver;
+    this.#outbox.use(publisher);
+  }
+
+  /** Publishes an event (see Outbox.push). */
+  send(event: Event): Promise<void> {
+    return this.#outbox.push(event);
+  }
+
+  /**
+   * Runs a backend's own command on the publishing connection, with the
+   * same deadline as a publish.
+   */
+  async command<T>(what: string, command: (link: P) => Promise<T>): Promise<T> {
+    const publisher = this.#publisher;
+    if (publisher === undefined) {
+      throw new EventBusError(
+        "NOT_CONNECTED",
+        `Cannot ${what}: the bus is not connected; await bus.connect() first`,
+      );
+    }
     try {
-      parsed = new URL(String(value));
-    } catch {
-      parsed = undefined;
+      return await publisher.run(what, command, this.#timing.commandTimeoutMs);
+    } catch (error) {
+      throw new EventBusError(
+        "CONNECTION_FAILED",
+        `Cannot ${what}: ${this.#where()} ${
+          error instanceof Down
+            ? "is down"
+            : `failed (${(error as Error).message})`
+        }; retry once bus.state is "ready"`,
+        { cause: scrub(error) },
+      );
     }
-    if (parsed === undefined || !schemes.test(parsed.protocol)) {
-      this.fail(`${name} must be a ${want} URL`);
-    }
-    return parsed;
   }
 
-  /** `value`, or `fallback` when undefined; it must be a positive number. */
-  positive(name: string, value: number | undefined, fallback: number): number {
-    const result = value ?? fallback;
-    if (!(Number.isFinite(result) && result > 0)) {
-      this.fail(`${name} must be a positive number, got ${show(result)}`);
+  /**
+   * Listens for an interest; resolves once the server confirmed it. While
+   * the receiving connection is down, waits for it up to
+   * `connectTimeoutMs`; a connection lost meanwhile is restored with this
+   * route among the others.
+   */
+  async watch(interest: Interest): Promise<void> {
+    const route = this.#transport.route(interest);
+    const interests = this.#routes.get(route);
+    if (interests !== undefined) {
+      interests.add(interest);
+      return;
     }
-    return result;
+    const added = new Set([interest]);
+    this.#routes.set(route, added);
+    try {
+      await this.#onReceiver(interest, (link) => link.listen([route]));
+    } catch (error) {
+      added.delete(interest);
+      if (added.size === 0) this.#routes.delete(route);
+      throw error;
+    }
   }
-}
 
-/** The wait before reconnect attempt `attempt` (1, 2, …): from 50 ms, doubling, capped, with jitter. */
-export function reconnectDelay(attempt: number, maxMs: number): number {
-  const backoff = Math.min(50 * 2 ** Math.min(attempt, 10), maxMs);
-  return backoff / 2 + Math.random() * backoff / 2;
-}
+  /** Stops listening for an interest (when no other interest needs its route). */
+  async unwatch(interest: Interest): Promise<void> {
+    const route = this.#transport.route(interest);
+    const interests = this.#routes.get(route);
+    interests?.delete(interest);
+    if (interests?.size !== 0) return;
+    this.#routes.delete(route);
+    const receiver = this.#receiver;
+    if (receiver?.link === undefined) return; // the restore will not listen
+    await receiver.run(
+      "unsubscribe",
+      (link) => link.unlisten([route]),
+      this.#timing.commandTimeoutMs,
+    ).catch((error) => {
+      if (error instanceof Refusal) this.#core.report(error);
+    });
+  }
 
-/** What `onError` is told when a connection drops. */
-export function lostConnection(
-  what: string,
-  label: string,
-  cause?: Error,
-): EventBusError {
-  return new EventBusError(
-    "CONNECTION_FAILED",
-    `Lost the ${what} connection to ${label}${
-      cause ? ` (${cause.message})` : ""
-    }; reconnecting`,
-  );
+  /** Waits up to `ms` for accepted publishes to be sent (see Outbox.flush). */
+  flush(ms: number): Promise<void> {
+    return this.#outbox.flush(ms);
+  }
+
+  /** Ends both connections for good, within `ms` for the goodbyes. */
+  async shutdown(ms: number): Promise<void> {
+    const keepers = [this.#publisher, this.#receiver];
+    this.#publisher = this.#receiver = undefined;
+    await Promise.all(keepers.map((keeper) => keeper?.stop(ms)));
+  }
+
+  async #onReceiver(
+    interest: Interest,
+    command: (link: ReceiveLink) => Promise<void>,
+  ): Promise<void> {
+    const { connectTimeoutMs, commandTimeoutMs } = this.#timing;
+    const receiver = this.#receiver!;
+    try {
+      await receiver.whenUp(connectTimeoutMs, "subscribe");
+      await receiver.run("subscribe", command, commandTimeoutMs).catch(
+        (error) => {
+          if (error instanceof Refusal || error instanceof Stopped) throw error;
+          // The connection was lost: its replacement listens on this route.
+          return receiver.whenUp(connectTimeoutMs, "subscribe");
+        },
+      );
+    } catch (error) {
+      if (error instanceof Stopped) throw error;
+      const why = error instanceof Timeout
+        ? `the connection to ${this.#where()} was not restored within connectTimeoutMs (${connectTimeoutMs} ms)`
+        : `${this.#where()} refused it (${(error as Error).message})`;
+      throw new EventBusError(
+        "SUBSCRIBE_FAILED",
+        `Cannot subscribe to ${interest.kind} "${interest.name}": ${why}`,
+        { cause: scrub(error) },
+      );
+    }
+  }
+
+  // What a receiving connection reports, dropped once it is lost.
+  #arrivals(attempt: AbortSignal): Arrivals {
+    return {
+      arrived: (route, text, channel) => {
+        if (!attempt.aborted) this.#arrive(route, text, channel);
+      },
+      report: (error) => this.#core.report(error),
+    };
+  }
+
+  #arrive(route: Route, text: string, channel: string | undefined): void {
+    const interests = this.#routes.get(route);
+    if (interests === undefined) return;
+    const event = this.#core.decode(text);
+    if (event === undefined) return;
+    if (
+      channel !== undefined && channel !== this.#transport.channel(event.topic)
+    ) {
+      this.#core.report(
+        new EventFormatError(
+          "topic",
+          `is "${event.topic}" but the message came on channel "${channel}"`,
+        ),
+      );
+      return;
+    }
+    for (const interest of interests) this.#core.deliver(event, interest);
+  }
+
+  #receiverUp(): void {
+    const since = this.#gapSince;
+    this.#gapSince = undefined;
+    this.#changed();
+    if (since !== undefined) {
+      this.#core.gap({ since: new Date(since), until: new Date() });
+    }
+  }
+
+  #down(role: string, cause: Error): void {
+    this.#core.report(
+      new EventBusError(
+        "CONNECTION_FAILED",
+        `Lost the ${role} connection to ${this.#where()} (${cause.message}); reconnecting`,
+        { cause: scrub(cause) },
+      ),
+    );
+    this.#changed();
+  }
+
+  #changed(): void {
+    if (this.#publisher === undefined) return; // connecting or closing
+    this.#core.setState(this.ready ? "ready" : "reconnecting");
+  }
+
+  #connectError(signal: AbortSignal, error: unknown): unknown {
+    if (signal.aborted) return signal.reason;
+    if (error instanceof EventBusError) return error;
+    const why = error instanceof Timeout
+      ? `no answer within connectTimeoutMs (${this.#timing.connectTimeoutMs} ms)`
+      : (error as Error).message;
+    return new EventBusError(
+      "CONNECTION_FAILED",
+      `Cannot connect to ${this.#where()}: ${why}`,
+      { cause: scrub(error) },
+    );
+  }
+
+  #where(): string {
+    return `${this.#transport.server} at ${this.#transport.label}`;
+  }
 }

@@ -1,5 +1,5 @@
 import { BusBase } from "./_bus.ts";
-import type { Event, EventBusOptions } from "./types.ts";
+import type { EventBusOptions } from "./types.ts";
 
 /**
  * The in-process bus: for tests, development and single-process apps. When
@@ -33,15 +33,6 @@ export class InMemoryEventBus extends BusBase {
    * @throws {TypeError} For an option of the wrong type.
    */
   constructor(options: EventBusOptions = {}) {
-    super(options, (sink) => ({
-      label: "",
-      open: resolved,
-      send: (event: Event) => sink.deliver(event) ?? Promise.resolve(),
-      watch: resolved,
-      unwatch: resolved,
-      shutdown: resolved,
-    }));
+    super(options);
   }
 }
-
-const resolved = (): Promise<void> => Promise.resolve();

@@ -40,6 +40,7 @@ import {
 
 export {
   type ConnectionState,
+  type ConnectOptions,
   type ErrorHandler,
   Event,
   type EventBus,
@@ -54,6 +55,7 @@ export {
   type Gap,
   type JsonObject,
   type JsonValue,
+  type RemoteEventBusOptions,
   type Subscription,
 } from "./types.ts";
 export { InMemoryEventBus } from "./memory.ts";

@@ -584,8 +584,11 @@ export interface Subscription extends AsyncDisposable {
 }
 
 /**
- * The state of a bus's connection: `idle` before `connect()`, `connecting`,
- * `ready`, `reconnecting` after a remote connection dropped, `closed`.
+ * The state of a bus's connection:
+ * `idle → connecting → ready ⇄ reconnecting → closing → closed`.
+ * `idle` before `connect()` (and again after a failed one); `reconnecting`
+ * while a remote connection is being replaced; `closing` from the moment
+ * `close()` is called until it resolves.
  *
  * @example Read the state
  * ```ts
@@ -596,7 +599,10 @@ export interface Subscription extends AsyncDisposable {
  * await bus.connect();
  * assert.equal(before, "idle");
  * assert.equal(bus.state, "ready");
- * await bus.close();
+ * const closing = bus.close();
+ * assert.equal(bus.state, "closing");
+ * await closing;
+ * assert.equal(bus.state, "closed");
  * ```
  */
 export type ConnectionState =
@@ -604,12 +610,14 @@ export type ConnectionState =
   | "connecting"
   | "ready"
   | "reconnecting"
+  | "closing"
   | "closed";
 
 /**
- * A span of time in which a remote bus was not subscribed, so events
- * published then may have been missed. Reported once the bus is subscribed
- * again.
+ * A span of time in which a remote bus's receiving connection was not
+ * proven live, so events published then may have been missed. Reported
+ * once every subscription is confirmed again. Events published before
+ * `since` or after `until` were delivered.
  *
  * @example Log gaps
  * ```ts
@@ -623,9 +631,13 @@ export type ConnectionState =
  * ```
  */
 export interface Gap {
-  /** When the connection was lost. */
+  /**
+   * The last moment the receiving connection was proven live: when the last
+   * heartbeat answered was sent (so up to about 2 × `heartbeatMs` before
+   * the loss was noticed), or when the connection was restored.
+   */
   readonly since: Date;
-  /** When every subscription was restored (acknowledged by the server). */
+  /** When every subscription was confirmed again by the server. */
   readonly until: Date;
 }
 
@@ -702,6 +714,73 @@ export interface EventBusOptions {
 }
 
 /**
+ * The options of the remote buses (Redis, PostgreSQL) on top of
+ * {@linkcode EventBusOptions}: how connections are timed. Every wait of a
+ * remote bus is bounded by one of these.
+ *
+ * @example Fail fast
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { RemoteEventBusOptions } from "@dataknobs/events";
+ * const timing: RemoteEventBusOptions = { heartbeatMs: 1000, connectTimeoutMs: 2000, commandTimeoutMs: 2000 };
+ * assert.equal(timing.heartbeatMs, 1000);
+ * ```
+ */
+export interface RemoteEventBusOptions extends EventBusOptions {
+  /**
+   * How often each connection makes a round trip to the server, in
+   * milliseconds; one not answered within this time means a dead
+   * (half-open or stalled) connection, which is replaced.
+   * @default 5000
+   */
+  readonly heartbeatMs?: number;
+  /**
+   * The longest wait between attempts to replace a lost connection, in
+   * milliseconds (they back off from 50 ms, doubling, with jitter).
+   * @default 2000
+   */
+  readonly maxReconnectDelayMs?: number;
+  /**
+   * How long opening a connection may take, in milliseconds: `connect()`
+   * rejects with `CONNECTION_FAILED` after it, an attempt to replace a
+   * lost connection is retried after it, and a `subscribe` waits at most
+   * this long for a lost connection to come back.
+   * @default 10000
+   */
+  readonly connectTimeoutMs?: number;
+  /**
+   * How long any command the bus sends may wait for its answer, in
+   * milliseconds (a batch of publishes, a LISTEN, a payload fetch). One
+   * not answered in time ends its connection, which is replaced; the
+   * publishes in it reject with `PUBLISH_FAILED`.
+   * @default 10000
+   */
+  readonly commandTimeoutMs?: number;
+}
+
+/**
+ * What {@linkcode EventBus.connect} takes.
+ *
+ * @example Give up after a second
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type ConnectOptions } from "@dataknobs/events";
+ * const options: ConnectOptions = { signal: AbortSignal.timeout(1000) };
+ * const bus = createEventBus();
+ * await bus.connect(options);
+ * assert.equal(bus.state, "ready");
+ * await bus.close();
+ * ```
+ */
+export interface ConnectOptions {
+  /**
+   * Aborting it gives up the attempt this call started (nothing is left
+   * open) and rejects with the signal's reason.
+   */
+  readonly signal?: AbortSignal;
+}
+
+/**
  * The protocol every backend implements. The same code runs on any backend.
  *
  * @example Write code for any backend
@@ -724,11 +803,13 @@ export interface EventBus extends AsyncDisposable {
   /** The connection state. */
   readonly state: ConnectionState;
   /**
-   * Connects. Idempotent; concurrent calls share one attempt.
+   * Connects. Idempotent; concurrent calls share one attempt. A remote bus
+   * gives up after `connectTimeoutMs`.
    *
+   * @param options `signal` to give up earlier.
    * @returns A promise that resolves when the bus is ready.
    */
-  connect(): Promise<void>;
+  connect(options?: ConnectOptions): Promise<void>;
   /**
    * Stops taking events, lets handlers finish what they have (bounded by
    * `closeTimeoutMs`) and closes connections. Idempotent.
@@ -764,7 +845,7 @@ export interface EventBus extends AsyncDisposable {
 /**
  * The conditions a caller may want to catch, by `code`:
  * `NOT_CONNECTED`, `CLOSED`, `UNKNOWN_BACKEND`,
- * `CONNECTION_FAILED`, `PUBLISH_FAILED`, `QUEUE_FULL`, `DROPPED_ON_CLOSE`,
+ * `CONNECTION_FAILED`, `PUBLISH_FAILED`, `SUBSCRIBE_FAILED`, `QUEUE_FULL`, `DROPPED_ON_CLOSE`,
  * `UNSUPPORTED_SERVER`, `PAYLOAD_MISSING`.
  *
  * @example Branch on the code
@@ -785,6 +866,7 @@ export type EventBusErrorCode =
   | "UNKNOWN_BACKEND"
   | "CONNECTION_FAILED"
   | "PUBLISH_FAILED"
+  | "SUBSCRIBE_FAILED"
   | "QUEUE_FULL"
   | "DROPPED_ON_CLOSE"
   | "UNSUPPORTED_SERVER"

@@ -1,0 +1,76 @@
+// Checks of the options the remote backends (postgres.ts, redis.ts) share:
+// each backend reads and checks its options once, through these.
+
+import type { Timing } from "./_keeper.ts";
+import { type RemoteEventBusOptions, show } from "./types.ts";
+
+/** Checks of a backend's options; every failure names the backend. */
+export class OptionChecks {
+  readonly #owner: string;
+
+  constructor(owner: string) {
+    this.#owner = owner;
+  }
+
+  /** Throws a TypeError: `Invalid <owner> options: <detail>`. */
+  fail(detail: string): never {
+    throw new TypeError(`Invalid ${this.#owner} options: ${detail}`);
+  }
+
+  /** Parses a URL whose scheme matches `schemes` (never echoing it). */
+  url(value: unknown, name: string, schemes: RegExp, want: string): URL {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(String(value));
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed === undefined || !schemes.test(parsed.protocol)) {
+      this.fail(`${name} must be a ${want} URL`);
+    }
+    return parsed;
+  }
+
+  /** `value`, or `fallback` when undefined; it must be a positive number. */
+  positive(
+    name: string,
+    value: number | undefined,
+    fallback: number,
+    unit = "milliseconds",
+  ): number {
+    const result = value ?? fallback;
+    if (typeof result !== "number") {
+      this.fail(`${name} must be a number of ${unit}, got ${show(result)}`);
+    }
+    if (!(Number.isFinite(result) && result > 0)) {
+      throw new RangeError(
+        `Invalid ${this.#owner} options: ${name} must be a positive number of ${unit}, got ${
+          show(result)
+        }`,
+      );
+    }
+    return result;
+  }
+
+  /** The timing options with their defaults (see RemoteEventBusOptions). */
+  timing(options: RemoteEventBusOptions): Timing {
+    return {
+      heartbeatMs: this.positive("heartbeatMs", options.heartbeatMs, 5000),
+      maxReconnectDelayMs: this.positive(
+        "maxReconnectDelayMs",
+        options.maxReconnectDelayMs,
+        2000,
+      ),
+      connectTimeoutMs: this.positive(
+        "connectTimeoutMs",
+        options.connectTimeoutMs,
+        10_000,
+      ),
+      commandTimeoutMs: this.positive(
+        "commandTimeoutMs",
+        options.commandTimeoutMs,
+        10_000,
+      ),
+    };
+  }
+}

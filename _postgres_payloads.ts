@@ -1,0 +1,131 @@
+// Events too large for NOTIFY (8000 bytes): the body goes to the
+// `<prefix>_payloads` table in the publishing statement, the notification
+// carries a reference, and the listener fetches the body before it
+// delivers the event (keeping the order of everything behind it).
+
+import type { ISql, Sql } from "postgres";
+import type { Event } from "./types.ts";
+import { EventBusError, EventFormatError } from "./types.ts";
+
+/** NOTIFY payloads must be shorter than this many bytes. */
+export const NOTIFY_LIMIT = 8000;
+const REF = '{"dataknobs_ref":';
+/** What Postgres takes as a uuid: a malformed id must not fail the others. */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** A body to store, under its id. */
+export interface Row {
+  readonly id: string;
+  readonly body: string;
+}
+
+/** The notification texts of a batch, and the rows they refer to. */
+export interface Encoded {
+  readonly texts: string[];
+  readonly rows: Row[];
+}
+
+/** The `<prefix>_payloads` table. */
+export class PayloadStore {
+  /** The table's name. */
+  readonly table: string;
+  readonly #ttlMs: number;
+  #lastCleanup = 0;
+
+  constructor(prefix: string, ttlMs: number) {
+    this.table = `${prefix}_payloads`;
+    this.#ttlMs = ttlMs;
+  }
+
+  /** Creates the table if it does not exist (two processes may race). */
+  async create(sql: Sql): Promise<void> {
+    await sql`create table if not exists ${sql(this.table)} (
+      id uuid primary key,
+      body text not null,
+      created_at timestamptz not null default now()
+    )`.catch((error) => {
+      // Two processes creating the table at once: the loser sees it exist.
+      if (!["42P07", "23505"].includes(error.code)) throw error;
+    });
+  }
+
+  /** Each event's notification text; large ones become references to rows. */
+  encode(events: readonly Event[]): Encoded {
+    const texts: string[] = [], rows: Row[] = [];
+    for (const event of events) {
+      const text = event.toJSONString();
+      if (byteLength(text) < NOTIFY_LIMIT) {
+        texts.push(text);
+        continue;
+      }
+      const id = crypto.randomUUID();
+      rows.push({ id, body: text });
+      texts.push(
+        `${REF}${JSON.stringify(id)},"event_id":${
+          JSON.stringify(event.eventId)
+        }}`,
+      );
+    }
+    return { texts, rows };
+  }
+
+  /** Whether a notification is a reference to a stored body. */
+  isReference(text: string): boolean {
+    return text.startsWith(REF);
+  }
+
+  /**
+   * The bodies behind references, in their order; a reference whose body is
+   * gone, or that is malformed, gives the error to report instead.
+   */
+  async resolve(
+    sql: Sql,
+    texts: readonly string[],
+  ): Promise<(string | Error)[]> {
+    const ids = texts.map(refId);
+    const wanted = [...new Set(ids.filter((id) => id !== ""))];
+    const bodies = new Map<string, string>();
+    if (wanted.length > 0) {
+      const rows = await sql`select id::text, body from ${
+        sql(this.table)
+      } where id = any(${wanted}::uuid[])`;
+      for (const row of rows) bodies.set(row.id as string, row.body as string);
+    }
+    return ids.map((id) =>
+      bodies.get(id) ??
+        (id === ""
+          ? new EventFormatError("dataknobs_ref", "must be a payload id")
+          : new EventBusError(
+            "PAYLOAD_MISSING",
+            `Cannot read large payload ${id} from ${this.table}: it is gone (expired after largePayloadTtlMs, or deleted)`,
+          ))
+    );
+  }
+
+  /** Deletes bodies past their time to live, at most once a minute. */
+  cleanup(sql: ISql): Promise<unknown> | undefined {
+    const now = Date.now();
+    if (now - this.#lastCleanup < 60_000) return undefined;
+    this.#lastCleanup = now;
+    return sql`delete from ${
+      sql(this.table)
+    } where created_at < now() - ${this.#ttlMs} * interval '1 millisecond'`;
+  }
+}
+
+/** The payload id of a reference notification, or "" when it has none. */
+function refId(text: string): string {
+  try {
+    const id = JSON.parse(text).dataknobs_ref;
+    return typeof id === "string" && UUID.test(id) ? id : "";
+  } catch {
+    return "";
+  }
+}
+
+function byteLength(text: string): number {
+  // Each UTF-16 unit is at most 3 UTF-8 bytes: short text needs no count.
+  return text.length * 3 < NOTIFY_LIMIT
+    ? text.length
+    : new TextEncoder().encode(text).length;
+}

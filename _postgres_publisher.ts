@@ -1,0 +1,115 @@
+// The publishing connection of the PostgreSQL bus: a batch of events is one
+// statement, so one commit, that notifies each event on its topic's
+// channel and on the pattern channel (and stores large bodies).
+
+import type { ISql } from "postgres";
+import type { PayloadStore } from "./_postgres_payloads.ts";
+import type { Connection } from "./_postgres_sql.ts";
+import { type PublishLink, Refusal } from "./_transport.ts";
+import type { Event } from "./types.ts";
+
+/** Where a batch's notifications go. */
+export interface Channels {
+  /** The channel of a topic. */
+  channel(topic: string): string;
+  /** The channel every event is also notified on, for pattern listeners. */
+  readonly patterns: string;
+}
+
+/**
+ * Notifies every event in one statement on `sql` (a connection or a
+ * transaction): delivered if and only if that statement commits.
+ */
+export async function notify(
+  sql: ISql,
+  events: readonly Event[],
+  channels: Channels,
+  store: PayloadStore,
+): Promise<void> {
+  const { texts, rows } = store.encode(events);
+  const names: string[] = [], payloads: string[] = [];
+  events.forEach((event, i) => {
+    names.push(channels.channel(event.topic), channels.patterns);
+    payloads.push(texts[i]!, texts[i]!);
+  });
+  if (rows.length === 0) {
+    await sql`select count(pg_notify(c, p)) from unnest(${names}::text[], ${payloads}::text[]) as t(c, p)`;
+    return;
+  }
+  // Bodies as one parameter each: array literals of large text are slow to
+  // escape and to parse.
+  await sql`with spilled as (
+    insert into ${sql(store.table)} ${sql(rows, "id", "body")}
+  )
+  select count(pg_notify(c, p)) from unnest(${names}::text[], ${payloads}::text[]) as t(c, p)`;
+}
+
+/** The publishing connection. */
+export class PostgresPublisher implements PublishLink {
+  readonly #connection: Connection;
+  readonly #channels: Channels;
+  readonly #store: PayloadStore;
+
+  constructor(connection: Connection, channels: Channels, store: PayloadStore) {
+    this.#connection = connection;
+    this.#channels = channels;
+    this.#store = store;
+  }
+
+  async ping(): Promise<void> {
+    await this.#connection.sql`select 1`;
+  }
+
+  destroy(): void {
+    this.#connection.destroy();
+  }
+
+  async end(): Promise<void> {
+    await this.#connection.sql.end();
+  }
+
+  // One statement per run of distinct events (Postgres folds identical
+  // notifications of one transaction into one, so an event published twice
+  // goes in two statements). A statement the server refuses refuses its
+  // events; the others are unaffected.
+  async send(events: readonly Event[]): Promise<(Refusal | undefined)[]> {
+    const sql = this.#connection.sql;
+    const outcomes: (Refusal | undefined)[] = [];
+    for (const run of distinctRuns(events)) {
+      try {
+        await notify(sql, run, this.#channels, this.#store);
+        outcomes.push(...run.map(() => undefined));
+      } catch (error) {
+        if ((error as Error).name !== "PostgresError") throw error;
+        const refused = new Refusal((error as Error).message);
+        outcomes.push(...run.map(() => refused));
+      }
+    }
+    this.#store.cleanup(sql)?.catch(() => {});
+    return outcomes;
+  }
+
+  /** `pg_notification_queue_usage()`, from 0 to 1. */
+  async queueUsage(): Promise<number> {
+    const sql = this.#connection.sql;
+    const [row] = await sql`select pg_notification_queue_usage() as usage`;
+    return Number(row!.usage);
+  }
+}
+
+/** The events cut before each one whose id is already in the run. */
+function distinctRuns(events: readonly Event[]): Event[][] {
+  const runs: Event[][] = [];
+  let run: Event[] = [], ids = new Set<string>();
+  for (const event of events) {
+    if (ids.has(event.eventId)) {
+      runs.push(run);
+      run = [];
+      ids = new Set();
+    }
+    run.push(event);
+    ids.add(event.eventId);
+  }
+  if (run.length > 0) runs.push(run);
+  return runs;
+}

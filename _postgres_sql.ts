@@ -1,0 +1,69 @@
+// One PostgreSQL connection through postgres.js that the bus can end at
+// once: the bus makes the socket itself (postgres.js's `socket` option), so
+// a half-open connection is destroyed instead of waiting for a goodbye the
+// server will never answer.
+
+import { connect as connectSocket, type Socket } from "node:net";
+import postgres, { type Sql } from "postgres";
+
+/** A postgres.js instance of one connection, and how to end it at once. */
+export interface Connection {
+  readonly sql: Sql;
+  /** Destroys the socket and ends the instance; leaves no handle. */
+  destroy(): void;
+}
+
+/** What to do with notifications and the loss of the connection. */
+export interface ConnectionHooks {
+  /** Called once the connection has closed, for whatever reason. */
+  readonly lost: (cause?: Error) => void;
+  /** Called with each notification (postgres.js's own `onnotify` hook). */
+  readonly notified?: (channel: string, payload: string) => void;
+}
+
+/** Does nothing: for postgres.js notices and settled promises. */
+export const quiet = (): void => {};
+
+/** Makes a postgres.js instance of one connection (opened by its first query). */
+export function connection(
+  url: string,
+  applicationName: string,
+  hooks: ConnectionHooks,
+): Connection {
+  const sockets = new Set<Socket>();
+  const options = {
+    max: 1,
+    max_lifetime: null,
+    idle_timeout: 0,
+    onnotice: quiet,
+    connection: { application_name: applicationName },
+    onclose: () => hooks.lost(),
+    // postgres.js hands every NotificationResponse to `onnotify` (what its
+    // own sql.listen() is built on), and opens sockets through `socket`.
+    onnotify: hooks.notified,
+    socket: ({ host, port, path }: SocketOptions) => {
+      const socket = path
+        ? connectSocket(path)
+        : connectSocket(port[0]!, host[0]!);
+      // postgres.js names the TLS server after `socket.host`.
+      Object.assign(socket, { host: host[0] });
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+      return socket;
+    },
+  };
+  const sql = postgres(url, options as postgres.Options<Record<string, never>>);
+  return {
+    sql,
+    destroy: () => {
+      for (const socket of sockets) socket.destroy();
+      sql.end({ timeout: 0 }).catch(quiet);
+    },
+  };
+}
+
+interface SocketOptions {
+  readonly host: string[];
+  readonly port: number[];
+  readonly path: string | false;
+}

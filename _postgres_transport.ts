@@ -1,0 +1,130 @@
+// LISTEN/NOTIFY as a transport of the remote core: a LISTEN connection
+// (_postgres_listener.ts), a publishing connection (_postgres_publisher.ts)
+// and the large-payload table (_postgres_payloads.ts).
+
+import { PayloadStore } from "./_postgres_payloads.ts";
+import { type Channels, PostgresPublisher } from "./_postgres_publisher.ts";
+import { PostgresListener } from "./_postgres_listener.ts";
+import { type Connection, connection } from "./_postgres_sql.ts";
+import type {
+  Arrivals,
+  Interest,
+  ReceiveLink,
+  Route,
+  Transport,
+} from "./_transport.ts";
+
+/** What PostgresEventBus resolved from its options. */
+export interface Settings {
+  readonly url: string;
+  readonly label: string;
+  readonly prefix: string;
+  readonly ttlMs: number;
+  readonly maxBatch: number;
+  /** How long the LISTEN probe may take (the bus's commandTimeoutMs). */
+  readonly probeMs: number;
+  /** The channel of a topic (postgresChannel with this prefix). */
+  readonly channel: (topic: string) => string;
+}
+
+/** Roughly how much notification text one batch carries: one transaction's
+ * notifications pass through the server's small notification buffer (a few
+ * pages), and bigger ones spill to disk. */
+const BATCH_CHARS = 256 * 1024;
+
+/** PostgreSQL LISTEN/NOTIFY; see the comment at the top of this file. */
+export class PostgresTransport implements Transport<PostgresPublisher> {
+  readonly server = "PostgreSQL";
+  readonly label: string;
+  readonly batch: { readonly events: number; readonly chars: number };
+  readonly channels: Channels;
+  readonly store: PayloadStore;
+  readonly #settings: Settings;
+  readonly #names = new Map<string, string>();
+
+  constructor(settings: Settings) {
+    this.#settings = settings;
+    this.label = settings.label;
+    this.batch = { events: settings.maxBatch, chars: BATCH_CHARS };
+    this.store = new PayloadStore(settings.prefix, settings.ttlMs);
+    this.channels = {
+      channel: (topic) => this.channel(topic),
+      patterns: `${settings.prefix}:patterns`,
+    };
+  }
+
+  async openPublisher(
+    signal: AbortSignal,
+    lost: (cause?: Error) => void,
+  ): Promise<PostgresPublisher> {
+    const opened = connection(
+      this.#settings.url,
+      "dataknobs-events-publisher",
+      { lost },
+    );
+    await this.#opening(opened, signal, () => this.store.create(opened.sql));
+    return new PostgresPublisher(opened, this.channels, this.store);
+  }
+
+  async openReceiver(
+    signal: AbortSignal,
+    arrivals: Arrivals,
+    lost: (cause?: Error) => void,
+  ): Promise<ReceiveLink> {
+    const opened = connection(this.#settings.url, "dataknobs-events-listener", {
+      lost,
+      notified: (channel, text) => listener.notified(channel, text),
+    });
+    const listener = new PostgresListener(
+      opened,
+      arrivals,
+      this.store,
+      this.channels.patterns,
+    );
+    // At most 40 + 19 bytes: within the 63-byte limit for any prefix.
+    const probe = `${this.#settings.prefix}:probe:${
+      crypto.randomUUID().slice(-12)
+    }`;
+    await this.#opening(
+      opened,
+      signal,
+      () => listener.probe(probe, this.#settings.probeMs, this.label),
+    );
+    return listener;
+  }
+
+  route(interest: Interest): Route {
+    return interest.kind === "topic"
+      ? this.channel(interest.name)
+      : this.channels.patterns;
+  }
+
+  channel(topic: string): string {
+    let name = this.#names.get(topic);
+    if (name === undefined) {
+      if (this.#names.size >= 10_000) this.#names.clear();
+      name = this.#settings.channel(topic);
+      this.#names.set(topic, name);
+    }
+    return name;
+  }
+
+  // Runs the first statements of a new connection; destroys it when they
+  // fail or the attempt is given up.
+  async #opening(
+    opened: Connection,
+    signal: AbortSignal,
+    first: () => Promise<void>,
+  ): Promise<void> {
+    const abort = () => opened.destroy();
+    signal.addEventListener("abort", abort, { once: true });
+    try {
+      await first();
+    } catch (error) {
+      opened.destroy();
+      throw error;
+    } finally {
+      signal.removeEventListener("abort", abort);
+    }
+  }
+}

@@ -1,0 +1,325 @@
+// Redis pub/sub as a transport of the remote core: one ioredis client per
+// connection, with ioredis's own reconnecting, resending and offline
+// queueing off — the core replaces lost connections and settles every
+// command itself.
+
+import { Redis, type RedisOptions } from "ioredis";
+import { escapeRedisGlob, toRedisGlob } from "./_pattern.ts";
+import {
+  type Arrivals,
+  type Interest,
+  type PublishLink,
+  type ReceiveLink,
+  Refusal,
+  type Route,
+  type Transport,
+} from "./_transport.ts";
+import type { Event } from "./types.ts";
+
+/** What RedisEventBus resolved from its options. */
+export interface Settings {
+  readonly label: string;
+  readonly url: string | undefined;
+  readonly redis: RedisOptions;
+  readonly prefix: string;
+}
+
+/**
+ * Publishes a run of events in one command: ARGV holds channel, message
+ * pairs. Each PUBLISH goes through pcall, so an event the server refuses
+ * (an ACL channel rule) stops neither the others nor the script; the reply
+ * lists the refused ones as position (from 1), error message, ….
+ */
+const PUBLISH_ALL = `local refused = {}
+for i = 1, #ARGV, 2 do
+  local reply = redis.pcall('PUBLISH', ARGV[i], ARGV[i + 1])
+  if type(reply) == 'table' and reply.err then
+    refused[#refused + 1] = (i + 1) / 2
+    refused[#refused + 1] = reply.err
+  end
+end
+return refused`;
+
+/** The most events one PUBLISH_ALL carries. */
+const SCRIPT_EVENTS = 1000;
+/** The most message text (in UTF-16 units) one PUBLISH_ALL carries. */
+const SCRIPT_CHARS = 256 * 1024;
+/** Events this long are published alone. */
+const ALONE_CHARS = 16 * 1024;
+/** Errors of a command Redis refused to run (so nothing was published). */
+const REFUSED = /^(NOPERM|ERR unknown command)/;
+/** Route prefixes: a channel (SUBSCRIBE) or a glob (PSUBSCRIBE). */
+const CHANNEL = "channel ", GLOB = "glob ";
+
+/** Redis pub/sub; see the comment at the top of this file. */
+export class RedisTransport implements Transport<RedisPublisher> {
+  readonly server = "Redis";
+  readonly label: string;
+  /** A send is cut into scripts here, and pipelined. */
+  readonly batch = { events: 8 * SCRIPT_EVENTS, chars: 8 * SCRIPT_CHARS };
+  readonly #settings: Settings;
+  readonly #prefix: string;
+
+  constructor(settings: Settings) {
+    this.#settings = settings;
+    this.label = settings.label;
+    this.#prefix = `${settings.prefix}:`;
+  }
+
+  async openPublisher(
+    signal: AbortSignal,
+    lost: (cause?: Error) => void,
+  ): Promise<RedisPublisher> {
+    const client = await this.#connect("publisher", signal, lost, {
+      enableOfflineQueue: false,
+    });
+    // Whether the server runs PUBLISH_ALL (EVAL may be renamed or denied).
+    const scripted = await client.eval(PUBLISH_ALL, 0).then(
+      () => true,
+      (error: Error) => {
+        if (error.name === "ReplyError") return false;
+        destroy(client);
+        throw error;
+      },
+    );
+    return new RedisPublisher(client, this.#prefix, scripted);
+  }
+
+  async openReceiver(
+    signal: AbortSignal,
+    arrivals: Arrivals,
+    lost: (cause?: Error) => void,
+  ): Promise<ReceiveLink> {
+    const client = await this.#connect("subscriber", signal, lost, {
+      enableOfflineQueue: true,
+    });
+    client.on("message", (channel: string, text: string) => {
+      arrivals.arrived(CHANNEL + channel, text, channel);
+    });
+    client.on("pmessage", (glob: string, channel: string, text: string) => {
+      arrivals.arrived(GLOB + glob, text, channel);
+    });
+    return new RedisReceiver(client);
+  }
+
+  route(interest: Interest): Route {
+    return interest.kind === "topic"
+      ? CHANNEL + this.#prefix + interest.name
+      : GLOB + escapeRedisGlob(this.#prefix) + toRedisGlob(interest.name);
+  }
+
+  channel(topic: string): string {
+    return this.#prefix + topic;
+  }
+
+  // One connection, ready (AUTH, SELECT and the ready check done), or a
+  // rejection that leaves nothing open.
+  async #connect(
+    role: string,
+    signal: AbortSignal,
+    lost: (cause?: Error) => void,
+    extra: RedisOptions,
+  ): Promise<Redis> {
+    const options: RedisOptions = {
+      ...this.#settings.redis,
+      ...extra,
+      lazyConnect: true,
+      connectionName: `dataknobs-events-${role}`,
+      retryStrategy: () => null,
+      autoResendUnfulfilledCommands: false,
+      autoResubscribe: false,
+      maxRetriesPerRequest: 0,
+    };
+    const url = this.#settings.url;
+    const client = url === undefined
+      ? new Redis(options)
+      : new Redis(url, options);
+    let lastError: Error | undefined;
+    client.on("error", (error: Error) => (lastError = error));
+    const abort = () => destroy(client);
+    signal.addEventListener("abort", abort, { once: true });
+    try {
+      await client.connect();
+    } catch (error) {
+      destroy(client);
+      throw lastError ?? error;
+    } finally {
+      signal.removeEventListener("abort", abort);
+    }
+    client.on("close", () => lost(lastError));
+    return client;
+  }
+}
+
+/** Ends a client's connection at once (ioredis would wait 2 s for a FIN). */
+function destroy(client: Redis): void {
+  client.disconnect();
+  (client.stream as Redis["stream"] | undefined)?.destroy();
+}
+
+/** Turns a server's error reply into a Refusal; other errors pass. */
+function refusal(error: Error): Error {
+  return error.name === "ReplyError" ? new Refusal(error.message) : error;
+}
+
+/** The publishing connection. */
+class RedisPublisher implements PublishLink {
+  readonly #client: Redis;
+  readonly #prefix: string;
+  #scripted: boolean;
+
+  constructor(client: Redis, prefix: string, scripted: boolean) {
+    this.#client = client;
+    this.#prefix = prefix;
+    this.#scripted = scripted;
+  }
+
+  async ping(): Promise<void> {
+    await this.#client.ping();
+  }
+
+  destroy(): void {
+    destroy(this.#client);
+  }
+
+  async end(): Promise<void> {
+    await this.#client.quit();
+  }
+
+  // One pipeline (one write): runs of events as one PUBLISH_ALL each, a
+  // lone or large event as a PUBLISH; one PUBLISH an event where the
+  // server refuses scripts.
+  async send(events: readonly Event[]): Promise<(Refusal | undefined)[]> {
+    const parts = this.#parts(events);
+    const pipeline = this.#client.pipeline();
+    for (const part of parts) {
+      if (part.length === 1) {
+        const event = part[0]!;
+        pipeline.publish(this.#prefix + event.topic, event.toJSONString());
+        continue;
+      }
+      const args: string[] = [];
+      for (const event of part) {
+        args.push(this.#prefix + event.topic, event.toJSONString());
+      }
+      pipeline.eval(PUBLISH_ALL, 0, ...args);
+    }
+    const replies = await pipeline.exec();
+    return parts.flatMap((part, i) => {
+      const [error, result] = replies?.[i] ?? [new Error("no reply"), null];
+      return this.#outcomes(part, error, result);
+    });
+  }
+
+  // The batch cut into script runs of at most SCRIPT_EVENTS events and
+  // SCRIPT_CHARS of text (one script holds the server for its whole run).
+  // An event of ALONE_CHARS or more goes alone, as a PUBLISH (in a script
+  // the server would copy it twice more, for no fewer round trips), and so
+  // does every event when the server refuses scripts.
+  #parts(events: readonly Event[]): Event[][] {
+    const parts: Event[][] = [];
+    let run: Event[] = [], chars = 0;
+    const endRun = () => {
+      if (run.length > 0) parts.push(run);
+      run = [];
+      chars = 0;
+    };
+    for (const event of events) {
+      const size = event.toJSONString().length;
+      if (!this.#scripted || size >= ALONE_CHARS) {
+        endRun();
+        parts.push([event]);
+        continue;
+      }
+      if (run.length === SCRIPT_EVENTS || chars + size > SCRIPT_CHARS) endRun();
+      run.push(event);
+      chars += size;
+    }
+    endRun();
+    return parts;
+  }
+
+  // The outcome of each event of a part from the part's reply: a PUBLISH's
+  // count, PUBLISH_ALL's list of refused events, or an error. An error that
+  // is not the server's refusal means the connection failed: the send
+  // rejects.
+  #outcomes(
+    part: Event[],
+    error: Error | null,
+    result: unknown,
+  ): (Refusal | undefined)[] {
+    if (error) {
+      const refused = refusal(error);
+      if (!(refused instanceof Refusal)) throw error;
+      if (part.length > 1 && REFUSED.test(error.message)) {
+        this.#scripted = false; // later sends: one PUBLISH an event
+      }
+      return part.map(() => refused);
+    }
+    if (part.length === 1) return [undefined];
+    const why = new Map<unknown, string>();
+    const list = Array.isArray(result) ? result : [];
+    for (let i = 0; i < list.length; i += 2) {
+      why.set(list[i], String(list[i + 1]));
+    }
+    return part.map((_, i) => {
+      const message = why.get(i + 1);
+      return message === undefined ? undefined : new Refusal(message);
+    });
+  }
+}
+
+/** The subscribed connection. */
+class RedisReceiver implements ReceiveLink {
+  readonly #client: Redis;
+
+  constructor(client: Redis) {
+    this.#client = client;
+  }
+
+  async ping(): Promise<void> {
+    await this.#client.ping();
+  }
+
+  destroy(): void {
+    destroy(this.#client);
+  }
+
+  async end(): Promise<void> {
+    await this.#client.quit();
+  }
+
+  async listen(routes: readonly Route[]): Promise<void> {
+    const [channels, globs] = split(routes);
+    try {
+      await Promise.all([
+        channels.length > 0 && this.#client.subscribe(...channels),
+        globs.length > 0 && this.#client.psubscribe(...globs),
+      ]);
+    } catch (error) {
+      throw refusal(error as Error);
+    }
+  }
+
+  async unlisten(routes: readonly Route[]): Promise<void> {
+    const [channels, globs] = split(routes);
+    try {
+      await Promise.all([
+        channels.length > 0 && this.#client.unsubscribe(...channels),
+        globs.length > 0 && this.#client.punsubscribe(...globs),
+      ]);
+    } catch (error) {
+      throw refusal(error as Error);
+    }
+  }
+}
+
+/** Routes as [channels, globs]. */
+function split(routes: readonly Route[]): [string[], string[]] {
+  const channels: string[] = [], globs: string[] = [];
+  for (const route of routes) {
+    if (route.startsWith(CHANNEL)) channels.push(route.slice(CHANNEL.length));
+    else globs.push(route.slice(GLOB.length));
+  }
+  return [channels, globs];
+}

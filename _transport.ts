@@ -1,0 +1,94 @@
+// The contract between the remote core (_remote.ts) and a transport
+// (redis.ts, postgres.ts). A transport only moves bytes: it opens
+// connections, sends events, listens on routes and reports what arrived and
+// which connection was lost. Everything else — the state machine,
+// reconnection and backoff, heartbeats, deadlines, gap accounting, batching
+// and settling every promise — is the core's, written once.
+//
+// Every method may be cut short by the core: it races each call against a
+// deadline and against the loss of the connection, and calls `destroy()`
+// on a connection it gives up on. A transport need not time anything out
+// itself, but must never leave a socket or timer behind after `destroy()`.
+
+import type { Event } from "./types.ts";
+
+/** What the receiving connection listens on for an interest: opaque to the core. */
+export type Route = string;
+
+/** One connection, opened by a transport and owned by the core. */
+export interface Link {
+  /**
+   * One round trip on this connection. When it resolves, everything sent on
+   * this connection before it has been handled by the server, and (on a
+   * receiving connection) every message the server sent before its answer
+   * has been reported through `arrived`.
+   */
+  ping(): Promise<void>;
+  /** Ends the connection at once, without a goodbye; idempotent; leaves no handle. */
+  destroy(): void;
+  /** Ends the connection after a goodbye; the core bounds the wait, then destroys. */
+  end(): Promise<void>;
+}
+
+/** The connection publishes go through. */
+export interface PublishLink extends Link {
+  /**
+   * Sends events in this order. Resolves with one entry per event:
+   * `undefined` when the server accepted it, or a {@linkcode Refusal} when
+   * the server refused that event (it was not sent). Rejects when the
+   * connection failed: then each event may or may not have been delivered.
+   */
+  send(events: readonly Event[]): Promise<readonly (Refusal | undefined)[]>;
+}
+
+/** The connection events arrive on. */
+export interface ReceiveLink extends Link {
+  /** Listens on routes; resolves once the server confirmed every one. */
+  listen(routes: readonly Route[]): Promise<void>;
+  /** Stops listening on routes; resolves once the server confirmed it. */
+  unlisten(routes: readonly Route[]): Promise<void>;
+}
+
+/** What a receiving connection reports to the core. */
+export interface Arrivals {
+  /**
+   * Wire text arrived on `route`. `channel`, when given, is the channel it
+   * came on, which must be the channel of the event's topic.
+   */
+  arrived(route: Route, text: string, channel?: string): void;
+  /** Reports a problem that costs only one message (e.g. a payload gone). */
+  report(error: unknown): void;
+}
+
+/** What an interest is: an exact topic or an fnmatch pattern. */
+export interface Interest {
+  readonly kind: "topic" | "pattern";
+  readonly name: string;
+}
+
+/** A server's refusal of a command on a healthy connection. */
+export class Refusal extends Error {
+  override readonly name = "Refusal";
+}
+
+/** A remote transport: see the comment at the top of this file. */
+export interface Transport<P extends PublishLink = PublishLink> {
+  /** The kind of server, for messages: `"Redis"`, `"PostgreSQL"`. */
+  readonly server: string;
+  /** What `String(bus)` and messages show of the server (no credentials). */
+  readonly label: string;
+  /** The most events, and characters of JSON text, one `send` is given. */
+  readonly batch: { readonly events: number; readonly chars: number };
+  /** Opens the publishing connection; gives up when `signal` aborts. */
+  openPublisher(signal: AbortSignal, lost: (cause?: Error) => void): Promise<P>;
+  /** Opens the receiving connection; gives up when `signal` aborts. */
+  openReceiver(
+    signal: AbortSignal,
+    arrivals: Arrivals,
+    lost: (cause?: Error) => void,
+  ): Promise<ReceiveLink>;
+  /** The route an interest is listened on; interests may share a route. */
+  route(interest: Interest): Route;
+  /** The channel a topic's events are sent on. */
+  channel(topic: string): string;
+}
