@@ -22,8 +22,8 @@ import {
 } from "./types.ts";
 
 /** A remote bus's transport and its checked timing options. */
-export interface RemoteSetup<P extends PublishLink> {
-  readonly transport: Transport<P>;
+export interface RemoteSetup {
+  readonly transport: Transport;
   readonly timing: Timing;
 }
 
@@ -34,9 +34,9 @@ export interface RemoteSetup<P extends PublishLink> {
  *
  * @internal
  */
-export class BusBase<P extends PublishLink = PublishLink> implements EventBus {
+export class BusBase implements EventBus {
   readonly #dispatcher: Dispatcher;
-  readonly #remote: Remote<P> | undefined;
+  readonly #remote: Remote | undefined;
   readonly #label: string;
   readonly #closeTimeoutMs: number;
   readonly #onStateChange: ((state: ConnectionState) => void) | undefined;
@@ -47,7 +47,7 @@ export class BusBase<P extends PublishLink = PublishLink> implements EventBus {
     | undefined;
   #closing: Promise<void> | undefined;
 
-  constructor(options: EventBusOptions, remote?: RemoteSetup<P>) {
+  constructor(options: EventBusOptions, remote?: RemoteSetup) {
     const {
       onError = logError,
       closeTimeoutMs = 5000,
@@ -226,7 +226,7 @@ export class BusBase<P extends PublishLink = PublishLink> implements EventBus {
    */
   protected command<T>(
     what: string,
-    command: (link: P) => Promise<T>,
+    command: (link: PublishLink) => Promise<T>,
   ): Promise<T> {
     return this.#remote!.command(what, command);
   }

@@ -176,7 +176,7 @@ function fnv1a64(text: string): string {
  * assert.ok(!String(bus).includes("s3cret") && bus.state === "idle");
  * ```
  */
-export class PostgresEventBus extends BusBase<PostgresPublisher> {
+export class PostgresEventBus extends BusBase {
   readonly #transport: PostgresTransport;
 
   /**
@@ -242,7 +242,8 @@ export class PostgresEventBus extends BusBase<PostgresPublisher> {
   notificationQueueUsage(): Promise<number> {
     return this.command(
       "read the notification queue usage",
-      (link) => link.queueUsage(),
+      // The publishing connections of this bus's transport are these.
+      (link) => (link as PostgresPublisher).queueUsage(),
     );
   }
 }
