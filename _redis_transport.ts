@@ -162,28 +162,36 @@ function refusal(error: Error): Error {
   return error.name === "ReplyError" ? new Refusal(error.message) : error;
 }
 
+/** A connection: what the publishing and the subscribed one share. */
+class RedisLink {
+  protected readonly client: Redis;
+
+  constructor(client: Redis) {
+    this.client = client;
+  }
+
+  async ping(): Promise<void> {
+    await this.client.ping();
+  }
+
+  destroy(): void {
+    destroy(this.client);
+  }
+
+  async end(): Promise<void> {
+    await this.client.quit();
+  }
+}
+
 /** The publishing connection. */
-class RedisPublisher implements PublishLink {
-  readonly #client: Redis;
+class RedisPublisher extends RedisLink implements PublishLink {
   readonly #prefix: string;
   #scripted: boolean;
 
   constructor(client: Redis, prefix: string, scripted: boolean) {
-    this.#client = client;
+    super(client);
     this.#prefix = prefix;
     this.#scripted = scripted;
-  }
-
-  async ping(): Promise<void> {
-    await this.#client.ping();
-  }
-
-  destroy(): void {
-    destroy(this.#client);
-  }
-
-  async end(): Promise<void> {
-    await this.#client.quit();
   }
 
   // One pipeline (one write): runs of events as one PUBLISH_ALL each, a
@@ -191,7 +199,7 @@ class RedisPublisher implements PublishLink {
   // server refuses scripts.
   async send(events: readonly Event[]): Promise<(Refusal | undefined)[]> {
     const parts = this.#parts(events);
-    const pipeline = this.#client.pipeline();
+    const pipeline = this.client.pipeline();
     for (const part of parts) {
       if (part.length === 1) {
         const event = part[0]!;
@@ -270,43 +278,26 @@ class RedisPublisher implements PublishLink {
 }
 
 /** The subscribed connection. */
-class RedisReceiver implements ReceiveLink {
-  readonly #client: Redis;
-
-  constructor(client: Redis) {
-    this.#client = client;
+class RedisReceiver extends RedisLink implements ReceiveLink {
+  listen(routes: readonly Route[]): Promise<void> {
+    return this.#command(routes, "subscribe", "psubscribe");
   }
 
-  async ping(): Promise<void> {
-    await this.#client.ping();
+  unlisten(routes: readonly Route[]): Promise<void> {
+    return this.#command(routes, "unsubscribe", "punsubscribe");
   }
 
-  destroy(): void {
-    destroy(this.#client);
-  }
-
-  async end(): Promise<void> {
-    await this.#client.quit();
-  }
-
-  async listen(routes: readonly Route[]): Promise<void> {
+  // One command for the channels among the routes, one for the globs.
+  async #command(
+    routes: readonly Route[],
+    channelCommand: "subscribe" | "unsubscribe",
+    globCommand: "psubscribe" | "punsubscribe",
+  ): Promise<void> {
     const [channels, globs] = split(routes);
     try {
       await Promise.all([
-        channels.length > 0 && this.#client.subscribe(...channels),
-        globs.length > 0 && this.#client.psubscribe(...globs),
-      ]);
-    } catch (error) {
-      throw refusal(error as Error);
-    }
-  }
-
-  async unlisten(routes: readonly Route[]): Promise<void> {
-    const [channels, globs] = split(routes);
-    try {
-      await Promise.all([
-        channels.length > 0 && this.#client.unsubscribe(...channels),
-        globs.length > 0 && this.#client.punsubscribe(...globs),
+        channels.length > 0 && this.client[channelCommand](...channels),
+        globs.length > 0 && this.client[globCommand](...globs),
       ]);
     } catch (error) {
       throw refusal(error as Error);
