@@ -179,7 +179,7 @@ export class BusBase implements EventBus {
     this.#setState("closing");
     // First, while a handler calling close() is still recognisable.
     const drained = this.#dispatcher.drain(this.#closeTimeoutMs);
-    this.#connecting?.abort.abort(this.#unusable("connect", null));
+    this.#connecting?.abort.abort(unusable("connect", null, true));
     const opened = this.#connecting?.done.then(() => true, () => false);
     try {
       await Promise.all([
