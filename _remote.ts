@@ -197,8 +197,9 @@ export class Remote<P extends PublishLink = PublishLink> {
     command: (link: ReceiveLink) => Promise<void>,
   ): Promise<void> {
     const { connectTimeoutMs, commandTimeoutMs } = this.#timing;
-    const receiver = this.#receiver!;
+    const receiver = this.#receiver;
     try {
+      if (receiver === undefined) throw new Stopped("the bus is closing");
       await receiver.whenUp(connectTimeoutMs, "subscribe");
       await receiver.run("subscribe", command, commandTimeoutMs).catch(
         (error) => {
@@ -208,7 +209,12 @@ export class Remote<P extends PublishLink = PublishLink> {
         },
       );
     } catch (error) {
-      if (error instanceof Stopped) throw error;
+      if (error instanceof Stopped) {
+        throw new EventBusError(
+          "CLOSED",
+          `Cannot subscribe to ${interest.kind} "${interest.name}": the bus was closed first; create a new bus`,
+        );
+      }
       const why = error instanceof Timeout
         ? `the connection to ${this.#where()} was not restored within connectTimeoutMs (${connectTimeoutMs} ms)`
         : `${this.#where()} refused it (${(error as Error).message})`;
