@@ -49,6 +49,10 @@ export class Dispatcher {
   closed = false;
   /** The subscription whose handler is running synchronously, if any. */
   current: Sub | undefined;
+  /** Subscriptions whose handler is running (cancelled ones too). */
+  readonly busy: Set<Sub> = new Set();
+  /** The number of the last subscription made (see Sub.serial). */
+  serial = 0;
 
   constructor(listener: Listener, onError: ErrorHandler, maxQueued: number) {
     this.#listener = listener;
@@ -132,26 +136,32 @@ export class Dispatcher {
     wait: boolean,
   ): Promise<void> | undefined {
     if (this.#closing) return undefined;
+    // The receivers are fixed now: a subscription a handler makes while
+    // this event is being handed over does not get it.
+    const horizon = this.serial;
     if (via !== null) {
       const entry = via.kind === "topic"
         ? (via.name === event.topic ? this.#exact.get(via.name) : undefined)
         : this.#patterns.get(via.name);
-      return settled(this.#offer(entry, event, wait));
+      return settled(this.#offer(entry, event, wait, horizon));
     }
-    let pending = this.#offer(this.#exact.get(event.topic), event, wait);
+    const exact = this.#exact.get(event.topic);
+    let pending = this.#offer(exact, event, wait, horizon);
     for (const entry of this.#patterns.values()) {
-      const done = this.#offer(entry, event, wait);
+      const done = this.#offer(entry, event, wait, horizon);
       if (done !== undefined) pending = collect(pending, done);
     }
     return settled(pending);
   }
 
   // Offers an event to each subscription of an entry whose pattern (if
-  // any) matches; the promises of the handler calls that started, if `wait`.
+  // any) matches, made before `horizon`; the promises of the handler calls
+  // that started, if `wait`.
   #offer(
     entry: Entry | undefined,
     event: Event,
     wait: boolean,
+    horizon: number,
   ): Promise<void> | Promise<void>[] | undefined {
     if (entry === undefined) return undefined;
     if (entry.regex !== null && !entry.regex.test(event.topic)) {
@@ -159,6 +169,7 @@ export class Dispatcher {
     }
     let pending: Promise<void> | Promise<void>[] | undefined;
     for (const sub of entry.subs) {
+      if (sub.serial > horizon) continue;
       const done = sub.offer(event, wait);
       if (done !== undefined) pending = collect(pending, done);
     }
@@ -193,8 +204,13 @@ export class Dispatcher {
   async drain(timeoutMs: number): Promise<void> {
     this.#closing = true;
     const caller = this.current;
-    const subs = [...this.#exact.values(), ...this.#patterns.values()]
-      .flatMap((entry) => [...entry.subs]);
+    const subs = [
+      ...new Set([
+        ...[...this.#exact.values(), ...this.#patterns.values()]
+          .flatMap((entry) => [...entry.subs]),
+        ...this.busy,
+      ]),
+    ];
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, timeoutMs);
@@ -248,6 +264,8 @@ class Sub implements Subscription {
   readonly topic: string;
   readonly pattern: string | null;
   readonly createdAt: Date = new Date();
+  /** Made after every subscription with a smaller serial. */
+  readonly serial: number;
   readonly #dispatcher: Dispatcher;
   readonly #entry: Entry;
   readonly #handler: EventHandler;
@@ -268,6 +286,7 @@ class Sub implements Subscription {
     pattern: string | null,
   ) {
     this.#dispatcher = dispatcher;
+    this.serial = ++dispatcher.serial;
     this.#entry = entry;
     this.topic = topic;
     this.pattern = pattern;
@@ -276,7 +295,17 @@ class Sub implements Subscription {
 
   cancel(): Promise<void> {
     if (this.#cancelled === undefined) {
-      this.discard();
+      const dropped = this.discard();
+      if (dropped > 0) {
+        this.#dispatcher.report(
+          new EventBusError(
+            "DROPPED_ON_CANCEL",
+            `Dropped ${dropped} queued event(s) of subscription ${this.subscriptionId} on cancel(): they were waiting for its handler; close() instead of cancel() lets handlers finish what they have`,
+          ),
+          null,
+          this,
+        );
+      }
       this.#cancelled = this.#dispatcher.remove(this.#entry, this);
     }
     return this.#cancelled;
@@ -316,6 +345,7 @@ class Sub implements Subscription {
   // is async (the loop resumes when it settles) or the queue is empty.
   #run(event: Event): Promise<void> | undefined {
     this.#active = true;
+    this.#dispatcher.busy.add(this);
     const dispatcher = this.#dispatcher;
     for (;;) {
       let result: unknown;
@@ -360,6 +390,7 @@ class Sub implements Subscription {
     }
     this.discard();
     this.#active = false;
+    this.#dispatcher.busy.delete(this);
     this.#idle?.resolve();
     this.#idle = undefined;
     return undefined;

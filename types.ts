@@ -845,7 +845,7 @@ export interface EventBus extends AsyncDisposable {
 /**
  * The conditions a caller may want to catch, by `code`:
  * `NOT_CONNECTED`, `CLOSED`, `UNKNOWN_BACKEND`,
- * `CONNECTION_FAILED`, `PUBLISH_FAILED`, `SUBSCRIBE_FAILED`, `QUEUE_FULL`, `DROPPED_ON_CLOSE`,
+ * `CONNECTION_FAILED`, `PUBLISH_FAILED`, `SUBSCRIBE_FAILED`, `QUEUE_FULL`, `DROPPED_ON_CLOSE`, `DROPPED_ON_CANCEL`,
  * `UNSUPPORTED_SERVER`, `PAYLOAD_MISSING`.
  *
  * @example Branch on the code
@@ -869,6 +869,7 @@ export type EventBusErrorCode =
   | "SUBSCRIBE_FAILED"
   | "QUEUE_FULL"
   | "DROPPED_ON_CLOSE"
+  | "DROPPED_ON_CANCEL"
   | "UNSUPPORTED_SERVER"
   | "PAYLOAD_MISSING";
 

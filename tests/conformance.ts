@@ -496,6 +496,60 @@ export function conformance(name: string, factory: BusFactory): void {
     assert.equal(disposed.events.length, 0);
   });
 
+  test("a subscription made by a handler does not get the event being delivered", async ({ bus }) => {
+    const topic = uniqueTopic("self-subscribe");
+    let calls = 0;
+    const copies: Promise<Subscription>[] = [];
+    const handler = (): void => {
+      calls++;
+      if (copies.length < 100) copies.push(bus.subscribe(topic, handler));
+    };
+    await bus.subscribe(topic, handler);
+    await bus.publish(topic, makeEvent(topic, { n: 1 }));
+    const barrier = new Inbox();
+    await bus.subscribe(topic, barrier.handler);
+    await bus.publish(topic, makeEvent(topic, { n: 2 }));
+    await barrier.until(1);
+    await Promise.all(copies);
+    // Event 1: the first handler only. Event 2: it and the one copy that
+    // event 1 made (which makes another copy, too late for event 2).
+    assert.equal(calls, 3);
+  });
+
+  test("cancel() reports the events it drops; close() waits for a handler still running", async ({ bus, errors }) => {
+    const topic = uniqueTopic("cancel-drop");
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const started = new Inbox();
+    let finished = 0;
+    const sub = await bus.subscribe(topic, async (event) => {
+      started.handler(event);
+      await gate;
+      finished++;
+    });
+    const barrier = new Inbox();
+    await bus.subscribe(topic, barrier.handler);
+    // Not awaited: on memory a publish waits for the handler it started.
+    const published = [1, 2, 3, 4, 5].map((n) =>
+      bus.publish(topic, makeEvent(topic, { n }))
+    );
+    // Both subscriptions get each event as it arrives: once the barrier has
+    // all five, four wait behind the blocked handler.
+    await barrier.until(5);
+    await started.until(1);
+    await sub.cancel();
+    const drops = errors.map(([error]) => error).filter((error) =>
+      error instanceof EventBusError && error.code === "DROPPED_ON_CANCEL"
+    );
+    assert.equal(drops.length, 1);
+    assert.match(String(drops[0]), /Dropped 4 queued event/);
+    const closed = bus.close();
+    setTimeout(release, 50);
+    await closed;
+    assert.equal(finished, 1, "close() waited for the running handler");
+    await Promise.all(published);
+  });
+
   test("String(bus) shows the state and no credentials", ({ bus }) => {
     assert.doesNotMatch(String(bus), /secret|password=/i);
     assert.match(String(bus), /ready\)$/);

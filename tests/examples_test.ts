@@ -60,7 +60,11 @@ Deno.test("examples/graceful_shutdown.ts drains and exits 0 on SIGTERM", async (
     chunk = await reader.read()
   ) text += chunk.value;
   assert.equal((await child.status).code, 0);
-  assert.match(text, /SIGTERM: drained after \d+ jobs; bye/);
+  const [, handled, published] = text.match(
+    /SIGTERM: drained (\d+) of (\d+) jobs; bye/,
+  ) ?? [];
+  assert.ok(Number(published) > 0, text);
+  assert.equal(handled, published, "close() drains every queued job");
 });
 
 Deno.test({
