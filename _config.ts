@@ -3,7 +3,15 @@
 
 import { show } from "./types.ts";
 
-type Kind = "string" | "boolean" | "port" | "db" | "prefix" | "pg_prefix";
+type Kind =
+  | "string"
+  | "boolean"
+  | "port"
+  | "db"
+  | "prefix"
+  | "pg_prefix"
+  | "postgres_url"
+  | "redis_url";
 
 interface KeySpec {
   readonly kind: Kind;
@@ -23,6 +31,14 @@ const CHECKS: Record<Kind, [(value: unknown) => boolean, string]> = {
     (v) => typeof v === "string" && v !== "" && !/[*?[\]\\]/.test(v),
     "a non-empty string without glob characters (* ? [ ] \\)",
   ],
+  postgres_url: [
+    (v) => isUrl(v, /^postgres(ql)?:$/),
+    "a postgres:// URL (a literal % in it written as %25)",
+  ],
+  redis_url: [
+    (v) => isUrl(v, /^rediss?:$/),
+    "a redis:// or rediss:// URL (a literal % in it written as %25)",
+  ],
   pg_prefix: [
     (v) => typeof v === "string" && /^[A-Za-z0-9_]{1,40}$/.test(v),
     "1 to 40 characters from [A-Za-z0-9_]",
@@ -33,7 +49,7 @@ const CHECKS: Record<Kind, [(value: unknown) => boolean, string]> = {
 const SCHEMAS: Readonly<Record<string, Record<string, KeySpec>>> = {
   memory: {},
   postgres: {
-    connection_string: { kind: "string", required: true, secret: true },
+    connection_string: { kind: "postgres_url", required: true, secret: true },
     channel_prefix: { kind: "pg_prefix" },
   },
   redis: {
@@ -43,7 +59,7 @@ const SCHEMAS: Readonly<Record<string, Record<string, KeySpec>>> = {
     password: { kind: "string", secret: true },
     db: { kind: "db" },
     channel_prefix: { kind: "prefix" },
-    url: { kind: "string", secret: true },
+    url: { kind: "redis_url", secret: true },
     username: { kind: "string" },
   },
 };
@@ -77,5 +93,17 @@ export function checkConfig(
       const got = spec.secret ? `a ${typeof value}` : show(value);
       fail(`"${key}" must be ${want}, got ${got}`);
     }
+  }
+}
+
+/** Whether `value` is a URL of one of `schemes` whose escapes decode. */
+function isUrl(value: unknown, schemes: RegExp): boolean {
+  if (typeof value !== "string") return false;
+  try {
+    const { protocol, username, password, pathname } = new URL(value);
+    [username, password, pathname].forEach((part) => decodeURIComponent(part));
+    return schemes.test(protocol);
+  } catch {
+    return false;
   }
 }

@@ -28,6 +28,15 @@ export class OptionChecks {
     if (parsed === undefined || !schemes.test(parsed.protocol)) {
       this.fail(`${name} must be a ${want} URL`);
     }
+    for (const part of [parsed.username, parsed.password, parsed.pathname]) {
+      try {
+        decodeURIComponent(part);
+      } catch {
+        this.fail(
+          `${name} has a malformed %-escape in its user name, password or path; write a literal % as %25`,
+        );
+      }
+    }
     return parsed;
   }
 

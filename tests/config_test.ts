@@ -5,6 +5,8 @@ import {
   InMemoryEventBus,
   registerBackend,
 } from "../mod.ts";
+import { PostgresEventBus } from "../postgres.ts";
+import { RedisEventBus } from "../redis.ts";
 
 const typeError = (text: RegExp) => (e: unknown) =>
   e instanceof TypeError && text.test(e.message);
@@ -78,7 +80,7 @@ Deno.test("createEventBus() names an unknown key, a missing key and a mistyped o
 
 Deno.test("createEventBus() never echoes credentials", () => {
   const secret = "s3cr3t-value";
-  const attempts = [
+  const attempts: (() => unknown)[] = [
     () =>
       createEventBus({ backend: "redis", host: "h", password: 12345 } as never),
     () =>
@@ -96,9 +98,23 @@ Deno.test("createEventBus() never echoes credentials", () => {
         } as never,
       ),
   ];
+  // A literal % in a password: refused at once, naming the key (postgres.js
+  // would throw a bare URIError at connect()).
+  for (const url of [`postgres://u:${secret}%zz@h/db`, `postgres://u:%@h/db`]) {
+    attempts.push(() =>
+      createEventBus({ backend: "postgres", connection_string: url })
+    );
+    attempts.push(() => new PostgresEventBus({ connectionString: url }));
+  }
+  attempts.push(() =>
+    createEventBus({ backend: "redis", url: `redis://u:${secret}%@h:6379` })
+  );
+  attempts.push(() =>
+    new RedisEventBus({ url: `redis://u:${secret}%@h:6379` })
+  );
   for (const attempt of attempts) {
     assert.throws(attempt, (e: unknown) => {
-      assert.ok(e instanceof TypeError);
+      assert.ok(e instanceof TypeError, String(e));
       assert.doesNotMatch(e.message, /s3cr3t|12345|42/);
       return true;
     });
