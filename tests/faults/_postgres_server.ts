@@ -82,10 +82,27 @@ function freePort(): number {
   return port;
 }
 
-/** PIDs whose parent is `parent` (from /proc). */
+/**
+ * PIDs whose parent is `parent`: from /proc, or from `ps` where Deno may not
+ * read /proc (it wants --allow-all for that; `deno task test` gives the
+ * permissions one by one).
+ */
 export function childrenOf(parent: number): number[] {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync("/proc")];
+  } catch {
+    const out = new Deno.Command("ps", {
+      args: ["-o", "pid=", "--ppid", String(parent)],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).outputSync();
+    return new TextDecoder().decode(out.stdout).split("\n")
+      .map((l) => Number(l.trim())).filter((pid) => pid > 0);
+  }
   const pids: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
+  for (const entry of entries) {
     if (!/^\d+$/.test(entry.name)) continue;
     try {
       const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);

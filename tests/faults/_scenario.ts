@@ -14,8 +14,8 @@
 // - no subscription receives an event twice, or out of order;
 // - after the fault ends, an event published then reaches every
 //   subscription within RECOVERY_BOUND_MS;
-// - close() settles, and the child then exits by itself within
-//   EXIT_BOUND_MS.
+// - close() resolves within CLOSE_BOUND_MS, and the child then exits by
+//   itself within EXIT_BOUND_MS.
 
 import type {
   Backend,
@@ -66,6 +66,11 @@ export const SETTLE_BOUND_MS = TIMING.commandTimeoutMs +
 export const FREEZE_MS = SETTLE_BOUND_MS + 600;
 /** How long a restarted server stays down. */
 export const DOWN_MS = 1000;
+/**
+ * close() resolves within this: closeTimeoutMs for publishes accepted before
+ * it (SPEC), then one command deadline to shut the connections.
+ */
+export const CLOSE_BOUND_MS = TIMING.closeTimeoutMs + TIMING.commandTimeoutMs;
 /** After close() resolved, the child process exits within this (target 100). */
 export const EXIT_BOUND_MS = 1000;
 /** connect() against a silent server rejects within connectTimeoutMs + this. */
@@ -395,6 +400,10 @@ async function closeAndExit(
     closed === undefined || closed.settled,
     `close() did not settle within ${TIMING.closeTimeoutMs + 4000} ms`,
   );
+  summary.check(
+    closed === undefined || !closed.settled || closed.ms! <= CLOSE_BOUND_MS,
+    `close() took ${closed?.ms} ms (bound ${CLOSE_BOUND_MS})`,
+  );
   if (closed === undefined) {
     await child.kill();
     summary.record.exitMs = null;
@@ -575,9 +584,9 @@ export async function runStream(scenario: StreamScenario): Promise<void> {
       r.reordered ?? "?"
     } | max settle ${ms(r.maxSettleMs)} (≤ ${SETTLE_BOUND_MS}) | gaps ${
       r.gaps ?? "?"
-    } | recovery ${ms(recovery)} (≤ ${bound}) | close ${ms(r.closeMs)} | exit ${
-      ms(r.exitMs)
-    }${extra(r)}`,
+    } | recovery ${ms(recovery)} (≤ ${bound}) | close ${
+      ms(r.closeMs)
+    } (≤ ${CLOSE_BOUND_MS}) | exit ${ms(r.exitMs)}${extra(r)}`,
   );
 }
 
