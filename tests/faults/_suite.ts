@@ -1,0 +1,173 @@
+// The fault scenarios, once for every remote backend: each test file gives
+// its throwaway server (FaultServer) and this registers the tests.
+
+import { startProxy } from "./_proxy.ts";
+import {
+  type Backend,
+  checkDownBurst,
+  DOWN_MS,
+  type FaultServer,
+  FREEZE_MS,
+  HALF_OPEN_RECOVERY_BOUND_MS,
+  oneBus,
+  runSilentConnect,
+  runStream,
+  sleep,
+  STALL_MS,
+  twoBuses,
+} from "./_scenario.ts";
+
+export interface SuiteSetup {
+  /** Skip every test (the server binaries are missing and CI is not set). */
+  readonly ignore: boolean;
+  /** Starts a fresh throwaway server. */
+  server(): Promise<FaultServer>;
+  /** A bus URL for a server at this loopback port. */
+  urlAt(port: number): string;
+}
+
+/** Registers the fault scenarios a. to g. for `backend`. */
+export function faultSuite(backend: Backend, setup: SuiteSetup): void {
+  const test = (name: string, fn: () => Promise<void>) =>
+    Deno.test({ name: `${backend} faults: ${name}`, ignore: setup.ignore, fn });
+  const proxyTo = (server: FaultServer) =>
+    startProxy({ hostname: "127.0.0.1", port: server.port });
+
+  test("a. subscriber connection killed", async () => {
+    await using server = await setup.server();
+    await runStream({
+      name: "a. subscriber connection killed",
+      backend,
+      buses: oneBus(server.url),
+      fault: async (ctx) => {
+        const killed = await server.killSubscriber();
+        ctx.note("killed", killed);
+        ctx.check(killed >= 1, "found no subscriber connection to kill");
+      },
+    });
+  });
+
+  test("b. publisher connection killed", async () => {
+    await using server = await setup.server();
+    await runStream({
+      name: "b. publisher connection killed",
+      backend,
+      buses: oneBus(server.url),
+      fault: async (ctx) => {
+        const killed = await server.killPublisher();
+        ctx.note("killed", killed);
+        ctx.check(killed >= 1, "found no publishing connection to kill");
+      },
+    });
+  });
+
+  const restart = async (server: FaultServer) => {
+    await server.stop();
+    await sleep(DOWN_MS);
+    await server.start();
+  };
+
+  test("c1. server restarted, one bus publishing and subscribing", async () => {
+    await using server = await setup.server();
+    await runStream({
+      name: "c1. server restarted (one bus)",
+      backend,
+      buses: oneBus(server.url),
+      fault: () => restart(server),
+    });
+  });
+
+  test("c2. server restarted, separate publisher and subscriber buses", async () => {
+    await using server = await setup.server();
+    await runStream({
+      name: "c2. server restarted (two buses)",
+      backend,
+      buses: twoBuses(server.url, server.url),
+      fault: () => restart(server),
+    });
+  });
+
+  test("d. server SIGSTOPped (whole server, past the heartbeat and the publish deadline), then SIGCONT", async () => {
+    await using server = await setup.server();
+    await runStream({
+      name: `d. server SIGSTOP ${FREEZE_MS} ms`,
+      backend,
+      buses: oneBus(server.url),
+      fault: async () => {
+        server.freeze();
+        try {
+          await sleep(FREEZE_MS);
+        } finally {
+          server.thaw();
+        }
+      },
+    });
+  });
+
+  test("e1. half-open subscriber: its bus's connections stalled, then resumed", async () => {
+    await using server = await setup.server();
+    await using proxy = proxyTo(server);
+    await runStream({
+      name: "e1. half-open subscriber (stall, resume)",
+      backend,
+      // The publisher bus is direct; the subscriber bus goes through the proxy.
+      buses: twoBuses(server.url, setup.urlAt(proxy.port)),
+      recoveryBoundMs: HALF_OPEN_RECOVERY_BOUND_MS,
+      fault: async (ctx) => {
+        const before = proxy.accepted;
+        ctx.check(proxy.open >= 1, "no connection goes through the proxy");
+        ctx.note("proxied", proxy.open);
+        proxy.setExisting("stall"); // new connections pass
+        await ctx.faultEnded();
+        await sleep(STALL_MS);
+        ctx.note("newConnections", proxy.accepted - before);
+        proxy.setExisting("pass");
+      },
+    });
+  });
+
+  test("e2. half-open bus: every connection of a publishing and subscribing bus black-holed", async () => {
+    await using server = await setup.server();
+    await using proxy = proxyTo(server);
+    await runStream({
+      name: "e2. half-open bus (black hole)",
+      backend,
+      buses: oneBus(setup.urlAt(proxy.port)),
+      recoveryBoundMs: HALF_OPEN_RECOVERY_BOUND_MS,
+      fault: async (ctx) => {
+        ctx.check(proxy.open >= 1, "no connection goes through the proxy");
+        ctx.note("proxied", proxy.open);
+        proxy.setExisting("blackhole"); // for good; new connections pass
+        await ctx.faultEnded();
+      },
+    });
+  });
+
+  test("f. server that never answers: connect() times out, abort and close() settle promptly", async () => {
+    await using proxy = startProxy(null); // accepts, never answers
+    await runSilentConnect(
+      "f. server never answers at connect",
+      backend,
+      setup.urlAt(proxy.port),
+    );
+  });
+
+  test("g. publish while the server is down rejects at once; the bus recovers", async () => {
+    await using server = await setup.server();
+    await runStream({
+      name: "g. publish while down",
+      backend,
+      buses: oneBus(server.url),
+      fault: async (ctx) => {
+        await server.stop();
+        try {
+          // Only once the bus knows (the timeline shows when it did).
+          await ctx.waitState("bus", "reconnecting", 5000);
+          checkDownBurst(ctx, await ctx.burst(20, 5));
+        } finally {
+          await server.start();
+        }
+      },
+    });
+  });
+}
