@@ -31,6 +31,7 @@ export function connection(
   hooks: ConnectionHooks,
 ): Connection {
   const sockets = new Set<Socket>();
+  let ended = false;
   const options = {
     max: 1,
     max_lifetime: null,
@@ -41,7 +42,13 @@ export function connection(
     // postgres.js hands every NotificationResponse to `onnotify` (what its
     // own sql.listen() is built on), and opens sockets through `socket`.
     onnotify: hooks.notified,
+    // postgres.js opens a new socket by itself when one closes during the
+    // start-up exchange, possibly later, from a timer (after `backoff`
+    // seconds). Once the bus has ended the connection that must fail, and
+    // the timer must be short.
+    backoff: () => 0.05,
     socket: ({ host, port, path }: SocketOptions) => {
+      if (ended) throw new Error("the bus ended this connection");
       const socket = path
         ? connectSocket(path)
         : connectSocket(port[0]!, host[0]!);
@@ -56,6 +63,7 @@ export function connection(
   return {
     sql,
     destroy: () => {
+      ended = true;
       for (const socket of sockets) socket.destroy();
       sql.end({ timeout: 0 }).catch(quiet);
     },

@@ -124,6 +124,7 @@ export class RedisTransport implements Transport<RedisPublisher> {
       ...this.#settings.redis,
       ...extra,
       lazyConnect: true,
+      disconnectTimeout: 0,
       connectionName: `dataknobs-events-${role}`,
       retryStrategy: () => null,
       autoResendUnfulfilledCommands: false,
@@ -151,9 +152,14 @@ export class RedisTransport implements Transport<RedisPublisher> {
   }
 }
 
-/** Ends a client's connection at once (ioredis would wait 2 s for a FIN). */
+/**
+ * Ends a client's connection at once. ioredis's own disconnect() ends the
+ * socket politely and keeps a timer (`disconnectTimeout`) to destroy it
+ * later, a timer that is never cleared when the socket had already closed:
+ * so it is called once at most, on a client not yet ended.
+ */
 function destroy(client: Redis): void {
-  client.disconnect();
+  if (client.status !== "end") client.disconnect();
   (client.stream as Redis["stream"] | undefined)?.destroy();
 }
 
