@@ -72,7 +72,7 @@ export const DOWN_MS = 1000;
  */
 export const CLOSE_BOUND_MS = TIMING.closeTimeoutMs + TIMING.commandTimeoutMs;
 /** After close() resolved, the child process exits within this (target 100). */
-export const EXIT_BOUND_MS = 1000;
+export const EXIT_BOUND_MS = 250;
 /** connect() against a silent server rejects within connectTimeoutMs + this. */
 export const CONNECT_SLACK_MS = 500;
 /** An aborted connect, close() during connect: both settle within this. */
