@@ -1,11 +1,13 @@
 // Python fnmatch (fnmatchcase) patterns: parsed once into tokens, compiled to
-// an anchored RegExp (never eval) and, for Redis PSUBSCRIBE, to a glob that
-// matches at least the same topics.
+// an anchored RegExp that cannot backtrack exponentially (never eval) and,
+// for Redis PSUBSCRIBE, to a glob that matches at least the same topics.
+
+import { loneSurrogate } from "./_json.ts";
 
 type Token =
   | { readonly kind: "star" }
   | { readonly kind: "any" }
-  | { readonly kind: "char"; readonly char: string }
+  | { readonly kind: "char"; readonly point: number }
   | {
     readonly kind: "set";
     readonly negated: boolean;
@@ -13,113 +15,150 @@ type Token =
     readonly ranges: readonly (readonly [number, number])[];
   };
 
+const BANG = 0x21, HYPHEN = 0x2d, CLOSE = 0x5d;
+
 /**
- * Parses as `fnmatch.translate` does: `*`, `?`, `[seq]`, `[!seq]` with
- * ranges; an unterminated `[` and every other character, backslash
- * included, are literal.
+ * Parses as `fnmatch.translate` does, on code points: `*`, `?`, `[seq]`,
+ * `[!seq]` with ranges; an unterminated `[` and every other character,
+ * backslash included, are literal.
  */
 function parse(pattern: string): Token[] {
-  const chars = Array.from(pattern);
+  const points = Array.from(pattern, (c) => c.codePointAt(0)!);
   const tokens: Token[] = [];
   let i = 0;
-  while (i < chars.length) {
-    const c = chars[i++]!;
+  while (i < points.length) {
+    const c = String.fromCodePoint(points[i++]!);
+    const end = c === "[" ? setEnd(points, i) : -1;
     if (c === "*") {
       if (tokens.at(-1)?.kind !== "star") tokens.push({ kind: "star" });
     } else if (c === "?") {
       tokens.push({ kind: "any" });
-    } else if (c === "[" && setEnd(chars, i) >= 0) {
-      const end = setEnd(chars, i);
-      tokens.push(parseSet(chars.slice(i, end)));
+    } else if (end >= 0) {
+      tokens.push(parseSet(points.slice(i, end)));
       i = end + 1;
     } else {
-      tokens.push({ kind: "char", char: c });
+      tokens.push({ kind: "char", point: c.codePointAt(0)! });
     }
   }
   return tokens;
 }
 
 /** Index of the `]` closing a set whose body starts at `start`, or -1. */
-function setEnd(chars: string[], start: number): number {
+function setEnd(points: number[], start: number): number {
   let j = start;
-  if (chars[j] === "!") j++;
-  if (chars[j] === "]") j++;
-  while (j < chars.length && chars[j] !== "]") j++;
-  return j < chars.length ? j : -1;
+  if (points[j] === BANG) j++;
+  if (points[j] === CLOSE) j++;
+  while (j < points.length && points[j] !== CLOSE) j++;
+  return j < points.length ? j : -1;
 }
 
 /**
- * Parses the body of a set as fnmatch does: a `-` between two characters
- * makes a range (the first character never starts at a `-`), and empty
- * ranges such as `z-a` are dropped along with their ends.
+ * Reads the body of a set (between `[` and `]`, `!` included) as
+ * `fnmatch.translate` and then Python's `re` read it: the body is cut into
+ * chunks at each range hyphen; an empty range such as `z-a` is removed by
+ * joining its neighbours; the chunks are joined again with range hyphens
+ * and a leading `!` of the result negates. (So `[--!!]`, whose range `--!`
+ * is removed, reads as `[!!]`: any character but `!`, as in Python.)
  */
-function parseSet(body: string[]): Token {
-  const negated = body[0] === "!";
-  const items = (negated ? body.slice(1) : body).map((c) => c.codePointAt(0)!);
-  const HYPHEN = 0x2d;
-  // Chunks split at each range hyphen, as fnmatch.translate splits them.
-  const chunks: number[][] = [];
-  let from = 0;
-  for (let k = 1;;) {
-    const dash = items.indexOf(HYPHEN, k);
-    if (dash < 0) break;
-    chunks.push(items.slice(from, dash));
-    from = dash + 1;
-    k = dash + 3;
-  }
-  const last = items.slice(from);
-  if (last.length > 0 || chunks.length === 0) chunks.push(last);
-  else chunks.at(-1)!.push(HYPHEN);
-  for (let c = chunks.length - 1; c > 0; c--) {
-    const left = chunks[c - 1]!, right = chunks[c]!;
-    if (left.length > 0 && right.length > 0 && left.at(-1)! > right[0]!) {
-      chunks[c - 1] = [...left.slice(0, -1), ...right.slice(1)];
-      chunks.splice(c, 1);
+function parseSet(body: number[]): Token {
+  let chunks = [body];
+  if (body.includes(HYPHEN)) {
+    chunks = [];
+    let from = 0;
+    for (let k = body[0] === BANG ? 2 : 1;;) {
+      k = body.indexOf(HYPHEN, k);
+      if (k < 0) break;
+      chunks.push(body.slice(from, k));
+      from = k + 1;
+      k += 3;
     }
-  }
-  // Adjacent chunks are joined by a range: the last of one to the first of
-  // the next; every other code point stands for itself.
-  const ranges: [number, number][] = [];
-  chunks.forEach((chunk, c) => {
-    const first = c > 0 ? 1 : 0;
-    for (let k = first; k < chunk.length; k++) {
-      const point = chunk[k]!;
-      const next = chunks[c + 1];
-      if (k === chunk.length - 1 && next !== undefined) {
-        ranges.push([point, next[0]!]);
-      } else {
-        ranges.push([point, point]);
+    const last = body.slice(from);
+    if (last.length > 0) chunks.push(last);
+    else chunks.at(-1)!.push(HYPHEN);
+    for (let k = chunks.length - 1; k > 0; k--) {
+      const left = chunks[k - 1]!, right = chunks[k]!;
+      if (left.at(-1)! > right[0]!) {
+        chunks[k - 1] = [...left.slice(0, -1), ...right.slice(1)];
+        chunks.splice(k, 1);
       }
     }
-  });
+  }
+  // The class text, as code points and range hyphens (null).
+  const items = chunks.flatMap((chunk, k) => k > 0 ? [null, ...chunk] : chunk);
+  const negated = items[0] === BANG;
+  if (negated) items.shift();
+  // As `re` reads a class: an item, then `-` and an item, is a range; a
+  // hyphen anywhere else is literal.
+  const ranges: [number, number][] = [];
+  for (let k = 0; k < items.length;) {
+    const lo = items[k++] ?? HYPHEN;
+    if (items[k] === null && k + 1 < items.length) {
+      const hi = items[k + 1] ?? HYPHEN;
+      if (lo <= hi) ranges.push([lo, hi]);
+      k += 2;
+    } else {
+      ranges.push([lo, lo]);
+    }
+  }
   return { kind: "set", negated, ranges };
 }
 
-const SYNTAX = /[\\^$.*+?()[\]{}|/]/;
-const CLASS_SYNTAX = /[\\^[\]\-]/;
-const escapeRegExp = (c: string) => SYNTAX.test(c) ? `\\${c}` : c;
-const escapeClass = (c: string) => CLASS_SYNTAX.test(c) ? `\\${c}` : c;
+/** A code point as RegExp source (`u` flag), in and out of classes. */
+const literal = (point: number) =>
+  /^[A-Za-z0-9_]$/.test(String.fromCodePoint(point))
+    ? String.fromCodePoint(point)
+    : `\\u{${point.toString(16)}}`;
+
+function tokenSource(token: Token): string {
+  if (token.kind === "any") return ".";
+  if (token.kind === "char") return literal(token.point);
+  if (token.kind === "star") return ".*";
+  const body = token.ranges.map(([lo, hi]) =>
+    lo === hi ? literal(lo) : `${literal(lo)}-${literal(hi)}`
+  ).join("");
+  return token.negated ? `[^${body}]` : `[${body}]`;
+}
 
 /**
  * Compiles an fnmatch pattern into an anchored RegExp with the meaning of
- * Python's `fnmatch.fnmatchcase` (code points, newlines included).
+ * Python's `fnmatch.fnmatchcase`: one character is one code point (a
+ * surrogate pair is one character, a lone surrogate in a topic is one
+ * character, as in Python's `str`), newlines included.
+ *
+ * Matching takes at most O(topic length × pattern length) steps, whatever
+ * the input. As CPython's `fnmatch.translate` does, each `*` followed by
+ * a fixed run before the next `*` matches the shortest text that ends with
+ * that run, atomically (a lookahead with a backreference: the engine never
+ * comes back to try a longer one). Taking the first fit is always right,
+ * because every run has a fixed length: a later fit leaves less text for
+ * the rest. Only the last `*` backtracks, over one run.
+ *
+ * @throws {TypeError} If the pattern is not well-formed Unicode (it holds
+ * a lone surrogate): such a pattern cannot travel to Redis or Postgres.
  */
 export function compilePattern(pattern: string): RegExp {
-  let source = "";
-  for (const token of parse(pattern)) {
-    if (token.kind === "star") source += ".*";
-    else if (token.kind === "any") source += ".";
-    else if (token.kind === "char") source += escapeRegExp(token.char);
-    else if (token.ranges.length === 0) source += token.negated ? "." : "(?!)";
-    else {
-      const body = token.ranges.map(([lo, hi]) => {
-        const a = escapeClass(String.fromCodePoint(lo));
-        return lo === hi ? a : `${a}-${escapeClass(String.fromCodePoint(hi))}`;
-      }).join("");
-      source += token.negated ? `[^${body}]` : `[${body}]`;
-    }
+  const lone = loneSurrogate(pattern);
+  if (lone !== null) {
+    throw new TypeError(
+      `Invalid pattern ${
+        JSON.stringify(pattern)
+      }: it is not well-formed Unicode (${lone}); remove the lone surrogate`,
+    );
   }
-  return new RegExp(`^(?:${source})$`, "su");
+  // The fixed runs between stars: head, the middle ones, tail.
+  const runs = [""];
+  for (const token of parse(pattern)) {
+    if (token.kind === "star") runs.push("");
+    else runs[runs.length - 1] += tokenSource(token);
+  }
+  let source = `^${runs[0]}`;
+  if (runs.length > 1) {
+    for (let n = 1; n < runs.length - 1; n++) {
+      source += `(?=(.*?${runs[n]}))\\${n}`;
+    }
+    source += `.*${runs.at(-1)}`;
+  }
+  return new RegExp(`${source}$`, "su");
 }
 
 const GLOB_SPECIAL = /[*?[\]\\^-]/;
@@ -137,8 +176,9 @@ export function toRedisGlob(pattern: string): string {
   let glob = "";
   for (const token of parse(pattern)) {
     if (token.kind === "star") glob += "*";
-    else if (token.kind === "char") glob += escapeGlob(token.char);
-    else if (
+    else if (token.kind === "char") {
+      glob += escapeGlob(String.fromCodePoint(token.point));
+    } else if (
       token.kind === "any" || token.ranges.length === 0 ||
       token.ranges.some(([, hi]) => hi > 0x7f)
     ) glob += "?*";

@@ -7,10 +7,14 @@
  */
 
 import {
-  deepFreeze,
+  FIRST_MS,
   formatInstant,
+  freezeParsed,
   frozenJsonCopy,
   type Instant,
+  LAST_MS,
+  loneSurrogate,
+  MAX_DEPTH,
   parseInstant,
 } from "./_json.ts";
 
@@ -160,17 +164,20 @@ export interface EventDict {
   metadata: JsonObject;
 }
 
-// Set by decode() for the one constructor call it makes: the timestamp it
-// already parsed, and whether payload and metadata came from JSON.parse (so
-// they need freezing, not copying).
-let decoded: { instant: Instant; parsed: boolean } | undefined;
+// Set by decode() and withCorrelation() for the one constructor call each
+// makes: the timestamp, already parsed; it also says that payload and
+// metadata are already checked and frozen, so they need no copy.
+let checked: Instant | undefined;
 
 /**
  * An immutable message published to a topic. The payload and metadata are
  * copied and frozen when the event is made, so no handler can change what
  * another handler sees, and anything JSON cannot carry faithfully (cycles,
  * `BigInt`, functions, symbols, `undefined`, `NaN`, class instances such as
- * `Date`) is refused at once, on every backend.
+ * `Date`) is refused at once, on every backend. So are nesting deeper than
+ * {@linkcode Event.MAX_DEPTH} levels and text (topic, ids, keys, values)
+ * that is not well-formed Unicode. Any key, `__proto__` included, stays an
+ * own property of an ordinary object.
  *
  * @example Make an event and read it back from its wire form
  * ```ts
@@ -187,6 +194,12 @@ let decoded: { instant: Instant; parsed: boolean } | undefined;
  * ```
  */
 export class Event {
+  /**
+   * How deeply `payload` and `metadata` may nest, the object itself counting
+   * as level 1: `{ a: { b: [1] } }` is 3 levels deep. Deeper ones are
+   * refused when an event is made and when one arrives.
+   */
+  static readonly MAX_DEPTH: number = MAX_DEPTH;
   /** The category of the event. */
   readonly type: EventType;
   /** The topic the event is published to. */
@@ -209,13 +222,14 @@ export class Event {
    * Makes an event.
    *
    * @param init The fields; only `type` and `topic` are required.
-   * @throws {TypeError} If a field has the wrong type, or the payload or
-   * metadata holds something JSON cannot carry faithfully.
+   * @throws {TypeError} If a field has the wrong type or holds text that
+   * is not well-formed Unicode, or the payload or metadata holds something
+   * JSON cannot carry faithfully or nests deeper than
+   * {@linkcode Event.MAX_DEPTH}.
    */
   constructor(init: EventInit) {
-    const given = decoded;
-    decoded = undefined;
-    const trusted = given?.parsed ?? false;
+    const given = checked;
+    checked = undefined;
     if (!EVENT_TYPES.has(init.type)) {
       throw new TypeError(
         `Cannot create event: type must be one of ${
@@ -225,9 +239,13 @@ export class Event {
     }
     this.type = init.type;
     this.topic = requireTopic(init.topic, "Cannot create event");
-    this.payload = jsonObject(init.payload, "payload", trusted);
-    this.metadata = jsonObject(init.metadata, "metadata", trusted);
-    this.#instant = given?.instant ?? toInstant(init.timestamp);
+    this.payload = given
+      ? init.payload as JsonObject
+      : jsonObject(init.payload, "payload");
+    this.metadata = given
+      ? init.metadata as JsonObject
+      : jsonObject(init.metadata, "metadata");
+    this.#instant = given ?? toInstant(init.timestamp);
     this.eventId = init.eventId ?? crypto.randomUUID();
     if (typeof this.eventId !== "string" || this.eventId === "") {
       throw new TypeError(
@@ -236,6 +254,7 @@ export class Event {
         }`,
       );
     }
+    requireWellFormed(this.eventId, "eventId");
     this.source = optionalString(init.source, "source");
     this.correlationId = optionalString(init.correlationId, "correlationId");
     Object.freeze(this);
@@ -261,6 +280,7 @@ export class Event {
    * ```
    */
   withCorrelation(correlationId: string): Event {
+    checked = this.#instant;
     return new Event({
       ...this.#init(),
       correlationId,
@@ -384,87 +404,100 @@ export class Event {
 
 const TYPES_WANTED = `one of ${[...EVENT_TYPES].join(", ")}`;
 
-function decode(dict: unknown, fromParse: boolean): Event {
+function decode(dict: unknown, parsed: boolean): Event {
   if (typeof dict !== "object" || dict === null || Array.isArray(dict)) {
     throw new EventFormatError(null, `expected an object, got ${show(dict)}`);
   }
-  const d = dict as Record<string, unknown>;
-  const { type, topic, timestamp, event_id, source, correlation_id } = d;
+  const {
+    type,
+    topic,
+    payload,
+    timestamp,
+    event_id,
+    source,
+    correlation_id,
+    metadata,
+  } = dict as Record<string, unknown>;
   if (typeof type !== "string" || !EVENT_TYPES.has(type)) {
     throw wrongField("type", TYPES_WANTED, type);
-  }
-  if (typeof topic !== "string" || topic === "") {
-    throw wrongField("topic", "a non-empty string", topic);
   }
   const instant = typeof timestamp === "string"
     ? parseInstant(timestamp)
     : null;
   if (instant === null) {
-    throw wrongField(
-      "timestamp",
-      "an ISO 8601 string with a UTC offset",
-      timestamp,
-    );
+    throw wrongField("timestamp", TIMESTAMP_WANTED, timestamp);
   }
-  if (typeof event_id !== "string" || event_id === "") {
-    throw wrongField("event_id", "a non-empty string", event_id);
-  }
-  const payload = objectField(d, "payload");
-  const metadata = objectField(d, "metadata");
   const init: EventInit = {
     type: type as EventType,
-    topic,
-    payload,
-    eventId: event_id,
-    source: textOrNull(source, "source"),
-    correlationId: textOrNull(correlation_id, "correlation_id"),
-    metadata,
+    topic: wireText(topic, "topic"),
+    payload: wireObject(payload, "payload", parsed),
+    eventId: wireText(event_id, "event_id"),
+    source: wireTextOrNull(source, "source"),
+    correlationId: wireTextOrNull(correlation_id, "correlation_id"),
+    metadata: wireObject(metadata, "metadata", parsed),
   };
+  checked = instant;
   try {
-    decoded = { instant, parsed: fromParse };
     return new Event(init);
-  } catch (error) {
-    const name = /\b(payload|metadata)\b/.exec((error as Error).message)?.[1];
-    throw new EventFormatError(name ?? null, (error as Error).message);
   } finally {
-    decoded = undefined;
+    checked = undefined;
   }
 }
+
+const TIMESTAMP_WANTED =
+  "an ISO 8601 string with a UTC offset, in years 1 to 9999 (UTC)";
 
 function wrongField(name: string, want: string, value: unknown) {
   return new EventFormatError(name, `must be ${want}, got ${show(value)}`);
 }
 
-function objectField(
-  d: Record<string, unknown>,
-  name: string,
-): Readonly<Record<string, unknown>> {
-  const value = d[name];
-  if (value === undefined) return EMPTY;
-  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
-    return value as Record<string, unknown>;
+function wireText(value: unknown, name: string): string {
+  if (typeof value === "string" && value !== "") {
+    return wireWellFormed(value, name);
   }
-  throw wrongField(name, "an object", value);
+  throw wrongField(name, "a non-empty string", value);
 }
 
-function textOrNull(value: unknown, name: string): string | null {
+function wireTextOrNull(value: unknown, name: string): string | null {
   if (value === undefined || value === null) return null;
-  if (typeof value === "string") return value;
+  if (typeof value === "string") return wireWellFormed(value, name);
   throw wrongField(name, "a string or null", value);
 }
 
-function jsonObject(
-  value: unknown,
-  name: string,
-  trusted: boolean,
-): JsonObject {
+function wireWellFormed(value: string, name: string): string {
+  const lone = loneSurrogate(value);
+  if (lone === null) return value;
+  throw new EventFormatError(
+    name,
+    `must be well-formed Unicode, but ${show(value)} has ${lone}`,
+  );
+}
+
+/** Payload or metadata from the wire, checked and frozen. */
+function wireObject(value: unknown, name: string, parsed: boolean) {
+  if (value === undefined) return EMPTY;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw wrongField(name, "an object", value);
+  }
+  try {
+    return (parsed
+      ? freezeParsed(value as JsonObject, name)
+      : frozenJsonCopy(value, name)) as JsonObject;
+  } catch (error) {
+    throw new EventFormatError(
+      name,
+      `is refused: ${(error as Error).message}`,
+    );
+  }
+}
+
+function jsonObject(value: unknown, name: string): JsonObject {
   if (value === undefined) return EMPTY;
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new TypeError(
       `Cannot create event: ${name} must be a plain object, got ${show(value)}`,
     );
   }
-  if (trusted) return deepFreeze(value as JsonObject);
   return frozenJsonCopy(value, name) as JsonObject;
 }
 
@@ -477,6 +510,11 @@ function toInstant(timestamp: Date | string | undefined): Instant {
     if (Number.isNaN(ms)) {
       throw new TypeError("Cannot create event: timestamp is an invalid Date");
     }
+    if (ms < FIRST_MS || ms > LAST_MS) {
+      throw new TypeError(
+        `Cannot create event: timestamp must be in years 1 to 9999 (UTC), as Python's datetime holds, got ${timestamp.toISOString()}`,
+      );
+    }
     return { ms, micros: 0 };
   }
   const instant = typeof timestamp === "string"
@@ -484,7 +522,7 @@ function toInstant(timestamp: Date | string | undefined): Instant {
     : null;
   if (instant === null) {
     throw new TypeError(
-      `Cannot create event: timestamp must be a Date or an ISO 8601 string with a UTC offset, got ${
+      `Cannot create event: timestamp must be a Date or ${TIMESTAMP_WANTED}, got ${
         show(timestamp)
       }`,
     );
@@ -494,17 +532,38 @@ function toInstant(timestamp: Date | string | undefined): Instant {
 
 function optionalString(value: unknown, name: string): string | null {
   if (value === undefined || value === null) return null;
-  if (typeof value === "string") return value;
+  if (typeof value === "string") return requireWellFormed(value, name);
   throw new TypeError(
     `Cannot create event: ${name} must be a string or null, got ${show(value)}`,
   );
 }
 
-/** Checks a topic and returns it; `context` starts the error message. */
-export function requireTopic(topic: unknown, context: string): string {
-  if (typeof topic === "string" && topic !== "") return topic;
+function requireWellFormed(value: string, name: string): string {
+  const lone = loneSurrogate(value);
+  if (lone === null) return value;
   throw new TypeError(
-    `${context}: topic must be a non-empty string, got ${show(topic)}`,
+    `Cannot create event: ${name} must be well-formed Unicode, but ${
+      show(value)
+    } has ${lone}; remove it`,
+  );
+}
+
+/**
+ * Checks a topic (a non-empty string of well-formed Unicode) and returns it;
+ * `context` starts the error message.
+ */
+export function requireTopic(topic: unknown, context: string): string {
+  if (typeof topic !== "string" || topic === "") {
+    throw new TypeError(
+      `${context}: topic must be a non-empty string, got ${show(topic)}`,
+    );
+  }
+  const lone = loneSurrogate(topic);
+  if (lone === null) return topic;
+  throw new TypeError(
+    `${context}: topic must be well-formed Unicode, but ${
+      show(topic)
+    } has ${lone}; remove it`,
   );
 }
 

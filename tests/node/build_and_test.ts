@@ -63,7 +63,12 @@ try {
     target: ts.ScriptTarget.ES2022,
     module: ts.ModuleKind.NodeNext,
     moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    lib: ["lib.es2022.d.ts", "lib.esnext.disposable.d.ts", "lib.dom.d.ts"],
+    lib: [
+      "lib.es2022.d.ts",
+      "lib.es2024.string.d.ts", // String.prototype.isWellFormed (Node 20+)
+      "lib.esnext.disposable.d.ts",
+      "lib.dom.d.ts",
+    ],
     types: [],
     strict: true,
     exactOptionalPropertyTypes: true,

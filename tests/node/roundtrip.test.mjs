@@ -92,6 +92,32 @@ test(
   ),
 );
 
+// Node keeps Object.prototype.__proto__ (Deno removes it), so this is where
+// assigning a "__proto__" key would set the copy's prototype instead.
+test("a __proto__ key stays an own key under Node, made and decoded", () => {
+  const text = '{"__proto__":{"isAdmin":true},"x":1}';
+  const event = new Event({
+    type: EventType.CREATED,
+    topic: "t",
+    payload: JSON.parse(text),
+    metadata: JSON.parse(text),
+  });
+  const copies = [
+    event,
+    event.withCorrelation("c"),
+    Event.fromJSON(event.toJSONString()),
+    Event.fromDict(JSON.parse(event.toJSONString())),
+  ];
+  for (const copy of copies) {
+    for (const object of [copy.payload, copy.metadata]) {
+      assert.deepEqual(Object.keys(object), ["__proto__", "x"]);
+      assert.equal(Object.getPrototypeOf(object), Object.prototype);
+      assert.equal(object.isAdmin, undefined);
+    }
+    assert.ok(copy.toJSONString().includes(`"payload":${text}`));
+  }
+});
+
 test("the entry points export their classes", () => {
   assert.equal(typeof InMemoryEventBus, "function");
   assert.equal(typeof RedisEventBus, "function");
