@@ -49,8 +49,8 @@ export class Dispatcher {
   closed = false;
   /** The subscription whose handler is running synchronously, if any. */
   current: Sub | undefined;
-  /** Subscriptions whose handler is running (cancelled ones too). */
-  readonly busy: Set<Sub> = new Set();
+  /** Cancelled subscriptions whose handler is still running. */
+  readonly cancelling: Set<Sub> = new Set();
   /** The number of the last subscription made (see Sub.serial). */
   serial = 0;
 
@@ -208,7 +208,7 @@ export class Dispatcher {
       ...new Set([
         ...[...this.#exact.values(), ...this.#patterns.values()]
           .flatMap((entry) => [...entry.subs]),
-        ...this.busy,
+        ...this.cancelling,
       ]),
     ];
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -244,8 +244,10 @@ function collect(
   done: Promise<void> | Promise<void>[],
 ): Promise<void> | Promise<void>[] {
   if (pending === undefined) return done;
-  if (!Array.isArray(pending)) return [pending].concat(done);
-  return pending.concat(done);
+  const list = Array.isArray(pending) ? pending : [pending];
+  if (Array.isArray(done)) list.push(...done);
+  else list.push(done);
+  return list;
 }
 
 function settled(
@@ -306,6 +308,8 @@ class Sub implements Subscription {
           this,
         );
       }
+      // close() still waits for a handler call that is running.
+      if (this.#active) this.#dispatcher.cancelling.add(this);
       this.#cancelled = this.#dispatcher.remove(this.#entry, this);
     }
     return this.#cancelled;
@@ -345,7 +349,6 @@ class Sub implements Subscription {
   // is async (the loop resumes when it settles) or the queue is empty.
   #run(event: Event): Promise<void> | undefined {
     this.#active = true;
-    this.#dispatcher.busy.add(this);
     const dispatcher = this.#dispatcher;
     for (;;) {
       let result: unknown;
@@ -390,7 +393,7 @@ class Sub implements Subscription {
     }
     this.discard();
     this.#active = false;
-    this.#dispatcher.busy.delete(this);
+    this.#dispatcher.cancelling.delete(this);
     this.#idle?.resolve();
     this.#idle = undefined;
     return undefined;
