@@ -7,6 +7,7 @@
 // never calls Deno.exit: after the "closed" line it must end by itself, and
 // the parent measures how long that takes.
 
+import { lines } from "./_lines.ts";
 import { Event, EventBusError, EventType } from "../../mod.ts";
 import { RedisEventBus, type RedisEventBusOptions } from "../../redis.ts";
 import {
@@ -649,29 +650,6 @@ async function connectCases(config: ConnectConfig) {
   });
 }
 
-/** Lines of stdin. */
-async function* stdinLines(): AsyncGenerator<string> {
-  const reader = Deno.stdin.readable.pipeThrough(new TextDecoderStream())
-    .getReader();
-  let buffered = "";
-  try {
-    // Bounded by the parent: it closes stdin after its last command.
-    while (true) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffered += value;
-      let newline: number;
-      while ((newline = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, newline).trim();
-        buffered = buffered.slice(newline + 1);
-        if (line) yield line;
-      }
-    }
-  } finally {
-    reader.releaseLock();
-  }
-}
-
 if (import.meta.main) {
   // A last resort if the parent vanished: unref'd, so it never keeps the
   // process alive (nor shortens a prompt exit).
@@ -682,8 +660,9 @@ if (import.meta.main) {
   Deno.unrefTimer(watchdog);
   const config = JSON.parse(Deno.args[0]!) as ChildConfig;
   try {
-    if (config.mode === "stream") await stream(config, stdinLines());
-    else await connectCases(config);
+    if (config.mode === "stream") {
+      await stream(config, lines(Deno.stdin.readable)); // the parent closes stdin after its last command
+    } else await connectCases(config);
   } catch (error) {
     emit({ ev: "fatal", message: String((error as Error)?.stack ?? error) });
     Deno.exitCode = 2;

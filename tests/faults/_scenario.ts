@@ -17,6 +17,7 @@
 // - close() resolves within CLOSE_BOUND_MS, and the child then exits by
 //   itself within EXIT_BOUND_MS.
 
+import { lines } from "./_lines.ts";
 import type {
   Backend,
   BusSpec,
@@ -243,22 +244,9 @@ export class Child {
   }
 
   async #read(): Promise<void> {
-    const reader = this.#proc.stdout.pipeThrough(new TextDecoderStream())
-      .getReader();
-    let buffered = "";
     try {
       // Bounded: ends with the child's stdout.
-      while (true) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffered += value;
-        let newline: number;
-        while ((newline = buffered.indexOf("\n")) >= 0) {
-          const line = buffered.slice(0, newline).trim();
-          buffered = buffered.slice(newline + 1);
-          if (line) this.#receive(line);
-        }
-      }
+      for await (const line of lines(this.#proc.stdout)) this.#receive(line);
     } catch {
       // The child is gone.
     } finally {
