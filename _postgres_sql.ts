@@ -3,8 +3,9 @@
 // a half-open connection is destroyed instead of waiting for a goodbye the
 // server will never answer.
 
-import { connect as connectSocket, type Socket } from "node:net";
-import postgres, { type Sql } from "postgres";
+import type { connect, Socket } from "node:net";
+import type postgres from "postgres";
+import type { Options, Sql } from "postgres";
 
 /** A postgres.js instance of one connection, and how to end it at once. */
 export interface Connection {
@@ -24,12 +25,22 @@ export interface ConnectionHooks {
 /** Does nothing: for postgres.js notices and settled promises. */
 export const quiet = (): void => {};
 
-/** Makes a postgres.js instance of one connection (opened by its first query). */
-export function connection(
+let drivers: Promise<[typeof postgres, typeof connect]> | undefined;
+
+/**
+ * Makes a postgres.js instance of one connection (opened by its first
+ * query). The driver loads on the first call: importing the bus loads none.
+ */
+export async function connection(
   url: string,
   applicationName: string,
   hooks: ConnectionHooks,
-): Connection {
+): Promise<Connection> {
+  drivers ??= Promise.all([
+    import("postgres").then((module) => module.default),
+    import("node:net").then((module) => module.connect),
+  ]);
+  const [makeSql, connectSocket] = await drivers;
   const sockets = new Set<Socket>();
   let ended = false;
   const options = {
@@ -59,7 +70,7 @@ export function connection(
       return socket;
     },
   };
-  const sql = postgres(url, options as postgres.Options<Record<string, never>>);
+  const sql = makeSql(url, options as Options<Record<string, never>>);
   return {
     sql,
     destroy: () => {

@@ -57,7 +57,7 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
     signal: AbortSignal,
     lost: (cause?: Error) => void,
   ): Promise<PostgresPublisher> {
-    const opened = connection(
+    const opened = await connection(
       this.#settings.url,
       "dataknobs-events-publisher",
       { lost },
@@ -71,10 +71,14 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
     arrivals: Arrivals,
     lost: (cause?: Error) => void,
   ): Promise<ReceiveLink> {
-    const opened = connection(this.#settings.url, "dataknobs-events-listener", {
-      lost,
-      notified: (channel, text) => listener.notified(channel, text),
-    });
+    const opened = await connection(
+      this.#settings.url,
+      "dataknobs-events-listener",
+      {
+        lost,
+        notified: (channel, text) => listener.notified(channel, text),
+      },
+    );
     const listener = new PostgresListener(
       opened,
       arrivals,

@@ -3,7 +3,7 @@
 // queueing off — the core replaces lost connections and settles every
 // command itself.
 
-import { Redis, type RedisOptions } from "ioredis";
+import type { Redis, RedisOptions } from "ioredis";
 import { escapeRedisGlob, toRedisGlob } from "./_pattern.ts";
 import {
   type Arrivals,
@@ -132,6 +132,7 @@ export class RedisTransport implements Transport<RedisPublisher> {
       maxRetriesPerRequest: 0,
     };
     const url = this.#settings.url;
+    const Redis = await ioredis();
     const client = url === undefined
       ? new Redis(options)
       : new Redis(url, options);
@@ -150,6 +151,13 @@ export class RedisTransport implements Transport<RedisPublisher> {
     client.on("close", () => lost(lastError));
     return client;
   }
+}
+
+let driver: Promise<typeof Redis> | undefined;
+
+/** The driver, loaded on the first connect (importing the bus loads none). */
+function ioredis(): Promise<typeof Redis> {
+  return driver ??= import("ioredis").then((module) => module.Redis);
 }
 
 /**

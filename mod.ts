@@ -27,10 +27,9 @@
  */
 
 import { checkConfig } from "./_config.ts";
-import { LazyEventBus } from "./_lazy.ts";
 import { InMemoryEventBus } from "./memory.ts";
-import type { PostgresEventBusOptions } from "./postgres.ts";
-import type { RedisEventBusOptions } from "./redis.ts";
+import { PostgresEventBus, type PostgresEventBusOptions } from "./postgres.ts";
+import { RedisEventBus, type RedisEventBusOptions } from "./redis.ts";
 import {
   type EventBus,
   EventBusError,
@@ -83,8 +82,11 @@ export interface MemoryConfig {
  * ```ts
  * import assert from "node:assert/strict";
  * import { createEventBus, type PostgresConfig } from "@dataknobs/events";
+ * import { PostgresEventBus } from "@dataknobs/events/postgres";
  * const config: PostgresConfig = { backend: "postgres", connection_string: "postgres://app@db.example.com/app" };
- * assert.equal(String(createEventBus(config)), "EventBus(postgres, idle)");
+ * const bus = createEventBus(config);
+ * assert.ok(bus instanceof PostgresEventBus); // with every extra of the class
+ * assert.equal(String(bus), "PostgresEventBus(postgres://db.example.com:5432/app, idle)");
  * ```
  */
 export interface PostgresConfig {
@@ -225,9 +227,10 @@ export function registerBackend(name: string, factory: BackendFactory): void {
 }
 
 /**
- * Makes a bus from the seed's config dict (call `connect()` next). The
- * backend's module and driver load on `connect()`, so importing this module
- * never loads `postgres` or `ioredis`.
+ * Makes a bus from the seed's config dict (call `connect()` next): an
+ * `InMemoryEventBus`, a `PostgresEventBus` or a `RedisEventBus`, with every
+ * extra of its class. The drivers load on `connect()`, so importing this
+ * module never loads `postgres` or `ioredis`.
  *
  * @param config The backend and its keys (see the README's tables);
  * defaults to the memory backend.
@@ -285,10 +288,7 @@ registerBackend("postgres", (config, options) => {
       ? {}
       : { channelPrefix: c.channel_prefix }),
   };
-  return new LazyEventBus(
-    "postgres",
-    async () => new (await import("./postgres.ts")).PostgresEventBus(settings),
-  );
+  return new PostgresEventBus(settings);
 });
 
 registerBackend("redis", (config, options) => {
@@ -300,10 +300,7 @@ registerBackend("redis", (config, options) => {
     );
   }
   const settings: RedisEventBusOptions = { ...options, ...redisOptions(c) };
-  return new LazyEventBus(
-    "redis",
-    async () => new (await import("./redis.ts")).RedisEventBus(settings),
-  );
+  return new RedisEventBus(settings);
 });
 
 function redisOptions(c: RedisConfig): RedisEventBusOptions {

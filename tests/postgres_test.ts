@@ -242,6 +242,33 @@ test("PostgresEventBus: publish inside a transaction delivers only on commit, on
   await bus.close();
 });
 
+test("createEventBus() gives the real PostgresEventBus: a publish in a rolled-back transaction is never delivered", async () => {
+  const bus = createEventBus({
+    backend: "postgres",
+    connection_string: DATABASE_URL,
+  });
+  assert.ok(bus instanceof PostgresEventBus);
+  await bus.connect();
+  try {
+    const topic = uniqueTopic("factory-tx");
+    const inbox = new Inbox();
+    await bus.subscribe(topic, inbox.handler);
+    await withSql((sql) =>
+      sql.begin(async (tx) => {
+        await bus.publish(topic, makeEvent(topic, { n: "rolled back" }), {
+          sql: tx,
+        });
+        throw new Error("roll back");
+      }).catch((e: Error) => assert.equal(e.message, "roll back"))
+    );
+    await bus.publish(topic, makeEvent(topic, { n: "after" }));
+    assert.deepEqual((await inbox.until(1)).map((e) => e.payload.n), ["after"]);
+    assert.equal(typeof await bus.notificationQueueUsage(), "number");
+  } finally {
+    await bus.close();
+  }
+});
+
 test("PostgresEventBus: 10,000 concurrent publishes arrive complete and in order", async () => {
   const { bus } = await connected();
   const topic = uniqueTopic("many");
