@@ -279,6 +279,8 @@ class Sub implements Subscription {
   #active = false;
   #idle: Deferred<void> | undefined;
   #cancelled: Promise<void> | undefined;
+  /** Events dropped since the queue was last full and had room again. */
+  #overflow = 0;
 
   constructor(
     dispatcher: Dispatcher,
@@ -331,14 +333,18 @@ class Sub implements Subscription {
     }
     const max = this.#dispatcher.maxQueued;
     if (this.#queue.length - this.#head >= max) {
-      this.#dispatcher.report(
-        new EventBusError(
-          "QUEUE_FULL",
-          `Dropped event ${event.eventId} for subscription ${this.subscriptionId}: ${max} events already wait for its handler; make the handler faster or raise maxQueuedEvents`,
-        ),
-        event,
-        this,
-      );
+      // The first drop is reported at once; the rest are counted and
+      // reported together once the queue has room (one line, not one each).
+      if (this.#overflow++ === 0) {
+        this.#dispatcher.report(
+          new EventBusError(
+            "QUEUE_FULL",
+            `Dropped event ${event.eventId} for subscription ${this.subscriptionId}: ${max} events already wait for its handler; make the handler faster or raise maxQueuedEvents (further drops are counted and reported once it has room)`,
+          ),
+          event,
+          this,
+        );
+      }
       return undefined;
     }
     this.#queue.push(event);
@@ -389,6 +395,7 @@ class Sub implements Subscription {
       this.#head < this.#queue.length && this.#cancelled === undefined &&
       !this.#dispatcher.closed
     ) {
+      if (this.#overflow > 0) this.#reportOverflow();
       return this.#queue[this.#head++];
     }
     this.discard();
@@ -405,8 +412,24 @@ class Sub implements Subscription {
     return (this.#idle ??= deferred()).promise;
   }
 
+  // Reports the drops counted after the first (which was reported at once).
+  #reportOverflow(): void {
+    const more = this.#overflow - 1;
+    this.#overflow = 0;
+    if (more === 0) return;
+    this.#dispatcher.report(
+      new EventBusError(
+        "QUEUE_FULL",
+        `Dropped ${more} more event(s) for subscription ${this.subscriptionId} while its queue was full (maxQueuedEvents ${this.#dispatcher.maxQueued}); make the handler faster or raise maxQueuedEvents`,
+      ),
+      null,
+      this,
+    );
+  }
+
   /** Drops what is queued; returns how many events that was. */
   discard(): number {
+    if (this.#overflow > 0) this.#reportOverflow();
     const dropped = this.#queue.length - this.#head;
     if (this.#queue.length > 0) {
       this.#queue = [];

@@ -29,12 +29,12 @@ export interface Encoded {
 export class PayloadStore {
   /** The table's name. */
   readonly table: string;
-  readonly #ttlMs: number;
-  #lastCleanup = 0;
+  /** How long a body is kept, in milliseconds. */
+  readonly ttlMs: number;
 
   constructor(prefix: string, ttlMs: number) {
     this.table = `${prefix}_payloads`;
-    this.#ttlMs = ttlMs;
+    this.ttlMs = ttlMs;
   }
 
   /** Creates the table if it does not exist (two processes may race). */
@@ -102,14 +102,11 @@ export class PayloadStore {
     );
   }
 
-  /** Deletes bodies past their time to live, at most once a minute. */
-  cleanup(sql: ISql): Promise<unknown> | undefined {
-    const now = Date.now();
-    if (now - this.#lastCleanup < 60_000) return undefined;
-    this.#lastCleanup = now;
-    return sql`delete from ${
+  /** Deletes bodies past their time to live. */
+  async cleanup(sql: ISql): Promise<void> {
+    await sql`delete from ${
       sql(this.table)
-    } where created_at < now() - ${this.#ttlMs} * interval '1 millisecond'`;
+    } where created_at < now() - ${this.ttlMs} * interval '1 millisecond'`;
   }
 }
 

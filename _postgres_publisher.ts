@@ -49,11 +49,24 @@ export class PostgresPublisher implements PublishLink {
   readonly #connection: Connection;
   readonly #channels: Channels;
   readonly #store: PayloadStore;
+  readonly #cleanup: ReturnType<typeof setInterval>;
 
+  /**
+   * Takes over an open connection; while it lives, large bodies past their
+   * time to live are deleted every half TTL (at least every minute, at
+   * most every 100 ms), whether or not anything is published.
+   */
   constructor(connection: Connection, channels: Channels, store: PayloadStore) {
     this.#connection = connection;
     this.#channels = channels;
     this.#store = store;
+    const every = Math.min(Math.max(store.ttlMs / 2, 100), 60_000);
+    // A failed delete is retried on the next tick; a dead connection is
+    // the keeper's to notice.
+    this.#cleanup = setInterval(
+      () => store.cleanup(connection.sql).catch(() => {}),
+      every,
+    );
   }
 
   async ping(): Promise<void> {
@@ -61,10 +74,12 @@ export class PostgresPublisher implements PublishLink {
   }
 
   destroy(): void {
+    clearInterval(this.#cleanup);
     this.#connection.destroy();
   }
 
   async end(): Promise<void> {
+    clearInterval(this.#cleanup);
     await this.#connection.sql.end();
   }
 
@@ -85,7 +100,6 @@ export class PostgresPublisher implements PublishLink {
         outcomes.push(...run.map(() => refused));
       }
     }
-    this.#store.cleanup(sql)?.catch(() => {});
     return outcomes;
   }
 

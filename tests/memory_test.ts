@@ -96,6 +96,37 @@ Deno.test("maxQueuedEvents drops and reports past the bound, others unaffected",
   assert.deepEqual(slow.payloads, [1, 2, 3]);
 });
 
+Deno.test("a burst into a full queue is reported in two lines, not one per event", async () => {
+  const errors: unknown[] = [];
+  await using bus = new InMemoryEventBus({
+    maxQueuedEvents: 10,
+    onError: (e) => errors.push(e),
+  });
+  await bus.connect();
+  const topic = uniqueTopic();
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let handled = 0;
+  await bus.subscribe(topic, async () => {
+    await gate;
+    handled++;
+  });
+  const sends = Array.from(
+    { length: 1000 },
+    (_, n) => bus.publish(topic, makeEvent(topic, { n })),
+  );
+  assert.equal(errors.length, 1, "the first drop, at once");
+  release();
+  await Promise.all(sends);
+  await bus.close();
+  assert.equal(handled, 11);
+  assert.equal(errors.length, 2);
+  assert.match(
+    String(errors[1]),
+    /Dropped 988 more event\(s\) for subscription .* while its queue was full \(maxQueuedEvents 10\)/,
+  );
+});
+
 Deno.test("two handlers publishing to each other's topics do not deadlock", async () => {
   await using bus = new InMemoryEventBus();
   await bus.connect();

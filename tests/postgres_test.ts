@@ -130,6 +130,76 @@ test("PostgresEventBus: payloads around NOTIFY's 8000-byte limit and of 1 MiB ar
   await bus.close();
 });
 
+test("PostgresEventBus: large bodies are deleted after largePayloadTtlMs while connected, with no later publish", async () => {
+  const prefix = `ttl_${crypto.randomUUID().slice(0, 8)}`;
+  const { bus } = await connected({
+    channelPrefix: prefix,
+    largePayloadTtlMs: 200,
+  });
+  try {
+    const topic = uniqueTopic("ttl");
+    const inbox = new Inbox();
+    await bus.subscribe(topic, inbox.handler);
+    for (let n = 0; n < 3; n++) {
+      await bus.publish(topic, makeEvent(topic, { n, text: "x".repeat(9000) }));
+    }
+    await inbox.until(3);
+    const rows = () =>
+      withSql(async (sql) =>
+        Number(
+          (await sql`select count(*) as n from ${sql(`${prefix}_payloads`)}`)[
+            0
+          ]!
+            .n,
+        )
+      );
+    let left = await rows();
+    for (let i = 0; i < 100 && left > 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      left = await rows();
+    }
+    assert.equal(left, 0, "rows past their TTL are gone");
+  } finally {
+    await bus.close();
+    await withSql((sql) =>
+      sql`drop table if exists ${sql(`${prefix}_payloads`)}`
+    );
+  }
+});
+
+test("PostgresEventBus: 5,000 topics subscribed and cancelled leave nothing on the LISTEN connection's server process", async () => {
+  const { bus } = await connected();
+  try {
+    const [{ pid }] = await withSql((sql) =>
+      sql`select pid from pg_stat_activity
+          where application_name = 'dataknobs-events-listener'
+          order by backend_start desc limit 1`
+    ) as unknown as [{ pid: number }];
+    const rss = async () =>
+      Number(
+        /VmRSS:\s+(\d+) kB/.exec(
+          await Deno.readTextFile(`/proc/${pid}/status`),
+        )?.[1],
+      ) * 1024;
+    const churn = async (count: number) => {
+      for (let i = 0; i < count; i++) {
+        const topic = `order:${crypto.randomUUID()}`;
+        const sub = await bus.subscribe(topic, () => {});
+        await sub.cancel();
+      }
+    };
+    await churn(500); // warm up
+    const before = await rss();
+    await churn(5000);
+    const growth = await rss() - before;
+    // A prepared statement per LISTEN/UNLISTEN text grew it by ~3.3 kB a
+    // topic (16 MB here); simple-protocol statements leave nothing.
+    assert.ok(growth < 4_000_000, `grew by ${growth} bytes`);
+  } finally {
+    await bus.close();
+  }
+});
+
 test("PostgresEventBus: large events keep their order among small ones", async () => {
   const { bus } = await connected();
   const topic = uniqueTopic("order-big");
