@@ -200,6 +200,52 @@ test("PostgresEventBus: 5,000 topics subscribed and cancelled leave nothing on t
   }
 });
 
+test("PostgresEventBus: a malformed large-payload reference costs only itself, not the events fetched with it", async () => {
+  const { bus, errors } = await connected();
+  try {
+    const topic = uniqueTopic("bad-ref");
+    const inbox = new Inbox();
+    await bus.subscribe(topic, inbox.handler);
+    const channel = postgresChannel(topic);
+    const bad = [
+      '{"dataknobs_ref":"------------------------------------"}',
+      '{"dataknobs_ref":"zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz"}',
+      '{"dataknobs_ref":42}',
+      '{"dataknobs_ref":',
+    ];
+    // All in one transaction: they arrive together, fetched by one query.
+    await withSql((sql) =>
+      sql.begin(async (tx) => {
+        for (let n = 0; n < 10; n++) {
+          await bus.publish(
+            topic,
+            makeEvent(topic, { n, text: "x".repeat(9000) }),
+            { sql: tx },
+          );
+          const text = bad[n % bad.length]!;
+          if (n % 3 === 0) await tx`select pg_notify(${channel}, ${text})`;
+        }
+      })
+    );
+    const got = await inbox.until(10);
+    assert.deepEqual(got.map((e) => e.payload.n), [
+      0,
+      1,
+      2,
+      3,
+      4,
+      5,
+      6,
+      7,
+      8,
+      9,
+    ]);
+    assert.equal(errors.length, 4, String(errors));
+  } finally {
+    await bus.close();
+  }
+});
+
 test("PostgresEventBus: large events keep their order among small ones", async () => {
   const { bus } = await connected();
   const topic = uniqueTopic("order-big");
