@@ -5,6 +5,7 @@
 
 import { bounded } from "./_deadline.ts";
 import type { PayloadStore } from "./_postgres_payloads.ts";
+import type { PatternTable } from "./_postgres_patterns.ts";
 import type { Connection } from "./_postgres_sql.ts";
 import {
   type Arrivals,
@@ -24,7 +25,9 @@ export class PostgresListener implements ReceiveLink {
   readonly #connection: Connection;
   readonly #arrivals: Arrivals;
   readonly #store: PayloadStore;
-  readonly #patterns: string;
+  readonly #patterns: PatternTable;
+  /** The patterns this connection listens for (rows it keeps alive). */
+  readonly #live = new Set<string>();
   /** Notifications waiting behind a large payload being fetched. */
   #inbound: Notification[] = [];
   #fetching: Promise<void> | undefined;
@@ -36,7 +39,7 @@ export class PostgresListener implements ReceiveLink {
     connection: Connection,
     arrivals: Arrivals,
     store: PayloadStore,
-    patterns: string,
+    patterns: PatternTable,
   ) {
     this.#connection = connection;
     this.#arrivals = arrivals;
@@ -95,8 +98,11 @@ export class PostgresListener implements ReceiveLink {
     });
   }
 
+  /** One round trip; renews this bus's pattern rows when it has any. */
   async ping(): Promise<void> {
-    await this.#connection.sql`select 1`;
+    const sql = this.#connection.sql;
+    if (this.#live.size > 0) await this.#patterns.renew(sql);
+    else await sql`select 1`;
     await this.#fetching;
   }
 
@@ -104,35 +110,46 @@ export class PostgresListener implements ReceiveLink {
     this.#connection.destroy();
   }
 
+  /** Ends this bus's pattern rows, then the connection. */
   async end(): Promise<void> {
-    await this.#connection.sql.end();
+    const sql = this.#connection.sql;
+    if (this.#live.size > 0) await this.#patterns.clear(sql);
+    await sql.end();
   }
 
+  /**
+   * LISTENs, then makes the patterns among the routes live: once it
+   * resolves, every publish statement that starts sees them.
+   */
   async listen(routes: readonly Route[]): Promise<void> {
-    await this.#run(routes.map((route) => `listen ${quote(route)}`));
-  }
-
-  async unlisten(routes: readonly Route[]): Promise<void> {
-    await this.#run(routes.map((route) => `unlisten ${quote(route)}`));
-  }
-
-  // Simple-protocol statements: nothing is prepared (a LISTEN per topic
-  // would otherwise leave a prepared statement per topic on the server).
-  async #run(statements: string[]): Promise<void> {
-    try {
-      await this.#connection.sql.unsafe(statements.join("; "));
-    } catch (error) {
-      if ((error as Error).name !== "PostgresError") throw error;
-      throw new Refusal((error as Error).message);
-    }
-  }
-
-  #arrive(channel: string, text: string): void {
-    this.#arrivals.arrived(
-      channel,
-      text,
-      channel === this.#patterns ? undefined : channel,
+    const sql = this.#connection.sql;
+    await refused(
+      sql.unsafe(routes.map((route) => `listen ${quote(route)}`).join("; ")),
     );
+    const patterns = this.#patterns.patternsOf(routes);
+    if (patterns.length === 0) return;
+    await refused(this.#patterns.add(sql, patterns));
+    for (const pattern of patterns) this.#live.add(pattern);
+  }
+
+  /** Ends the patterns among the routes, then UNLISTENs. */
+  async unlisten(routes: readonly Route[]): Promise<void> {
+    const sql = this.#connection.sql;
+    const patterns = this.#patterns.patternsOf(routes);
+    if (patterns.length > 0) {
+      for (const pattern of patterns) this.#live.delete(pattern);
+      await refused(this.#patterns.remove(sql, patterns));
+    }
+    await refused(
+      sql.unsafe(routes.map((route) => `unlisten ${quote(route)}`).join("; ")),
+    );
+  }
+
+  // A topic channel must be the channel of the event's topic; a pattern
+  // channel carries any topic.
+  #arrive(channel: string, text: string): void {
+    const topical = !this.#patterns.has(channel);
+    this.#arrivals.arrived(channel, text, topical ? channel : undefined);
   }
 
   // Fetches the bodies of every waiting reference in one query, then
@@ -159,6 +176,21 @@ export class PostgresListener implements ReceiveLink {
         else this.#arrivals.report(body);
       }
     }
+  }
+}
+
+/**
+ * Settles like `statement`; a server's error (the connection is fine)
+ * becomes a Refusal. LISTEN and UNLISTEN go as simple-protocol statements:
+ * nothing is prepared (a statement per topic would otherwise stay on the
+ * server for the connection's life).
+ */
+async function refused(statement: Promise<unknown>): Promise<void> {
+  try {
+    await statement;
+  } catch (error) {
+    if ((error as Error).name !== "PostgresError") throw error;
+    throw new Refusal((error as Error).message);
   }
 }
 

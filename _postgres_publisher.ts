@@ -1,9 +1,11 @@
 // The publishing connection of the PostgreSQL bus: a batch of events is one
 // statement, so one commit, that notifies each event on its topic's
-// channel and on the pattern channel (and stores large bodies).
+// channel and on the channel of each live pattern that matches it (see
+// _postgres_patterns.ts), and stores large bodies.
 
 import type { ISql } from "postgres";
 import type { PayloadStore } from "./_postgres_payloads.ts";
+import type { PatternTable } from "./_postgres_patterns.ts";
 import type { Connection } from "./_postgres_sql.ts";
 import { type PublishLink, Refusal } from "./_transport.ts";
 import type { Event } from "./types.ts";
@@ -12,8 +14,8 @@ import type { Event } from "./types.ts";
 export interface Channels {
   /** The channel of a topic. */
   channel(topic: string): string;
-  /** The channel every event is also notified on, for pattern listeners. */
-  readonly patterns: string;
+  /** The live patterns, whose channels matching events also go to. */
+  readonly patterns: PatternTable;
 }
 
 /**
@@ -27,21 +29,40 @@ export async function notify(
   store: PayloadStore,
 ): Promise<void> {
   const { texts, rows } = store.encode(events);
-  const names: string[] = [], payloads: string[] = [];
-  events.forEach((event, i) => {
-    names.push(channels.channel(event.topic), channels.patterns);
-    payloads.push(texts[i]!, texts[i]!);
-  });
+  const names = events.map((event) => channels.channel(event.topic));
+  const topics = events.map((event) => event.topic);
+  // Each event on its topic's channel, then on each matching pattern's
+  // channel, in publish order. Patterns are matched once per distinct topic.
+  const notified = sql`
+    t as (
+      select * from unnest(${names}::text[], ${topics}::text[], ${texts}::text[])
+        with ordinality as t(c, topic, p, i)
+    ),
+    m as (
+      select d.topic, l.channel
+      from (select distinct topic from t) d
+      join (
+        select distinct channel, pattern_like from ${
+    sql(channels.patterns.table)
+  }
+        where expires_at > now()
+      ) l on d.topic like l.pattern_like
+    )
+    select count(pg_notify(c, p)) from (
+      select c, p, i, 0 as k from t
+      union all
+      select m.channel, t.p, t.i, 1 from t join m using (topic)
+      order by i, k
+    ) n`;
   if (rows.length === 0) {
-    await sql`select count(pg_notify(c, p)) from unnest(${names}::text[], ${payloads}::text[]) as t(c, p)`;
+    await sql`with ${notified}`;
     return;
   }
   // Bodies as one parameter each: array literals of large text are slow to
   // escape and to parse.
   await sql`with spilled as (
     insert into ${sql(store.table)} ${sql(rows, "id", "body")}
-  )
-  select count(pg_notify(c, p)) from unnest(${names}::text[], ${payloads}::text[]) as t(c, p)`;
+  ), ${notified}`;
 }
 
 /** The publishing connection. */
@@ -53,8 +74,9 @@ export class PostgresPublisher implements PublishLink {
 
   /**
    * Takes over an open connection; while it lives, large bodies past their
-   * time to live are deleted every half TTL (at least every minute, at
-   * most every 100 ms), whether or not anything is published.
+   * time to live, and patterns whose lease ran out, are deleted every half
+   * TTL (at least every minute, at most every 100 ms), whether or not
+   * anything is published.
    */
   constructor(connection: Connection, channels: Channels, store: PayloadStore) {
     this.#connection = connection;
@@ -63,10 +85,10 @@ export class PostgresPublisher implements PublishLink {
     const every = Math.min(Math.max(store.ttlMs / 2, 100), 60_000);
     // A failed delete is retried on the next tick; a dead connection is
     // the keeper's to notice.
-    this.#cleanup = setInterval(
-      () => store.cleanup(connection.sql).catch(() => {}),
-      every,
-    );
+    this.#cleanup = setInterval(() => {
+      store.cleanup(connection.sql).catch(() => {});
+      channels.patterns.expire(connection.sql).catch(() => {});
+    }, every);
   }
 
   async ping(): Promise<void> {

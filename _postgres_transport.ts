@@ -1,8 +1,10 @@
 // LISTEN/NOTIFY as a transport of the remote core: a LISTEN connection
-// (_postgres_listener.ts), a publishing connection (_postgres_publisher.ts)
-// and the large-payload table (_postgres_payloads.ts).
+// (_postgres_listener.ts), a publishing connection (_postgres_publisher.ts),
+// the large-payload table (_postgres_payloads.ts) and the table of live
+// patterns (_postgres_patterns.ts).
 
 import { PayloadStore } from "./_postgres_payloads.ts";
+import { PatternTable } from "./_postgres_patterns.ts";
 import { type Channels, PostgresPublisher } from "./_postgres_publisher.ts";
 import { PostgresListener } from "./_postgres_listener.ts";
 import { type Connection, connection } from "./_postgres_sql.ts";
@@ -23,6 +25,8 @@ export interface Settings {
   readonly maxBatch: number;
   /** How long the LISTEN probe may take (the bus's commandTimeoutMs). */
   readonly probeMs: number;
+  /** How long a pattern row lives unless renewed (by each heartbeat). */
+  readonly leaseMs: number;
   /** The channel of a topic (postgresChannel with this prefix). */
   readonly channel: (topic: string) => string;
 }
@@ -49,7 +53,7 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
     this.store = new PayloadStore(settings.prefix, settings.ttlMs);
     this.channels = {
       channel: (topic) => this.channel(topic),
-      patterns: `${settings.prefix}:patterns`,
+      patterns: new PatternTable(settings.prefix, settings.leaseMs),
     };
   }
 
@@ -62,7 +66,10 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
       "dataknobs-events-publisher",
       { lost },
     );
-    await this.#opening(opened, signal, () => this.store.create(opened.sql));
+    await this.#opening(opened, signal, async () => {
+      await this.store.create(opened.sql);
+      await this.channels.patterns.create(opened.sql);
+    });
     return new PostgresPublisher(opened, this.channels, this.store);
   }
 
@@ -92,7 +99,10 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
     await this.#opening(
       opened,
       signal,
-      () => listener.probe(probe, this.#settings.probeMs, this.label),
+      async () => {
+        await this.channels.patterns.create(opened.sql);
+        await listener.probe(probe, this.#settings.probeMs, this.label);
+      },
     );
     return listener;
   }
@@ -100,7 +110,7 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
   route(interest: Interest): Route {
     return interest.kind === "topic"
       ? this.channel(interest.name)
-      : this.channels.patterns;
+      : this.channels.patterns.channel(interest.name);
   }
 
   channel(topic: string): string {

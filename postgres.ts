@@ -33,6 +33,8 @@
 
 import type { ISql } from "postgres";
 import { BusBase } from "./_bus.ts";
+import { fnv1a64 } from "./_fnv.ts";
+import type { Timing } from "./_keeper.ts";
 import { OptionChecks } from "./_options.ts";
 import { notify, type PostgresPublisher } from "./_postgres_publisher.ts";
 import { PostgresTransport, type Settings } from "./_postgres_transport.ts";
@@ -134,14 +136,6 @@ export function postgresChannel(topic: string, prefix = "events"): string {
   return `${name.slice(0, IDENTIFIER_LIMIT - 17)}_${fnv1a64(topic)}`;
 }
 
-function fnv1a64(text: string): string {
-  let hash = 0xcbf29ce484222325n;
-  for (const byte of new TextEncoder().encode(text)) {
-    hash = ((hash ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn;
-  }
-  return hash.toString(16).padStart(16, "0");
-}
-
 /**
  * The PostgreSQL bus. `publish` resolves once the event's NOTIFY has been
  * committed; concurrent publishes share one statement and one commit. An
@@ -189,9 +183,7 @@ export class PostgresEventBus extends BusBase {
   constructor(options: PostgresEventBusOptions) {
     const check = new OptionChecks("PostgresEventBus");
     const timing = check.timing(options);
-    const transport = new PostgresTransport(
-      resolve(options, check, timing.commandTimeoutMs),
-    );
+    const transport = new PostgresTransport(resolve(options, check, timing));
     super(options, { transport, timing });
     this.#transport = transport;
   }
@@ -248,10 +240,13 @@ export class PostgresEventBus extends BusBase {
   }
 }
 
+/** A pattern row lives this many heartbeats unless renewed. */
+const PATTERN_LEASE_HEARTBEATS = 6;
+
 function resolve(
   options: PostgresEventBusOptions,
   check: OptionChecks,
-  probeMs: number,
+  timing: Timing,
 ): Settings {
   const url = options.connectionString;
   const parsed = check.url(
@@ -281,7 +276,8 @@ function resolve(
     prefix,
     ttlMs,
     maxBatch: Math.floor(maxBatch),
-    probeMs,
+    probeMs: timing.commandTimeoutMs,
+    leaseMs: PATTERN_LEASE_HEARTBEATS * timing.heartbeatMs,
     channel: (topic) => postgresChannel(topic, prefix),
   };
 }

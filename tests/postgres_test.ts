@@ -269,7 +269,10 @@ test("PostgresEventBus: large events keep their order among small ones", async (
 });
 
 test("PostgresEventBus: pg_terminate_backend of the LISTEN connection → re-LISTEN, gap reported, delivery resumes", async () => {
-  const { bus, gaps, states } = await connected({ maxReconnectDelayMs: 100 });
+  const { bus, gaps, states } = await connected({
+    heartbeatMs: 200,
+    maxReconnectDelayMs: 100,
+  });
   const topic = uniqueTopic("kill");
   const exact = new Inbox(), pattern = new Inbox();
   await bus.subscribe(topic, exact.handler);
@@ -281,7 +284,10 @@ test("PostgresEventBus: pg_terminate_backend of the LISTEN connection → re-LIS
     sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'dataknobs-events-listener'`
   );
   await until(() => gaps.length === 1, "the gap report");
-  assert.ok(gaps[0]!.since.getTime() >= killedAt - 5);
+  // `since` is the last moment the connection was proven live: before the
+  // kill, by at most two heartbeats.
+  assert.ok(gaps[0]!.since.getTime() <= killedAt);
+  assert.ok(gaps[0]!.since.getTime() >= killedAt - 2 * 200 - 50);
   assert.deepEqual(states.slice(-2), ["reconnecting", "ready"]);
   for (let n = 2; n <= 20; n++) {
     await bus.publish(topic, makeEvent(topic, { n }));
@@ -303,7 +309,9 @@ test("PostgresEventBus: a LISTEN connection that stops answering is replaced by 
   const inbox = new Inbox();
   await bus.subscribe(topic, inbox.handler);
   const [{ pid }] = await withSql((sql) =>
-    sql`select pid from pg_stat_activity where application_name = 'dataknobs-events-listener'`
+    sql`select pid from pg_stat_activity
+        where application_name = 'dataknobs-events-listener'
+        order by backend_start desc limit 1`
   ) as unknown as [{ pid: number }];
   const signal = (name: string) =>
     new Deno.Command("kill", { args: [`-${name}`, String(pid)] }).output();
@@ -552,6 +560,171 @@ test("PostgresEventBus: notificationQueueUsage() reads the queue", async () => {
   const usage = await bus.notificationQueueUsage();
   assert.ok(usage >= 0 && usage <= 1);
   await bus.close();
+});
+
+test("PostgresEventBus: a pattern is notified only for topics it matches; with none live, each event is one notification", async () => {
+  const prefix = `pat_${crypto.randomUUID().slice(0, 8)}`;
+  const { bus } = await connected({ channelPrefix: prefix });
+  const counts = new Map<string, number>();
+  const raw = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+  try {
+    const inbox = new Inbox();
+    const sub = await bus.subscribe("p", inbox.handler, "orders:*:paid");
+    // The pattern's channel, as the bus names it; listened to raw.
+    const channel =
+      (await raw`select channel from ${raw(`${prefix}_patterns`)}`)[0]!
+        .channel as string;
+    await raw.listen(
+      channel,
+      () => counts.set(channel, (counts.get(channel) ?? 0) + 1),
+    );
+    for (
+      const topic of [
+        "orders:1:paid",
+        "orders:2:new",
+        "users:1:paid",
+        "orders:3:paid",
+      ]
+    ) {
+      await bus.publish(topic, makeEvent(topic));
+    }
+    await inbox.until(2);
+    assert.deepEqual(inbox.events.map((e) => e.topic), [
+      "orders:1:paid",
+      "orders:3:paid",
+    ]);
+    assert.equal(
+      counts.get(channel),
+      2,
+      "only matching topics reach the channel",
+    );
+    await sub.cancel();
+    const live = await raw`select count(*)::int as n from ${
+      raw(`${prefix}_patterns`)
+    }`;
+    assert.equal(live[0]!.n, 0, "cancel() ends the pattern's row");
+    await bus.publish("orders:4:paid", makeEvent("orders:4:paid"));
+    await bus.publish("orders:5:paid", makeEvent("orders:5:paid"));
+    assert.equal(
+      counts.get(channel),
+      2,
+      "no pattern live: the topic channel only",
+    );
+  } finally {
+    await bus.close();
+    await raw.end();
+    await withSql((sql) =>
+      sql`drop table if exists ${sql(`${prefix}_patterns`)}, ${
+        sql(`${prefix}_payloads`)
+      }`
+    );
+  }
+});
+
+test("PostgresEventBus: a pattern subscription gets every event published after subscribe() resolved, while another bus publishes", async () => {
+  const prefix = `race_${crypto.randomUUID().slice(0, 8)}`;
+  const { bus: publisher } = await connected({ channelPrefix: prefix });
+  const { bus: subscriber } = await connected({ channelPrefix: prefix });
+  try {
+    const calledAt: number[] = [];
+    let stop = false;
+    const stream = (async () => {
+      for (let n = 0; !stop && n < 5000; n++) {
+        const topic = `race:${n % 7}`;
+        calledAt[n] = performance.now();
+        await publisher.publish(topic, makeEvent(topic, { n }));
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 50));
+    const inbox = new Inbox();
+    await subscriber.subscribe("race", inbox.handler, "race:*");
+    const subscribedAt = performance.now();
+    await new Promise((r) => setTimeout(r, 150));
+    stop = true;
+    await stream;
+    const last = calledAt.length - 1;
+    const first = calledAt.findIndex((t) => t > subscribedAt);
+    assert.ok(
+      first > 0 && last > first,
+      "published on both sides of subscribe()",
+    );
+    await inbox.until(0);
+    for (
+      let i = 0;
+      i < 200 && !inbox.events.some((e) => e.payload.n === last);
+      i++
+    ) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const got = new Set(inbox.events.map((e) => e.payload.n as number));
+    const missing = [];
+    for (let n = first; n <= last; n++) if (!got.has(n)) missing.push(n);
+    assert.deepEqual(missing, []);
+  } finally {
+    await publisher.close();
+    await subscriber.close();
+    await withSql((sql) =>
+      sql`drop table if exists ${sql(`${prefix}_patterns`)}, ${
+        sql(`${prefix}_payloads`)
+      }`
+    );
+  }
+});
+
+test("PostgresEventBus: a crashed process's patterns stop counting when their lease runs out", async () => {
+  const prefix = `crash_${crypto.randomUUID().slice(0, 8)}`;
+  const heartbeatMs = 200; // lease: 6 heartbeats
+  const code = `
+    import { PostgresEventBus } from ${
+    JSON.stringify(new URL("../postgres.ts", import.meta.url).href)
+  };
+    const bus = new PostgresEventBus({ connectionString: ${
+    JSON.stringify(DATABASE_URL)
+  }, channelPrefix: ${JSON.stringify(prefix)}, heartbeatMs: ${heartbeatMs} });
+    await bus.connect();
+    await bus.subscribe("all", () => {}, "crash:*");
+    console.log("ready");
+    await new Promise(() => setInterval(() => {}, 1000));`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    stdout: "piped",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const live = () =>
+    withSql(async (sql) =>
+      Number(
+        (await sql`select count(*) as n from ${
+          sql(`${prefix}_patterns`)
+        } where expires_at > now()`)[0]!.n,
+      )
+    );
+  try {
+    assert.equal((await reader.read()).value?.trim(), "ready");
+    await new Promise((r) => setTimeout(r, 3 * heartbeatMs));
+    assert.equal(await live(), 1, "renewed while the process lives");
+    child.kill("SIGKILL");
+    await child.status;
+    const killedAt = Date.now();
+    let n = await live();
+    while (n > 0 && Date.now() - killedAt < 6 * heartbeatMs + 1000) {
+      await new Promise((r) => setTimeout(r, 50));
+      n = await live();
+    }
+    assert.equal(n, 0);
+    assert.ok(Date.now() - killedAt <= 6 * heartbeatMs + 1000);
+  } finally {
+    await reader.cancel();
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await withSql((sql) =>
+      sql`drop table if exists ${sql(`${prefix}_patterns`)}, ${
+        sql(`${prefix}_payloads`)
+      }`
+    );
+  }
 });
 
 test("PostgresEventBus: two processes exchange events both ways, with a pattern", async () => {
