@@ -6,6 +6,7 @@
 
 import { Dispatcher, logError } from "./_dispatch.ts";
 import type { Timing } from "./_keeper.ts";
+import { MAX_TIMER_MS } from "./_options.ts";
 import { Remote } from "./_remote.ts";
 import type { PublishLink, Transport } from "./_transport.ts";
 import {
@@ -64,9 +65,12 @@ export class BusBase implements EventBus {
         );
       }
     }
-    if (!(Number.isFinite(closeTimeoutMs) && closeTimeoutMs >= 0)) {
+    if (
+      !(Number.isFinite(closeTimeoutMs) && closeTimeoutMs >= 0 &&
+        closeTimeoutMs <= MAX_TIMER_MS)
+    ) {
       throw new RangeError(
-        `Invalid option: closeTimeoutMs must be a number of milliseconds >= 0, got ${
+        `Invalid option: closeTimeoutMs must be a number of milliseconds from 0 to ${MAX_TIMER_MS}, got ${
           show(closeTimeoutMs)
         }`,
       );

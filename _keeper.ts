@@ -18,12 +18,17 @@ export interface Timing {
 export interface KeeperHooks<L extends Link> {
   /** Opens a connection; `lost` is to be called when it closes. */
   open(signal: AbortSignal, lost: (cause?: Error) => void): Promise<L>;
-  /** Makes a new connection carry what the last one did (bounded here). */
-  restore(link: L, signal: AbortSignal): Promise<void>;
+  /**
+   * Makes a new connection carry what the last one did (bounded here);
+   * `previous` is the connection it replaces, if one was lost.
+   */
+  restore(link: L, signal: AbortSignal, previous: L | undefined): Promise<void>;
   /** The connection is up: the first one, or a replacement. */
   up(): void;
   /** The connection was lost; a replacement is being made. */
   down(cause: Error): void;
+  /** An attempt to replace it failed; another follows after a backoff. */
+  retrying(cause: Error): void;
 }
 
 /** One connection and the signal that aborts when it is lost. */
@@ -48,6 +53,8 @@ export class Keeper<L extends Link> {
   readonly #timing: Timing;
   readonly #stop = new AbortController();
   #session: Session<L> | undefined;
+  /** The lost connection a replacement must fence off (see restore). */
+  #previous: L | undefined;
   #waiters = new Set<() => void>();
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #pinging = false;
@@ -142,7 +149,7 @@ export class Keeper<L extends Link> {
         throw attempt.reason;
       }
       session.link = link;
-      await this.#hooks.restore(link, attempt);
+      await this.#hooks.restore(link, attempt, this.#previous);
     };
     try {
       await bounded(steps(), this.#timing.connectTimeoutMs, "connect", attempt);
@@ -157,6 +164,7 @@ export class Keeper<L extends Link> {
 
   #install(session: Session<L>): void {
     this.#session = session;
+    this.#previous = undefined;
     this.provenAt = Date.now();
     for (const wake of this.#waiters) wake();
     this.#waiters.clear();
@@ -170,6 +178,7 @@ export class Keeper<L extends Link> {
     session.link?.destroy();
     if (this.#session !== session) return;
     this.#session = undefined;
+    this.#previous = session.link;
     this.#hooks.down(cause);
     void this.#reconnect();
   }
@@ -182,7 +191,8 @@ export class Keeper<L extends Link> {
       let session: Session<L>;
       try {
         session = await this.#establish(stop);
-      } catch {
+      } catch (error) {
+        if (!stop.aborted) this.#hooks.retrying(error as Error);
         continue;
       }
       this.#install(session);

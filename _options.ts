@@ -4,6 +4,9 @@
 import type { Timing } from "./_keeper.ts";
 import { type RemoteEventBusOptions, show } from "./types.ts";
 
+/** The longest delay a timer takes (2³¹ − 1 ms, about 24.8 days). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Checks of a backend's options; every failure names the backend. */
 export class OptionChecks {
   readonly #owner: string;
@@ -41,19 +44,29 @@ export class OptionChecks {
   }
 
   /** `value`, or `fallback` when undefined; it must be a positive number. */
-  positive(
-    name: string,
-    value: number | undefined,
-    fallback: number,
-    unit = "milliseconds",
-  ): number {
+  positive(name: string, value: number | undefined, fallback: number): number {
     const result = value ?? fallback;
     if (typeof result !== "number") {
-      this.fail(`${name} must be a number of ${unit}, got ${show(result)}`);
+      this.fail(
+        `${name} must be a number of milliseconds, got ${show(result)}`,
+      );
     }
-    if (!(Number.isFinite(result) && result > 0)) {
+    if (!(Number.isFinite(result) && result > 0 && result <= MAX_TIMER_MS)) {
       throw new RangeError(
-        `Invalid ${this.#owner} options: ${name} must be a positive number of ${unit}, got ${
+        `Invalid ${this.#owner} options: ${name} must be a positive number of milliseconds up to ${MAX_TIMER_MS}, got ${
+          show(result)
+        }`,
+      );
+    }
+    return result;
+  }
+
+  /** `value`, or `fallback` when undefined; an integer from 1 up. */
+  count(name: string, value: number | undefined, fallback: number): number {
+    const result = value ?? fallback;
+    if (!(Number.isSafeInteger(result) && result >= 1)) {
+      throw new RangeError(
+        `Invalid ${this.#owner} options: ${name} must be an integer >= 1, got ${
           show(result)
         }`,
       );

@@ -13,6 +13,7 @@ import {
   Refusal,
   type Route,
 } from "./_transport.ts";
+import { scrub } from "./_scrub.ts";
 import { EventBusError } from "./types.ts";
 
 interface Notification {
@@ -160,20 +161,29 @@ export class PostgresListener implements ReceiveLink {
       const batch = this.#inbound;
       this.#inbound = [];
       const refs = batch.filter(({ text }) => this.#store.isReference(text));
-      let bodies: (string | Error)[];
+      let bodies: (string | Error | undefined)[];
       try {
         bodies = await this.#store.resolve(
           this.#connection.sql,
           refs.map(({ text }) => text),
         );
       } catch (error) {
-        bodies = refs.map(() => error as Error);
+        this.#arrivals.report(
+          new EventBusError(
+            "PAYLOAD_MISSING",
+            `Cannot read ${refs.length} large payload(s) from ${this.#store.table} (${
+              (error as Error).message
+            }): those events are not delivered; when the connection was lost, they fall inside the gap reported once it is restored`,
+            { cause: scrub(error) },
+          ),
+        );
+        bodies = refs.map(() => undefined);
       }
       let next = 0;
       for (const { channel, text } of batch) {
-        const body = this.#store.isReference(text) ? bodies[next++]! : text;
+        const body = this.#store.isReference(text) ? bodies[next++] : text;
         if (typeof body === "string") this.#arrive(channel, body);
-        else this.#arrivals.report(body);
+        else if (body !== undefined) this.#arrivals.report(body);
       }
     }
   }

@@ -32,13 +32,15 @@ export async function notify(
   const names = events.map((event) => channels.channel(event.topic));
   const topics = events.map((event) => event.topic);
   // Each event on its topic's channel, then on each matching pattern's
-  // channel, in publish order. Patterns are matched once per distinct topic.
+  // channel, in publish order. Patterns are matched once per distinct topic
+  // (materialized: inlined, the planner matched every event with every
+  // pattern, a thousand times the work).
   const notified = sql`
     t as (
       select * from unnest(${names}::text[], ${topics}::text[], ${texts}::text[])
         with ordinality as t(c, topic, p, i)
     ),
-    m as (
+    m as materialized (
       select d.topic, l.channel
       from (select distinct topic from t) d
       join (
@@ -65,9 +67,23 @@ export async function notify(
   ), ${notified}`;
 }
 
+/** A session's backend process: its pid and start (pids are reused). */
+export interface Backend {
+  readonly pid: number;
+  readonly started: string;
+}
+
+/** The backend process of the session of `sql`. */
+export async function backendOf(sql: ISql): Promise<Backend | undefined> {
+  const [row] = await sql`select pid, backend_start::text as started
+    from pg_stat_activity where pid = pg_backend_pid()`;
+  return row && { pid: row.pid, started: row.started };
+}
+
 /** The publishing connection. */
 export class PostgresPublisher implements PublishLink {
   readonly #connection: Connection;
+  readonly #backend: Backend | undefined;
   readonly #channels: Channels;
   readonly #store: PayloadStore;
   readonly #cleanup: ReturnType<typeof setInterval>;
@@ -78,8 +94,14 @@ export class PostgresPublisher implements PublishLink {
    * TTL (at least every minute, at most every 100 ms), whether or not
    * anything is published.
    */
-  constructor(connection: Connection, channels: Channels, store: PayloadStore) {
+  constructor(
+    connection: Connection,
+    channels: Channels,
+    store: PayloadStore,
+    backend: Backend | undefined,
+  ) {
     this.#connection = connection;
+    this.#backend = backend;
     this.#channels = channels;
     this.#store = store;
     const every = Math.min(Math.max(store.ttlMs / 2, 100), 60_000);
@@ -93,6 +115,28 @@ export class PostgresPublisher implements PublishLink {
 
   async ping(): Promise<void> {
     await this.#connection.sql`select 1`;
+  }
+
+  // Terminates the lost session's backend (matched by pid and start time:
+  // a pid may be reused after a restart) and waits until it is gone, so a
+  // statement it has yet to read can never commit.
+  async fence(previous: PublishLink): Promise<void> {
+    if (!(previous instanceof PostgresPublisher)) return;
+    const backend = previous.#backend;
+    if (backend === undefined) return;
+    const sql = this.#connection.sql;
+    const { pid, started } = backend;
+    const alive = sql`pid = ${pid} and backend_start = ${started}::timestamptz`;
+    try {
+      await sql`select pg_terminate_backend(pid) from pg_stat_activity where ${alive}`;
+    } catch (error) {
+      // Not allowed to end it (another role): skipped.
+      if ((error as { code?: string }).code === "42501") return;
+      throw error;
+    }
+    while ((await sql`select 1 from pg_stat_activity where ${alive}`).length) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
   }
 
   destroy(): void {

@@ -5,7 +5,12 @@
 
 import { PayloadStore } from "./_postgres_payloads.ts";
 import { PatternTable } from "./_postgres_patterns.ts";
-import { type Channels, PostgresPublisher } from "./_postgres_publisher.ts";
+import {
+  type Backend,
+  backendOf,
+  type Channels,
+  PostgresPublisher,
+} from "./_postgres_publisher.ts";
 import { PostgresListener } from "./_postgres_listener.ts";
 import { type Connection, connection } from "./_postgres_sql.ts";
 import type {
@@ -66,11 +71,13 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
       "dataknobs-events-publisher",
       { lost },
     );
+    let backend: Backend | undefined;
     await this.#opening(opened, signal, async () => {
       await this.store.create(opened.sql);
       await this.channels.patterns.create(opened.sql);
+      backend = await backendOf(opened.sql);
     });
-    return new PostgresPublisher(opened, this.channels, this.store);
+    return new PostgresPublisher(opened, this.channels, this.store, backend);
   }
 
   async openReceiver(

@@ -82,7 +82,13 @@ export class RedisTransport implements Transport<RedisPublisher> {
         throw error;
       },
     );
-    return new RedisPublisher(client, this.#prefix, scripted);
+    // The session as the server knows it (Redis 6.2+), to fence it off once
+    // lost; older servers answer an error, and fencing is skipped.
+    const info = await (client.call("CLIENT", "INFO") as Promise<string>).then(
+      (text) => /\bid=(\d+) addr=(\S+)/.exec(text)?.slice(1),
+      () => undefined,
+    );
+    return new RedisPublisher(client, this.#prefix, scripted, info);
   }
 
   async openReceiver(
@@ -200,12 +206,34 @@ class RedisLink {
 /** The publishing connection. */
 class RedisPublisher extends RedisLink implements PublishLink {
   readonly #prefix: string;
+  /** `[id, addr]` of this session, as the server names it. */
+  readonly #session: string[] | undefined;
   #scripted: boolean;
 
-  constructor(client: Redis, prefix: string, scripted: boolean) {
+  constructor(
+    client: Redis,
+    prefix: string,
+    scripted: boolean,
+    session: string[] | undefined,
+  ) {
     super(client);
     this.#prefix = prefix;
     this.#scripted = scripted;
+    this.#session = session;
+  }
+
+  // CLIENT KILL by id and address: a session of a restarted server with
+  // the same id has another address.
+  async fence(previous: PublishLink): Promise<void> {
+    if (!(previous instanceof RedisPublisher)) return;
+    const session = previous.#session;
+    if (session === undefined) return;
+    const [id, addr] = session;
+    await this.client.call("CLIENT", "KILL", "ID", id!, "ADDR", addr!).catch(
+      (error: Error) => {
+        if (error.name !== "ReplyError") throw error; // e.g. NOPERM: skipped
+      },
+    );
   }
 
   // One pipeline (one write): runs of events as one PUBLISH_ALL each, a

@@ -48,6 +48,8 @@ export class Remote<P extends PublishLink = PublishLink> {
   #publisher: Keeper<P> | undefined;
   #receiver: Keeper<ReceiveLink> | undefined;
   #gapSince: number | undefined;
+  /** Per connection, the reason the last attempt to replace it failed. */
+  readonly #lastRetry = new Map<string, string>();
 
   constructor(transport: Transport<P>, timing: Timing, core: Core) {
     this.#transport = transport;
@@ -70,9 +72,15 @@ export class Remote<P extends PublishLink = PublishLink> {
   async open(signal: AbortSignal): Promise<void> {
     const publisher: Keeper<P> = new Keeper({
       open: (attempt, lost) => this.#transport.openPublisher(attempt, lost),
-      restore: () => Promise.resolve(),
-      up: () => this.#changed(),
+      // Nothing the lost connection sent may arrive after newer events.
+      restore: (link, _, previous) =>
+        previous === undefined ? Promise.resolve() : link.fence(previous),
+      up: () => {
+        this.#lastRetry.delete("publishing");
+        this.#changed();
+      },
       down: (cause) => this.#down("publishing", cause),
+      retrying: (cause) => this.#retrying("publishing", cause),
     }, this.#timing);
     const receiver: Keeper<ReceiveLink> = new Keeper({
       open: (attempt, lost) =>
@@ -86,6 +94,7 @@ export class Remote<P extends PublishLink = PublishLink> {
         this.#gapSince ??= receiver.provenAt;
         this.#down("receiving", cause);
       },
+      retrying: (cause) => this.#retrying("receiving", cause),
     }, this.#timing);
     const failed = new AbortController();
     const attempt = AbortSignal.any([signal, failed.signal]);
@@ -256,6 +265,7 @@ export class Remote<P extends PublishLink = PublishLink> {
   }
 
   #receiverUp(): void {
+    this.#lastRetry.delete("receiving");
     const since = this.#gapSince;
     this.#gapSince = undefined;
     this.#changed();
@@ -273,6 +283,24 @@ export class Remote<P extends PublishLink = PublishLink> {
       ),
     );
     this.#changed();
+  }
+
+  // A failed attempt to replace a connection is reported when its reason
+  // differs from the last one's: a server that refuses the credentials says
+  // so once, not every backoff.
+  #retrying(role: string, cause: Error): void {
+    const why = cause instanceof Timeout
+      ? `no answer within connectTimeoutMs (${this.#timing.connectTimeoutMs} ms)`
+      : cause.message;
+    if (this.#lastRetry.get(role) === why) return;
+    this.#lastRetry.set(role, why);
+    this.#core.report(
+      new EventBusError(
+        "CONNECTION_FAILED",
+        `Cannot restore the ${role} connection to ${this.#where()}: ${why}; retrying, at most every maxReconnectDelayMs (${this.#timing.maxReconnectDelayMs} ms)`,
+        { cause: scrub(cause) },
+      ),
+    );
   }
 
   #changed(): void {

@@ -33,6 +33,14 @@ export interface Link {
 /** The connection publishes go through. */
 export interface PublishLink extends Link {
   /**
+   * Ends the server's session of `previous`, a lost publishing connection
+   * of the same bus, so that nothing sent on it can take effect after this
+   * resolves (bytes still on their way would otherwise be published after
+   * newer events). A session already gone, or a server that does not let
+   * this user end sessions, is not an error.
+   */
+  fence(previous: PublishLink): Promise<void>;
+  /**
    * Sends events in this order. Resolves with one entry per event:
    * `undefined` when the server accepted it, or a {@linkcode Refusal} when
    * the server refused that event (it was not sent). Rejects when the

@@ -268,14 +268,14 @@ function resolve(
     options.largePayloadTtlMs,
     600_000,
   );
-  const maxBatch = check.positive("maxBatch", options.maxBatch, 1000, "events");
+  const maxBatch = check.count("maxBatch", options.maxBatch, 1000);
   const { hostname, port, pathname } = parsed;
   return {
     url,
     label: `postgres://${hostname}:${port || 5432}${pathname}`,
     prefix,
     ttlMs,
-    maxBatch: Math.floor(maxBatch),
+    maxBatch,
     probeMs: timing.commandTimeoutMs,
     leaseMs: PATTERN_LEASE_HEARTBEATS * timing.heartbeatMs,
     channel: (topic) => postgresChannel(topic, prefix),

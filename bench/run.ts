@@ -5,6 +5,7 @@
 import type { Row } from "./_measure.ts";
 import { N, ROUNDS } from "./_measure.ts";
 import { memoryRows } from "./memory.ts";
+import { dispatchRows, patternTaxRows } from "./patterns.ts";
 import { postgresRows } from "./postgres.ts";
 import { redisRows } from "./redis.ts";
 
@@ -36,9 +37,16 @@ async function pin(): Promise<string | undefined> {
 
 const only = (Deno.env.get("BENCH_ONLY") ?? "memory,redis,postgres").split(",");
 const groups: [string, () => Promise<Row[]>][] = [
-  ["memory", memoryRows],
-  ["redis", redisRows],
-  ["postgres", postgresRows],
+  [
+    "memory",
+    async () => [...await memoryRows(), ...await dispatchRows("memory")],
+  ],
+  ["redis", async () => [...await redisRows(), ...await dispatchRows("redis")]],
+  ["postgres", async () => [
+    ...await postgresRows(),
+    ...await patternTaxRows(),
+    ...await dispatchRows("postgres"),
+  ]],
 ];
 const rows: Row[] = [];
 let pinned: string | undefined;

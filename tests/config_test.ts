@@ -157,6 +157,57 @@ Deno.test("registerBackend() adds a backend and refuses duplicates", async () =>
   );
 });
 
+Deno.test("numeric options out of range are refused at construction (no timer overflow, no empty batch)", () => {
+  const tooLong = 2 ** 31; // a timer would silently fire after 1 ms
+  const url = "postgres://u@h/db";
+  for (
+    const [make, name] of [
+      [
+        () => new PostgresEventBus({ connectionString: url, maxBatch: 0.5 }),
+        "maxBatch",
+      ],
+      [
+        () => new PostgresEventBus({ connectionString: url, maxBatch: 0 }),
+        "maxBatch",
+      ],
+      [
+        () =>
+          new PostgresEventBus({ connectionString: url, heartbeatMs: tooLong }),
+        "heartbeatMs",
+      ],
+      [
+        () => new RedisEventBus({ host: "h", connectTimeoutMs: tooLong }),
+        "connectTimeoutMs",
+      ],
+      [
+        () => new RedisEventBus({ host: "h", commandTimeoutMs: tooLong }),
+        "commandTimeoutMs",
+      ],
+      [
+        () => new RedisEventBus({ host: "h", maxReconnectDelayMs: tooLong }),
+        "maxReconnectDelayMs",
+      ],
+      [
+        () => new InMemoryEventBus({ closeTimeoutMs: tooLong }),
+        "closeTimeoutMs",
+      ],
+      [
+        () =>
+          new PostgresEventBus({
+            connectionString: url,
+            largePayloadTtlMs: 1e300,
+          }),
+        "largePayloadTtlMs",
+      ],
+    ] as const
+  ) {
+    assert.throws(
+      make,
+      (e: unknown) => e instanceof RangeError && e.message.includes(name),
+    );
+  }
+});
+
 Deno.test("bus options are checked", () => {
   assert.throws(
     () => new InMemoryEventBus({ closeTimeoutMs: -1 }),
