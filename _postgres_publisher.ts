@@ -118,15 +118,16 @@ export class PostgresPublisher implements PublishLink {
   }
 
   // Terminates the lost session's backend (matched by pid and start time:
-  // a pid may be reused after a restart) and waits until it is gone, so a
-  // statement it has yet to read can never commit.
+  // a pid may be reused after a restart; compared as text, which keeps the
+  // microseconds a timestamp parameter would lose) and waits until it is
+  // gone, so a statement it has yet to read can never commit.
   async fence(previous: PublishLink): Promise<void> {
     if (!(previous instanceof PostgresPublisher)) return;
     const backend = previous.#backend;
     if (backend === undefined) return;
     const sql = this.#connection.sql;
     const { pid, started } = backend;
-    const alive = sql`pid = ${pid} and backend_start = ${started}::timestamptz`;
+    const alive = sql`pid = ${pid} and backend_start::text = ${started}`;
     try {
       await sql`select pg_terminate_backend(pid) from pg_stat_activity where ${alive}`;
     } catch (error) {
