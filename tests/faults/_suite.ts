@@ -143,6 +143,28 @@ export function faultSuite(backend: Backend, setup: SuiteSetup): void {
     });
   });
 
+  test("h. stalled publishing path that resumes after the bus moved on: nothing arrives late", async () => {
+    await using server = await setup.server();
+    await using proxy = proxyTo(server);
+    await runStream({
+      name: "h. stalled publisher, held bytes delivered later",
+      backend,
+      // The publisher bus goes through the proxy; the subscriber bus is direct.
+      buses: twoBuses(setup.urlAt(proxy.port), server.url),
+      recoveryBoundMs: HALF_OPEN_RECOVERY_BOUND_MS,
+      fault: async (ctx) => {
+        ctx.check(proxy.open >= 1, "no connection goes through the proxy");
+        proxy.setExisting("stall"); // new connections pass
+        await ctx.faultEnded();
+        await sleep(STALL_MS);
+        // What the old connection sent reaches the server only now, after
+        // newer events went through its replacement: unless the old session
+        // was fenced off, it would be published out of order.
+        proxy.setExisting("pass");
+      },
+    });
+  });
+
   test("f. server that never answers: connect() times out, abort and close() settle promptly", async () => {
     await using proxy = startProxy(null); // accepts, never answers
     await runSilentConnect(
