@@ -213,6 +213,34 @@ test("RedisEventBus: publish fails fast while Redis is down, and the bus recover
   await bus.close();
 });
 
+test("RedisEventBus: a connection that cannot be restored says why, once per reason", async () => {
+  const first = "pw-" + crypto.randomUUID();
+  await using server = await startRedis(["--requirepass", first]);
+  const { port } = new URL(server.url);
+  const { bus, errors } = await connected({
+    url: `redis://:${first}@127.0.0.1:${port}`,
+    maxReconnectDelayMs: 50,
+  });
+  const admin = `redis://:${first}@127.0.0.1:${port}`;
+  const second = "pw-" + crypto.randomUUID();
+  await withAdmin(async (redis) => {
+    await redis.config("SET", "requirepass", second);
+    await redis.client("KILL", "TYPE", "pubsub");
+    await redis.client("KILL", "TYPE", "normal", "SKIPME", "yes");
+  }, admin);
+  await new Promise((r) => setTimeout(r, 1000)); // ~20 attempts each
+  const restores = errors.map(String).filter((e) =>
+    e.includes("Cannot restore")
+  );
+  assert.ok(restores.length >= 1 && restores.length <= 2, restores.join("\n"));
+  for (const message of restores) {
+    assert.match(message, /WRONGPASS|invalid username-password/);
+    assert.ok(!message.includes(first) && !message.includes(second));
+  }
+  assert.equal(bus.state, "reconnecting");
+  await bus.close();
+});
+
 test("RedisEventBus: a failed connect() leaves nothing behind and may be retried", async () => {
   await using server = await startRedis();
   await server.stop();
