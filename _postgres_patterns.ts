@@ -57,8 +57,9 @@ export class PatternTable {
       expires_at timestamptz not null,
       primary key (pattern, owner)
     )`.catch((error) => {
-      // Two processes creating the table at once: the loser sees it exist.
-      if (!["42P07", "23505"].includes(error.code)) throw error;
+      // Two sessions creating the table at once: the loser sees it (or its
+      // row type) exist.
+      if (!["42P07", "42710", "23505"].includes(error.code)) throw error;
     });
   }
 

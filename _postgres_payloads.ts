@@ -44,8 +44,9 @@ export class PayloadStore {
       body text not null,
       created_at timestamptz not null default now()
     )`.catch((error) => {
-      // Two processes creating the table at once: the loser sees it exist.
-      if (!["42P07", "23505"].includes(error.code)) throw error;
+      // Two sessions creating the table at once: the loser sees it (or its
+      // row type) exist.
+      if (!["42P07", "42710", "23505"].includes(error.code)) throw error;
     });
   }
 

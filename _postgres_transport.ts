@@ -106,10 +106,7 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
     await this.#opening(
       opened,
       signal,
-      async () => {
-        await this.channels.patterns.create(opened.sql);
-        await listener.probe(probe, this.#settings.probeMs, this.label);
-      },
+      () => listener.probe(probe, this.#settings.probeMs, this.label),
     );
     return listener;
   }

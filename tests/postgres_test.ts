@@ -175,12 +175,12 @@ test("PostgresEventBus: 5,000 topics subscribed and cancelled leave nothing on t
           where application_name = 'dataknobs-events-listener'
           order by backend_start desc limit 1`
     ) as unknown as [{ pid: number }];
-    const rss = async () =>
-      Number(
-        /VmRSS:\s+(\d+) kB/.exec(
-          await Deno.readTextFile(`/proc/${pid}/status`),
-        )?.[1],
-      ) * 1024;
+    const rss = async () => {
+      const { stdout } = await new Deno.Command("ps", {
+        args: ["-o", "rss=", "-p", String(pid)],
+      }).output();
+      return Number(new TextDecoder().decode(stdout).trim()) * 1024;
+    };
     const churn = async (count: number) => {
       for (let i = 0; i < count; i++) {
         const topic = `order:${crypto.randomUUID()}`;
