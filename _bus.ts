@@ -10,6 +10,7 @@ import { MAX_TIMER_MS } from "./_options.ts";
 import { Remote } from "./_remote.ts";
 import type { PublishLink, Transport } from "./_transport.ts";
 import {
+  bytesOver,
   type ConnectionState,
   type ConnectOptions,
   Event,
@@ -21,6 +22,9 @@ import {
   show,
   type Subscription,
 } from "./types.ts";
+
+/** The default of `maxEventBytes` (1 MiB): see EventBusOptions. */
+export const MAX_EVENT_BYTES = 1024 * 1024;
 
 /** A remote bus's transport and its checked timing options. */
 export interface RemoteSetup {
@@ -40,6 +44,7 @@ export class BusBase implements EventBus {
   readonly #remote: Remote | undefined;
   readonly #label: string;
   readonly #closeTimeoutMs: number;
+  readonly #maxEventBytes: number;
   readonly #onStateChange: ((state: ConnectionState) => void) | undefined;
   readonly #onGap: EventBusOptions["onGap"];
   #state: ConnectionState = "idle";
@@ -53,6 +58,7 @@ export class BusBase implements EventBus {
       onError = logError,
       closeTimeoutMs = 5000,
       maxQueuedEvents = 100_000,
+      maxEventBytes = MAX_EVENT_BYTES,
       onStateChange,
       onGap,
     } = options;
@@ -82,7 +88,15 @@ export class BusBase implements EventBus {
         }`,
       );
     }
+    if (!(Number.isSafeInteger(maxEventBytes) && maxEventBytes >= 1)) {
+      throw new RangeError(
+        `Invalid option: maxEventBytes must be an integer number of bytes >= 1, got ${
+          show(maxEventBytes)
+        }`,
+      );
+    }
     this.#closeTimeoutMs = closeTimeoutMs;
+    this.#maxEventBytes = maxEventBytes;
     this.#onStateChange = onStateChange;
     this.#onGap = onGap;
     this.#label = remote?.transport.label ?? "";
@@ -210,6 +224,7 @@ export class BusBase implements EventBus {
    * @param event The event.
    * @returns See {@linkcode EventBus.publish}.
    * @throws {TypeError} For a bad topic or an event whose topic differs.
+   * @throws {RangeError} For an event over `maxEventBytes`.
    * @throws {EventBusError} `NOT_CONNECTED` or `CLOSED`.
    */
   publish(topic: string, event: Event): Promise<void> {
@@ -246,6 +261,15 @@ export class BusBase implements EventBus {
     if (event.topic !== topic) {
       throw new TypeError(
         `Cannot publish to "${topic}": the event's topic is "${event.topic}"; they must be equal`,
+      );
+    }
+    const limit = this.#maxEventBytes;
+    const bytes = bytesOver(event, limit);
+    if (bytes > 0) {
+      throw new RangeError(
+        `Cannot publish to ${
+          show(topic)
+        }: the event is ${bytes} bytes as JSON (UTF-8), over the limit of ${limit} (maxEventBytes); send large data by reference (store it elsewhere, publish its key), or raise maxEventBytes on every bus (for Redis, raise client-output-buffer-limit pubsub with it; see the README's Limits)`,
       );
     }
     this.#checkUsable("publish to", topic);

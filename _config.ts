@@ -7,6 +7,7 @@ type Kind =
   | "string"
   | "boolean"
   | "port"
+  | "bytes"
   | "db"
   | "prefix"
   | "pg_prefix"
@@ -25,6 +26,10 @@ const CHECKS: Record<Kind, [(value: unknown) => boolean, string]> = {
   port: [
     (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535,
     "an integer from 1 to 65535",
+  ],
+  bytes: [
+    (v) => Number.isSafeInteger(v) && (v as number) >= 1,
+    "an integer number of bytes >= 1",
   ],
   db: [(v) => Number.isInteger(v) && (v as number) >= 0, "an integer >= 0"],
   prefix: [
@@ -64,6 +69,11 @@ const SCHEMAS: Readonly<Record<string, Record<string, KeySpec>>> = {
   },
 };
 
+/** Keys every built-in backend takes besides its own (bus options). */
+const COMMON: Readonly<Record<string, KeySpec>> = {
+  max_event_bytes: { kind: "bytes" },
+};
+
 /**
  * Throws a TypeError naming the first unknown, missing or mistyped key.
  * Values of secret keys never appear in the message.
@@ -72,7 +82,7 @@ export function checkConfig(
   backend: string,
   config: Readonly<Record<string, unknown>>,
 ): void {
-  const schema = SCHEMAS[backend]!;
+  const schema = { ...SCHEMAS[backend]!, ...COMMON };
   const fail = (detail: string) => {
     throw new TypeError(`Invalid ${backend} event bus config: ${detail}`);
   };

@@ -12,6 +12,28 @@ import type { JsonValue } from "./types.ts";
  */
 export const MAX_DEPTH = 64;
 
+/**
+ * An upper bound of the UTF-8 length of JSON text, added up while a value
+ * is copied or checked (see {@linkcode textBytes}): the `maxEventBytes`
+ * check then costs nothing for an event far below the limit.
+ */
+export interface Tally {
+  bytes: number;
+}
+
+/**
+ * At most the UTF-8 bytes JSON writes for a string (`null`: 4): the quotes,
+ * and six bytes a UTF-16 unit (a control character becomes `\u00XX`;
+ * anything else takes at most three bytes, a surrogate pair four for two
+ * units).
+ */
+export function textBytes(text: string | null): number {
+  return text === null ? 4 : text.length * 6 + 2;
+}
+
+/** The longest JSON text of a finite double: `-0.0000012345678901234567`. */
+const NUMBER_BYTES = 25;
+
 /** Where a value is: a root name, then keys and indexes. */
 interface Path {
   readonly up: Path | null;
@@ -26,8 +48,12 @@ interface Path {
  * data property (made, never assigned, so `__proto__` stays a key) of an
  * ordinary object; `-0` becomes `0`, as JSON writes it.
  */
-export function frozenJsonCopy(value: unknown, name: string): JsonValue {
-  return copyValue(value, null, name, 1, new Set());
+export function frozenJsonCopy(
+  value: unknown,
+  name: string,
+  tally: Tally = { bytes: 0 },
+): JsonValue {
+  return copyValue(value, null, name, 1, new Set(), tally);
 }
 
 function copyValue(
@@ -36,18 +62,23 @@ function copyValue(
   key: string | number,
   depth: number,
   seen: Set<object>,
+  tally: Tally,
 ): JsonValue {
   switch (typeof value) {
     case "string":
+      tally.bytes += textBytes(value);
       return checkText(value, up, key);
     case "boolean":
+      tally.bytes += 5;
       return value;
     case "number":
+      tally.bytes += NUMBER_BYTES;
       if (Number.isFinite(value)) return value === 0 ? 0 : value;
       throw notJson({ up, key }, `the number ${value}`, "use null or a string");
     case "object":
+      tally.bytes += 4;
       if (value === null) return null;
-      return copyContainer(value, { up, key }, depth, seen);
+      return copyContainer(value, { up, key }, depth, seen, tally);
     case "bigint":
       throw notJson(
         { up, key },
@@ -64,6 +95,7 @@ function copyContainer(
   at: Path,
   depth: number,
   seen: Set<object>,
+  tally: Tally,
 ): JsonValue {
   if (seen.has(value)) {
     throw notJson(at, "a reference to itself (a cycle)", "break the cycle");
@@ -74,9 +106,10 @@ function copyContainer(
   if (Array.isArray(value)) {
     // Items go by index into a new array (an index is never a user's key).
     const items = new Array<JsonValue>(value.length);
+    tally.bytes += value.length; // the commas
     for (let i = 0; i < value.length; i++) {
       if (!(i in value)) throw notJson({ up: at, key: i }, "a hole", "fill it");
-      items[i] = copyValue(value[i], at, i, depth + 1, seen);
+      items[i] = copyValue(value[i], at, i, depth + 1, seen, tally);
     }
     copy = items;
   } else {
@@ -96,7 +129,8 @@ function copyContainer(
         if (child === undefined) {
           throw notJson({ up: at, key }, "undefined", "use null");
         }
-        return [key, copyValue(child, at, key, depth + 1, seen)];
+        tally.bytes += textBytes(key) + 2; // a colon and a comma
+        return [key, copyValue(child, at, key, depth + 1, seen, tally)];
       }),
     );
   }
@@ -109,8 +143,12 @@ function copyContainer(
  * checks its input (nesting, well-formed text; `-0` becomes `0`) and freezes
  * it in place: `JSON.parse` already made every key an own data property.
  */
-export function freezeParsed(value: JsonValue, name: string): JsonValue {
-  freezeItem(null, name, value, null, 1);
+export function freezeParsed(
+  value: JsonValue,
+  name: string,
+  tally: Tally = { bytes: 0 },
+): JsonValue {
+  freezeItem(null, name, value, null, 1, tally);
   return value;
 }
 
@@ -120,25 +158,34 @@ function freezeItem(
   child: unknown,
   up: Path | null,
   depth: number,
+  tally: Tally,
 ): void {
-  if (typeof child === "string") checkText(child, up, key);
-  else if (Object.is(child, -0)) {
-    Object.defineProperty(parent!, key, { value: 0 });
+  if (typeof child === "string") {
+    tally.bytes += textBytes(child);
+    checkText(child, up, key);
+  } else if (typeof child === "number") {
+    tally.bytes += NUMBER_BYTES;
+    if (Object.is(child, -0)) Object.defineProperty(parent!, key, { value: 0 });
   } else if (typeof child === "object" && child !== null) {
     const at = { up, key };
     if (depth > MAX_DEPTH) throw tooDeep(at);
+    tally.bytes += 2;
     if (Array.isArray(child)) {
+      tally.bytes += child.length; // the commas
       for (let i = 0; i < child.length; i++) {
-        freezeItem(child, i, child[i], at, depth + 1);
+        freezeItem(child, i, child[i], at, depth + 1, tally);
       }
     } else {
       const fields = child as Record<string, unknown>;
       for (const name of Object.keys(fields)) {
         checkKey(name, at);
-        freezeItem(child, name, fields[name], at, depth + 1);
+        tally.bytes += textBytes(name) + 2; // a colon and a comma
+        freezeItem(child, name, fields[name], at, depth + 1, tally);
       }
     }
     Object.freeze(child);
+  } else {
+    tally.bytes += 5; // true, false, null
   }
 }
 
@@ -289,4 +336,25 @@ export function parseInstant(text: string): Instant | null {
 export function formatInstant({ ms, micros }: Instant): string {
   const iso = new Date(ms).toISOString(); // 2026-11-26T23:42:51.095Z
   return `${iso.slice(0, -1)}${String(micros).padStart(3, "0")}+00:00`;
+}
+
+/**
+ * The bytes of an event's JSON text besides its strings, payload and
+ * metadata: the braces, the eight quoted keys with their colons and commas
+ * (94), the longest type (`"deactivated"`, 13) and the timestamp (always
+ * 32 characters, quoted).
+ */
+export const ENVELOPE_BYTES = 94 + 13 + 34;
+
+/** The number of UTF-8 bytes of `text` (well-formed Unicode). */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    // Two bytes from U+0080, three from U+0800; a surrogate pair is four.
+    if (unit >= 0x80) {
+      bytes += unit < 0x800 || (unit & 0xf800) === 0xd800 ? 1 : 2;
+    }
+  }
+  return bytes;
 }

@@ -73,6 +73,12 @@ export { InMemoryEventBus } from "./memory.ts";
 export interface MemoryConfig {
   /** `"memory"` (the default). */
   readonly backend?: "memory";
+  /**
+   * The largest event `publish` takes, in UTF-8 bytes of its JSON text
+   * (the `maxEventBytes` option; this key wins over it).
+   * @default 1048576
+   */
+  readonly max_event_bytes?: number;
 }
 
 /**
@@ -92,6 +98,12 @@ export interface MemoryConfig {
 export interface PostgresConfig {
   /** `"postgres"`. */
   readonly backend: "postgres";
+  /**
+   * The largest event `publish` takes, in UTF-8 bytes of its JSON text
+   * (the `maxEventBytes` option; this key wins over it).
+   * @default 1048576
+   */
+  readonly max_event_bytes?: number;
   /** A `postgres://` URL. */
   readonly connection_string: string;
   /** NOTIFY channel prefix, from `[A-Za-z0-9_]`. Default `"events"`. */
@@ -112,6 +124,12 @@ export interface PostgresConfig {
 export interface RedisConfig {
   /** `"redis"`. */
   readonly backend: "redis";
+  /**
+   * The largest event `publish` takes, in UTF-8 bytes of its JSON text
+   * (the `maxEventBytes` option; this key wins over it).
+   * @default 1048576
+   */
+  readonly max_event_bytes?: number;
   /** The Redis host; required unless `url` is given. */
   readonly host?: string;
   /** The port. Default 6379. */
@@ -275,14 +293,14 @@ export function createEventBus(
 
 registerBackend("memory", (config, options) => {
   checkConfig("memory", config);
-  return new InMemoryEventBus(options);
+  return new InMemoryEventBus(busOptions(config, options));
 });
 
 registerBackend("postgres", (config, options) => {
   checkConfig("postgres", config);
   const c = config as unknown as PostgresConfig;
   const settings: PostgresEventBusOptions = {
-    ...options,
+    ...busOptions(config, options),
     connectionString: c.connection_string,
     ...(c.channel_prefix === undefined
       ? {}
@@ -299,9 +317,23 @@ registerBackend("redis", (config, options) => {
       'Invalid redis event bus config: "host" is required (or give "url")',
     );
   }
-  const settings: RedisEventBusOptions = { ...options, ...redisOptions(c) };
+  const settings: RedisEventBusOptions = {
+    ...busOptions(config, options),
+    ...redisOptions(c),
+  };
   return new RedisEventBus(settings);
 });
+
+/** The options, with those the config's keys give (they win). */
+function busOptions(
+  config: Readonly<Record<string, unknown>>,
+  options: EventBusOptions,
+): EventBusOptions {
+  const { max_event_bytes } = config as MemoryConfig;
+  return max_event_bytes === undefined
+    ? options
+    : { ...options, maxEventBytes: max_event_bytes };
+}
 
 function redisOptions(c: RedisConfig): RedisEventBusOptions {
   const pairs: [string, unknown][] = [

@@ -197,6 +197,7 @@ export class PostgresEventBus extends BusBase {
    * @returns A promise that resolves once the event is committed (with
    * `sql`: once it is part of the transaction).
    * @throws {TypeError} For a bad topic or an event whose topic differs.
+   * @throws {RangeError} For an event over `maxEventBytes`.
    * @throws {EventBusError} `NOT_CONNECTED`, `CLOSED` or `PUBLISH_FAILED`.
    */
   override publish(

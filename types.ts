@@ -7,6 +7,7 @@
  */
 
 import {
+  ENVELOPE_BYTES,
   FIRST_MS,
   formatInstant,
   freezeParsed,
@@ -16,6 +17,9 @@ import {
   loneSurrogate,
   MAX_DEPTH,
   parseInstant,
+  type Tally,
+  textBytes,
+  utf8Length,
 } from "./_json.ts";
 
 /**
@@ -166,8 +170,28 @@ export interface EventDict {
 
 // Set by decode() and withCorrelation() for the one constructor call each
 // makes: the timestamp, already parsed; it also says that payload and
-// metadata are already checked and frozen, so they need no copy.
+// metadata are already checked and frozen, so they need no copy, and
+// `checkedBytes` is their tally (see Tally).
 let checked: Instant | undefined;
+let checkedBytes = 0;
+
+// Reads an event's tally of payload and metadata (set in a static block).
+let dataBytes: (event: Event) => number;
+
+/**
+ * The UTF-8 length of `event.toJSONString()` when it is more than `limit`
+ * bytes, else 0. An event far below the limit is judged by the upper bound
+ * tallied when it was made, without making its text (that would cost more
+ * than delivering it on the memory bus).
+ */
+export function bytesOver(event: Event, limit: number): number {
+  const bound = ENVELOPE_BYTES + dataBytes(event) + textBytes(event.topic) +
+    textBytes(event.eventId) + textBytes(event.source) +
+    textBytes(event.correlationId);
+  if (bound <= limit) return 0;
+  const bytes = utf8Length(event.toJSONString());
+  return bytes > limit ? bytes : 0;
+}
 
 /**
  * An immutable message published to a topic. The payload and metadata are
@@ -215,8 +239,14 @@ export class Event {
   /** Anything else (frozen). */
   readonly metadata: JsonObject;
   readonly #instant: Instant;
+  /** At least the UTF-8 bytes of payload and metadata as JSON. */
+  readonly #dataBytes: number;
   #stamp: string | undefined;
   #json: string | undefined;
+
+  static {
+    dataBytes = (event) => event.#dataBytes;
+  }
 
   /**
    * Makes an event.
@@ -230,6 +260,7 @@ export class Event {
   constructor(init: EventInit) {
     const given = checked;
     checked = undefined;
+    const givenBytes = checkedBytes;
     if (!EVENT_TYPES.has(init.type)) {
       throw new TypeError(
         `Cannot create event: type must be one of ${
@@ -239,12 +270,16 @@ export class Event {
     }
     this.type = init.type;
     this.topic = requireTopic(init.topic, "Cannot create event");
-    this.payload = given
-      ? init.payload as JsonObject
-      : jsonObject(init.payload, "payload");
-    this.metadata = given
-      ? init.metadata as JsonObject
-      : jsonObject(init.metadata, "metadata");
+    if (given) {
+      this.payload = init.payload as JsonObject;
+      this.metadata = init.metadata as JsonObject;
+      this.#dataBytes = givenBytes;
+    } else {
+      const tally = { bytes: 0 };
+      this.payload = jsonObject(init.payload, "payload", tally);
+      this.metadata = jsonObject(init.metadata, "metadata", tally);
+      this.#dataBytes = tally.bytes;
+    }
     this.#instant = given ?? toInstant(init.timestamp);
     this.eventId = init.eventId ?? crypto.randomUUID();
     if (typeof this.eventId !== "string" || this.eventId === "") {
@@ -281,6 +316,7 @@ export class Event {
    */
   withCorrelation(correlationId: string): Event {
     checked = this.#instant;
+    checkedBytes = this.#dataBytes;
     return new Event({
       ...this.#init(),
       correlationId,
@@ -427,16 +463,18 @@ function decode(dict: unknown, parsed: boolean): Event {
   if (instant === null) {
     throw wrongField("timestamp", TIMESTAMP_WANTED, timestamp);
   }
+  const tally = { bytes: 0 };
   const init: EventInit = {
     type: type as EventType,
     topic: wireText(topic, "topic"),
-    payload: wireObject(payload, "payload", parsed),
+    payload: wireObject(payload, "payload", parsed, tally),
     eventId: wireText(event_id, "event_id"),
     source: wireTextOrNull(source, "source"),
     correlationId: wireTextOrNull(correlation_id, "correlation_id"),
-    metadata: wireObject(metadata, "metadata", parsed),
+    metadata: wireObject(metadata, "metadata", parsed, tally),
   };
   checked = instant;
+  checkedBytes = tally.bytes;
   try {
     return new Event(init);
   } finally {
@@ -474,15 +512,23 @@ function wireWellFormed(value: string, name: string): string {
 }
 
 /** Payload or metadata from the wire, checked and frozen. */
-function wireObject(value: unknown, name: string, parsed: boolean) {
-  if (value === undefined) return EMPTY;
+function wireObject(
+  value: unknown,
+  name: string,
+  parsed: boolean,
+  tally: Tally,
+) {
+  if (value === undefined) {
+    tally.bytes += 2;
+    return EMPTY;
+  }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw wrongField(name, "an object", value);
   }
   try {
     return (parsed
-      ? freezeParsed(value as JsonObject, name)
-      : frozenJsonCopy(value, name)) as JsonObject;
+      ? freezeParsed(value as JsonObject, name, tally)
+      : frozenJsonCopy(value, name, tally)) as JsonObject;
   } catch (error) {
     throw new EventFormatError(
       name,
@@ -491,14 +537,17 @@ function wireObject(value: unknown, name: string, parsed: boolean) {
   }
 }
 
-function jsonObject(value: unknown, name: string): JsonObject {
-  if (value === undefined) return EMPTY;
+function jsonObject(value: unknown, name: string, tally: Tally): JsonObject {
+  if (value === undefined) {
+    tally.bytes += 2;
+    return EMPTY;
+  }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new TypeError(
       `Cannot create event: ${name} must be a plain object, got ${show(value)}`,
     );
   }
-  return frozenJsonCopy(value, name) as JsonObject;
+  return frozenJsonCopy(value, name, tally) as JsonObject;
 }
 
 const EMPTY: JsonObject = Object.freeze({});
@@ -759,6 +808,19 @@ export interface EventBusOptions {
    * @default 100000
    */
   readonly maxQueuedEvents?: number;
+  /**
+   * The largest event `publish` takes: the UTF-8 bytes of its JSON wire
+   * text ({@linkcode Event.prototype.toJSONString}). A larger one is
+   * refused with a `RangeError` naming its size, and nothing is sent. The
+   * default is the same on every backend, so code tested on memory does
+   * not break on Redis or PostgreSQL: 1 MiB is far below what Redis lets a
+   * subscriber's output buffer hold (`client-output-buffer-limit pubsub`,
+   * 32 MB at once and 8 MB for a minute by default, shared by every copy of
+   * every event not yet read). Raising it past a few MB needs that Redis
+   * limit raised as well. Config key: `max_event_bytes`.
+   * @default 1048576
+   */
+  readonly maxEventBytes?: number;
   /**
    * Called on every change of {@linkcode EventBus.state}.
    * @default none

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   createEventBus,
+  Event,
   EventBusError,
   InMemoryEventBus,
   registerBackend,
@@ -76,6 +77,39 @@ Deno.test("createEventBus() names an unknown key, a missing key and a mistyped o
       /"channel_prefix" must be 1 to 40 characters from \[A-Za-z0-9_\]/,
     ),
   );
+});
+
+Deno.test("createEventBus() takes max_event_bytes on every backend, as maxEventBytes", async () => {
+  const configs = [
+    { backend: "memory" },
+    { backend: "postgres", connection_string: "postgres://h/db" },
+    { backend: "redis", host: "h" },
+  ] as const;
+  for (const config of configs) {
+    assert.throws(
+      () => createEventBus({ ...config, max_event_bytes: "1mb" } as never),
+      typeError(/"max_event_bytes" must be an integer number of bytes >= 1/),
+    );
+    assert.throws(
+      () => createEventBus({ ...config, max_event_bytes: 0 }),
+      typeError(/"max_event_bytes"/),
+    );
+    createEventBus({ ...config, max_event_bytes: 10 * 1024 * 1024 });
+  }
+  // The key wins over the option.
+  const bus = createEventBus({ backend: "memory", max_event_bytes: 300 }, {
+    maxEventBytes: 10_000,
+  });
+  await bus.connect();
+  const event = (text: string) =>
+    new Event({ type: "created", topic: "t", payload: { text } });
+  await bus.publish("t", event("x"));
+  await assert.rejects(
+    bus.publish("t", event("x".repeat(300))),
+    (e: unknown) =>
+      e instanceof RangeError && /over the limit of 300/.test(e.message),
+  );
+  await bus.close();
 });
 
 Deno.test("createEventBus() never echoes credentials", () => {
@@ -221,6 +255,13 @@ Deno.test("bus options are checked", () => {
     () => new InMemoryEventBus({ onError: "log" as never }),
     /onError must be a function/,
   );
+  for (const maxEventBytes of [0, 1.5, -1, NaN, Infinity, "1" as never]) {
+    assert.throws(
+      () => new InMemoryEventBus({ maxEventBytes }),
+      (e: unknown) =>
+        e instanceof RangeError && /maxEventBytes must be/.test(e.message),
+    );
+  }
 });
 
 Deno.test("importing mod.ts loads no driver (postgres, ioredis) statically", async () => {

@@ -29,6 +29,31 @@ export function makeEvent(
   return new Event({ type: EventType.CREATED, topic, payload });
 }
 
+/** The default of `maxEventBytes`: 1 MiB. */
+export const MAX_EVENT_BYTES = 1024 * 1024;
+
+/** The UTF-8 length of an event's JSON wire text. */
+export const wireBytes = (event: Event): number =>
+  new TextEncoder().encode(event.toJSONString()).length;
+
+/**
+ * An event on `topic` whose JSON wire text is exactly `bytes` UTF-8 bytes,
+ * in 1-, 2-, 3- and 4-byte characters (so a count of UTF-16 units would be
+ * wrong), plus a short `n` to tell events apart.
+ */
+export function eventOfBytes(topic: string, bytes: number, n = 0): Event {
+  const make = (text: string) =>
+    new Event({ type: EventType.CREATED, topic, payload: { n, text } });
+  const room = bytes - wireBytes(make(""));
+  if (room < 0) throw new RangeError(`no event of ${bytes} bytes`);
+  const tenth = Math.floor(room / 10);
+  const body = "😀".repeat(tenth / 4 | 0) + "€".repeat(tenth / 3 | 0) +
+    "é".repeat(tenth / 2 | 0);
+  const event = make(body + "x".repeat(bytes - wireBytes(make(body))));
+  assert.equal(wireBytes(event), bytes);
+  return event;
+}
+
 /** Collects events and lets a test await a count, with a deadline. */
 export class Inbox {
   readonly events: Event[] = [];
@@ -519,6 +544,51 @@ export function conformance(name: string, factory: BusFactory): void {
     await bus.publish(topic, makeEvent(topic, { n: "good" }));
     assert.deepEqual((await inbox.until(1)).map((e) => e.payload.n), ["good"]);
   });
+
+  for (const limit of [undefined, 10_000]) {
+    const label = limit === undefined
+      ? `the default maxEventBytes (${MAX_EVENT_BYTES})`
+      : `maxEventBytes: ${limit}`;
+    Deno.test(`${name}: publish() refuses an event over ${label} with a RangeError, delivers one at it intact`, async () => {
+      const max = limit ?? MAX_EVENT_BYTES;
+      const { bus, errors } = await open(
+        limit === undefined ? {} : { maxEventBytes: limit },
+      );
+      try {
+        const topic = uniqueTopic("limit");
+        const inbox = new Inbox(), all = new Inbox();
+        await bus.subscribe(topic, inbox.handler);
+        await bus.subscribe("all", all.handler, `${topic}*`);
+        const over = eventOfBytes(topic, max + 1, 1);
+        await assert.rejects(
+          bus.publish(topic, over),
+          (e: unknown) =>
+            e instanceof RangeError &&
+            e.message.includes(`${max + 1} bytes`) &&
+            e.message.includes(`limit of ${max}`) &&
+            e.message.includes("maxEventBytes"),
+        );
+        const at = eventOfBytes(topic, max, 2);
+        const small = makeEvent(topic, { n: 3 });
+        await bus.publish(topic, at);
+        await bus.publish(topic, small);
+        for (const box of [inbox, all]) {
+          const got = await box.until(2);
+          assert.deepEqual(got.map((e) => e.toDict()), [
+            at.toDict(),
+            small.toDict(),
+          ]);
+        }
+        // A barrier: the refused event would have come before it.
+        await bus.publish(topic, makeEvent(topic, { n: 4 }));
+        await inbox.until(3);
+        assert.deepEqual(inbox.payloads, [2, 3, 4]);
+        assert.deepEqual(errors, []);
+      } finally {
+        await bus.close();
+      }
+    });
+  }
 
   Deno.test(`${name}: await using closes the bus and cancels subscriptions`, async () => {
     const topic = uniqueTopic("dispose");

@@ -8,6 +8,7 @@ import {
   makeEvent,
   observed,
   uniqueTopic,
+  wireBytes,
 } from "./conformance.ts";
 import { reachable, REDIS_URL } from "./_servers.ts";
 import { startRedis } from "./_redis_server.ts";
@@ -112,13 +113,15 @@ test("RedisEventBus: garbage on a subscribed channel is reported and skipped", a
   await bus.close();
 });
 
-test("RedisEventBus: a 1 MiB payload round trips intact", async () => {
+test("RedisEventBus: a 1 MiB event (the default maxEventBytes) round trips intact", async () => {
   const { bus } = await connected();
   const topic = uniqueTopic("big");
   const inbox = new Inbox();
   await bus.subscribe(topic, inbox.handler);
-  const text = "é😀x".repeat(1024 * 1024 / 7);
-  await bus.publish(topic, makeEvent(topic, { text }));
+  const text = "é😀x".repeat((1024 * 1024 - 300) / 7);
+  const event = makeEvent(topic, { text });
+  assert.ok(wireBytes(event) > 1024 * 1024 - 300);
+  await bus.publish(topic, event);
   const [got] = await inbox.until(1);
   assert.equal(got!.payload.text, text);
   await bus.close();
@@ -567,6 +570,81 @@ test("RedisEventBus: bad options are refused without echoing secrets", () => {
   });
   assert.equal(String(bus), "RedisEventBus(rediss://example.com:6380/2, idle)");
   return Promise.resolve();
+});
+
+const MiB = 1024 * 1024;
+
+/** Polls `done` every 10 ms, at most `ms`. */
+async function until(done: () => boolean, ms = 10_000): Promise<void> {
+  for (let i = 0; i < ms / 10 && !done(); i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+test("RedisEventBus: a 33 MiB event is refused at publish (RangeError), where Redis would drop every subscriber; nothing is lost", async () => {
+  // A server of its own, with Redis's default pub/sub output buffer limit.
+  await using server = await startRedis();
+  await withAdmin(async (admin) => {
+    const reply = await admin.config("GET", "client-output-buffer-limit");
+    assert.match(String(reply), /pubsub 33554432 8388608 60/);
+  }, server.url);
+  const { bus, gaps, errors } = await connected({ url: server.url });
+  const topic = uniqueTopic("huge");
+  const exact = new Inbox(), pattern = new Inbox();
+  await bus.subscribe(topic, exact.handler);
+  await bus.subscribe("p", pattern.handler, `${topic}*`);
+  const huge = makeEvent(topic, { n: 0, text: "x".repeat(33 * MiB) });
+  await assert.rejects(
+    bus.publish(topic, huge),
+    (e: unknown) =>
+      e instanceof RangeError &&
+      e.message.includes(`${wireBytes(huge)} bytes`) &&
+      e.message.includes(`limit of ${MiB} (maxEventBytes)`) &&
+      /client-output-buffer-limit pubsub/.test(e.message),
+  );
+  // Before the limit: publish resolved, Redis dropped the subscriber, and
+  // this event arrived only after a gap (or not at all).
+  await bus.publish(topic, makeEvent(topic, { n: 1 }));
+  await exact.until(1);
+  await pattern.until(1);
+  assert.deepEqual([exact.payloads, pattern.payloads], [[1], [1]]);
+  assert.deepEqual([gaps, errors], [[], []]);
+  await bus.close();
+});
+
+test("RedisEventBus: an event past client-output-buffer-limit pubsub drops the subscriber; raised with maxEventBytes (the README's advice) it is delivered", async () => {
+  await using server = await startRedis();
+  const setLimit = (limit: string) =>
+    withAdmin(
+      (admin) => admin.config("SET", "client-output-buffer-limit", limit),
+      server.url,
+    );
+  const { bus, gaps, errors } = await connected({
+    url: server.url,
+    maxEventBytes: 64 * MiB,
+  });
+  const topic = uniqueTopic("buffer");
+  const inbox = new Inbox();
+  await bus.subscribe(topic, inbox.handler);
+  // maxEventBytes raised alone: what the old default did for any event
+  // over 32 MB, shown cheaply with a 256 kB server limit and 512 KiB.
+  await setLimit("pubsub 256kb 128kb 60");
+  await bus.publish(
+    topic,
+    makeEvent(topic, { n: 0, text: "x".repeat(MiB / 2) }),
+  );
+  await until(() => gaps.length > 0 && isReady(bus));
+  assert.equal(gaps.length, 1, "Redis dropped the subscriber");
+  assert.match(String(errors[0]), /Lost the receiving connection/);
+  // Raised on the server too, above the largest event: delivered intact.
+  await setLimit("pubsub 128mb 64mb 60");
+  const text = "x".repeat(33 * MiB);
+  await bus.publish(topic, makeEvent(topic, { n: 1, text }));
+  const [got] = await inbox.until(1, 30_000);
+  assert.equal(got!.payload.n, 1, "the dropped event never arrives");
+  assert.ok(got!.payload.text === text);
+  assert.equal(gaps.length, 1);
+  await bus.close();
 });
 
 // Read through a function: TypeScript narrows `bus.state` after a check.
