@@ -67,16 +67,18 @@ export class PatternTable {
   async add(sql: Sql, patterns: readonly string[]): Promise<void> {
     const channels = patterns.map((pattern) => this.channel(pattern));
     const likes = patterns.map(toLike);
+    const keys = patterns.map(rowKey);
     await sql`insert into ${sql(this.table)}
       select p, ${this.owner}::uuid, c, l, now() + ${this.#leaseMs} * interval '1 millisecond'
-      from unnest(${patterns}::text[], ${channels}::text[], ${likes}::text[]) as t(p, c, l)
+      from unnest(${keys}::text[], ${channels}::text[], ${likes}::text[]) as t(p, c, l)
       on conflict (pattern, owner) do update set expires_at = excluded.expires_at`;
   }
 
   /** Ends these patterns of this bus. */
   async remove(sql: Sql, patterns: readonly string[]): Promise<void> {
+    const keys = patterns.map(rowKey);
     await sql`delete from ${sql(this.table)}
-      where owner = ${this.owner} and pattern = any(${patterns}::text[])`;
+      where owner = ${this.owner} and pattern = any(${keys}::text[])`;
   }
 
   /** Renews the lease of every pattern of this bus. */
@@ -95,6 +97,27 @@ export class PatternTable {
   async expire(sql: ISql): Promise<void> {
     await sql`delete from ${sql(this.table)} where expires_at < now()`;
   }
+}
+
+/**
+ * Text as the server compares it: PostgreSQL text cannot hold U+0000, so
+ * it becomes U+FFFD, one character for one. Topics and LIKE patterns both
+ * pass through this, so LIKE still matches at least what fnmatch matches
+ * (the bus then checks exactly).
+ */
+export function comparable(text: string): string {
+  return text.includes("\0") ? text.replaceAll("\0", "\uFFFD") : text;
+}
+
+/**
+ * A pattern as the key of its row: itself, but with U+FFFD doubled and
+ * U+0000 (which PostgreSQL text cannot hold) written U+FFFD "0", so that
+ * two patterns never share a row.
+ */
+function rowKey(pattern: string): string {
+  return /[\0\uFFFD]/.test(pattern)
+    ? pattern.replace(/[\0\uFFFD]/g, (c) => c === "\0" ? "\uFFFD0" : c + c)
+    : pattern;
 }
 
 /**
@@ -124,5 +147,5 @@ export function toLike(pattern: string): string {
       like += `\\${char}`;
     } else like += char;
   }
-  return like;
+  return comparable(like);
 }

@@ -61,11 +61,11 @@ export class PayloadStore {
       }
       const id = crypto.randomUUID();
       rows.push({ id, body: text });
-      texts.push(
-        `${REF}${JSON.stringify(id)},"event_id":${
-          JSON.stringify(event.eventId)
-        }}`,
-      );
+      const ref = `${REF}${JSON.stringify(id)}`;
+      const withId = `${ref},"event_id":${JSON.stringify(event.eventId)}}`;
+      // The event id is only a courtesy to other readers: an id too long
+      // for NOTIFY is left out, never the event.
+      texts.push(byteLength(withId) < NOTIFY_LIMIT ? withId : `${ref}}`);
     }
     return { texts, rows };
   }

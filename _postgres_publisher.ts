@@ -5,7 +5,7 @@
 
 import type { ISql } from "postgres";
 import type { PayloadStore } from "./_postgres_payloads.ts";
-import type { PatternTable } from "./_postgres_patterns.ts";
+import { comparable, type PatternTable } from "./_postgres_patterns.ts";
 import type { Connection } from "./_postgres_sql.ts";
 import { type PublishLink, Refusal } from "./_transport.ts";
 import type { Event } from "./types.ts";
@@ -30,7 +30,7 @@ export async function notify(
 ): Promise<void> {
   const { texts, rows } = store.encode(events);
   const names = events.map((event) => channels.channel(event.topic));
-  const topics = events.map((event) => event.topic);
+  const topics = events.map((event) => comparable(event.topic));
   // Each event on its topic's channel, then on each matching pattern's
   // channel, in publish order. Patterns are matched once per distinct topic
   // (materialized: inlined, the planner matched every event with every

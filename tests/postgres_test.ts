@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { createEventBus, EventBusError } from "../mod.ts";
+import { createEventBus, Event, EventBusError } from "../mod.ts";
 import {
   postgresChannel,
   PostgresEventBus,
@@ -241,6 +241,62 @@ test("PostgresEventBus: a malformed large-payload reference costs only itself, n
       9,
     ]);
     assert.equal(errors.length, 4, String(errors));
+  } finally {
+    await bus.close();
+  }
+});
+
+// Found by tests/cross_backend_property_test.ts: the reference a large
+// event's notification carries held the whole event id, so an id of 8000
+// bytes made NOTIFY refuse it ("payload string too long") where memory and
+// Redis delivered.
+test("PostgresEventBus: a large event whose event id alone is too long for NOTIFY arrives intact", async () => {
+  const { bus, errors } = await connected();
+  const topic = uniqueTopic("long-id");
+  const inbox = new Inbox();
+  await bus.subscribe(topic, inbox.handler);
+  const events = ["😀".repeat(2000), "\u0001".repeat(1400), "i".repeat(8000)]
+    .map((eventId) =>
+      new Event({ type: "created", topic, eventId, payload: { n: 1 } })
+    );
+  for (const event of events) await bus.publish(topic, event);
+  const got = await inbox.until(events.length);
+  assert.deepEqual(got.map((e) => e.toDict()), events.map((e) => e.toDict()));
+  assert.deepEqual(errors, []);
+  await bus.close();
+});
+
+// Found by tests/cross_backend_property_test.ts: PostgreSQL text cannot
+// hold U+0000, and pattern matching sends topics and patterns to the
+// server as text, so a publish to such a topic and a pattern holding it
+// were refused ("invalid byte sequence for encoding UTF8: 0x00") where
+// memory and Redis delivered.
+test("PostgresEventBus: topics and patterns holding U+0000 work as on every backend", async () => {
+  const { bus, errors } = await connected();
+  try {
+    const ns = uniqueTopic("nul");
+    const [nul, fffd] = [`${ns}:a\u0000b`, `${ns}:a\uFFFDb`];
+    const exact = new Inbox(), withNul = new Inbox(), withFffd = new Inbox();
+    const any = new Inbox();
+    await bus.subscribe(nul, exact.handler);
+    const nulSub = await bus.subscribe("p", withNul.handler, `${ns}:a\u0000*`);
+    await bus.subscribe("p", withFffd.handler, `${ns}:a\uFFFD*`);
+    await bus.subscribe("p", any.handler, `${ns}:a?b`);
+    await bus.publish(nul, makeEvent(nul, { n: 1 }));
+    await bus.publish(fffd, makeEvent(fffd, { n: 2 }));
+    await any.until(2);
+    assert.deepEqual(any.payloads, [1, 2]);
+    assert.deepEqual(exact.payloads, [1]);
+    assert.deepEqual(withNul.payloads, [1]);
+    assert.deepEqual(withFffd.payloads, [2]);
+    // The two patterns keep rows of their own: cancelling one leaves the
+    // other live.
+    await nulSub.cancel();
+    await bus.publish(fffd, makeEvent(fffd, { n: 3 }));
+    await any.until(3);
+    await withFffd.until(2);
+    assert.deepEqual(withFffd.payloads, [2, 3]);
+    assert.deepEqual(errors, []);
   } finally {
     await bus.close();
   }
