@@ -4,7 +4,12 @@
 // whether it was sent.
 
 import type { Keeper } from "./_keeper.ts";
-import type { PublishLink, Refusal, Transport } from "./_transport.ts";
+import {
+  type PublishLink,
+  type Refusal,
+  type Transport,
+  Unsent,
+} from "./_transport.ts";
 import { type Event, EventBusError } from "./types.ts";
 
 interface Pending {
@@ -116,10 +121,10 @@ export class Outbox {
   }
 
   #failure(event: Event, error: Error): EventBusError {
-    if (error.name === "Down") {
+    if (error.name === "Down" || error instanceof Unsent) {
       return this.#error(
         event,
-        'was lost before it was sent; the event was not sent — retry once bus.state is "ready"',
+        'is down; the event was not sent — retry once bus.state is "ready"',
       );
     }
     return this.#error(

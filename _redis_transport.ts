@@ -13,6 +13,7 @@ import {
   Refusal,
   type Route,
   type Transport,
+  Unsent,
 } from "./_transport.ts";
 import type { Event } from "./types.ts";
 
@@ -300,6 +301,10 @@ class RedisPublisher extends RedisLink implements PublishLink {
   ): (Refusal | undefined)[] {
     if (error) {
       const refused = refusal(error);
+      // ioredis wrote nothing: the socket was already gone.
+      if (/Stream isn't writeable/.test(error.message)) {
+        throw new Unsent(error.message);
+      }
       if (!(refused instanceof Refusal)) throw error;
       if (part.length > 1 && REFUSED.test(error.message)) {
         this.#scripted = false; // later sends: one PUBLISH an event

@@ -44,7 +44,8 @@ export interface PublishLink extends Link {
    * Sends events in this order. Resolves with one entry per event:
    * `undefined` when the server accepted it, or a {@linkcode Refusal} when
    * the server refused that event (it was not sent). Rejects when the
-   * connection failed: then each event may or may not have been delivered.
+   * connection failed: then each event may or may not have been delivered,
+   * unless the rejection is an {@linkcode Unsent}.
    */
   send(events: readonly Event[]): Promise<readonly (Refusal | undefined)[]>;
 }
@@ -77,6 +78,14 @@ export interface Interest {
 /** A server's refusal of a command on a healthy connection. */
 export class Refusal extends Error {
   override readonly name = "Refusal";
+}
+
+/**
+ * What a send rejects with when it wrote nothing (the connection was
+ * already gone): its events were not sent, not "may or may not".
+ */
+export class Unsent extends Error {
+  override readonly name = "Unsent";
 }
 
 /** A remote transport: see the comment at the top of this file. */
