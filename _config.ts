@@ -1,6 +1,7 @@
 // Checks the seed's configuration dicts: every key known, of the right type,
 // required ones present, and secrets never echoed.
 
+import { CONFIG_NAMES, tlsProblem } from "./_tls.ts";
 import { show } from "./types.ts";
 
 type Kind =
@@ -12,7 +13,8 @@ type Kind =
   | "prefix"
   | "pg_prefix"
   | "postgres_url"
-  | "redis_url";
+  | "redis_url"
+  | "tls";
 
 interface KeySpec {
   readonly kind: Kind;
@@ -44,6 +46,8 @@ const CHECKS: Record<Kind, [(value: unknown) => boolean, string]> = {
     (v) => isUrl(v, /^rediss?:$/),
     "a redis:// or rediss:// URL (a literal % in it written as %25)",
   ],
+  // Checked in full by tlsProblem, which names the setting at fault.
+  tls: [(v) => tlsProblem(v, CONFIG_NAMES) === undefined, "TLS settings"],
   pg_prefix: [
     (v) => typeof v === "string" && /^[A-Za-z0-9_]{1,40}$/.test(v),
     "1 to 40 characters from [A-Za-z0-9_]",
@@ -56,11 +60,12 @@ const SCHEMAS: Readonly<Record<string, Record<string, KeySpec>>> = {
   postgres: {
     connection_string: { kind: "postgres_url", required: true, secret: true },
     channel_prefix: { kind: "pg_prefix" },
+    ssl: { kind: "tls", secret: true },
   },
   redis: {
     host: { kind: "string" },
     port: { kind: "port" },
-    ssl: { kind: "boolean" },
+    ssl: { kind: "tls", secret: true },
     password: { kind: "string", secret: true },
     db: { kind: "db" },
     channel_prefix: { kind: "prefix" },
@@ -96,6 +101,11 @@ export function checkConfig(
     const value = config[key];
     if (value === undefined) {
       if (spec.required) fail(`"${key}" is required`);
+      continue;
+    }
+    if (spec.kind === "tls") {
+      const problem = tlsProblem(value, CONFIG_NAMES);
+      if (problem !== undefined) fail(problem);
       continue;
     }
     const [ok, want] = CHECKS[spec.kind];

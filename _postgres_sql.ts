@@ -12,6 +12,15 @@ export interface Connection {
   readonly sql: Sql;
   /** Destroys the socket and ends the instance; leaves no handle. */
   destroy(): void;
+  /** Whether the server answered "no" to TLS that was required. */
+  readonly refusedTls: boolean;
+}
+
+/** Where to connect, and how (see _postgres_tls.ts). */
+export interface Target {
+  readonly url: string;
+  readonly ssl: false | "prefer" | object;
+  readonly tlsRequired: boolean;
 }
 
 /** What to do with notifications and the loss of the connection. */
@@ -32,7 +41,7 @@ let drivers: Promise<[typeof postgres, typeof connect]> | undefined;
  * query). The driver loads on the first call: importing the bus loads none.
  */
 export async function connection(
-  url: string,
+  target: Target,
   applicationName: string,
   hooks: ConnectionHooks,
 ): Promise<Connection> {
@@ -42,8 +51,10 @@ export async function connection(
   ]);
   const [makeSql, connectSocket] = await drivers;
   const sockets = new Set<Socket>();
-  let ended = false;
+  let ended = false, refusedTls = false;
   const options = {
+    // Always given, so that neither the URL nor PGSSL… variables decide.
+    ssl: target.ssl,
     max: 1,
     max_lifetime: null,
     idle_timeout: 0,
@@ -67,12 +78,23 @@ export async function connection(
       Object.assign(socket, { host: host[0] });
       sockets.add(socket);
       socket.once("close", () => sockets.delete(socket));
+      // The first byte answers postgres.js's SSLRequest: "S" or "N".
+      // postgres.js starts TLS even after "N", and the server then hangs
+      // up with no word of why.
+      if (target.tlsRequired) {
+        socket.once("data", (chunk: Uint8Array) => {
+          if (chunk[0] === 0x4e) refusedTls = true;
+        });
+      }
       return socket;
     },
   };
-  const sql = makeSql(url, options as Options<Record<string, never>>);
+  const sql = makeSql(target.url, options as Options<Record<string, never>>);
   return {
     sql,
+    get refusedTls() {
+      return refusedTls;
+    },
     destroy: () => {
       ended = true;
       for (const socket of sockets) socket.destroy();

@@ -13,6 +13,8 @@ import {
 } from "./_postgres_publisher.ts";
 import { PostgresListener } from "./_postgres_listener.ts";
 import { type Connection, connection } from "./_postgres_sql.ts";
+import type { PostgresTls } from "./_postgres_tls.ts";
+import { plainHint, tlsHint } from "./_tls.ts";
 import type {
   Arrivals,
   Interest,
@@ -23,7 +25,12 @@ import type {
 
 /** What PostgresEventBus resolved from its options. */
 export interface Settings {
+  /** The connection string, without its TLS parameters. */
   readonly url: string;
+  /** postgres.js's `ssl` option (see _postgres_tls.ts). */
+  readonly ssl: PostgresTls["ssl"];
+  /** Whether every connection must be TLS. */
+  readonly tlsRequired: boolean;
   readonly label: string;
   readonly prefix: string;
   readonly ttlMs: number;
@@ -67,7 +74,7 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
     lost: (cause?: Error) => void,
   ): Promise<PostgresPublisher> {
     const opened = await connection(
-      this.#settings.url,
+      this.#settings,
       "dataknobs-events-publisher",
       { lost },
     );
@@ -86,7 +93,7 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
     lost: (cause?: Error) => void,
   ): Promise<ReceiveLink> {
     const opened = await connection(
-      this.#settings.url,
+      this.#settings,
       "dataknobs-events-listener",
       {
         lost,
@@ -117,6 +124,16 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
       : this.channels.patterns.channel(interest.name);
   }
 
+  hint(error: unknown, timedOut: boolean): string | undefined {
+    if (this.#settings.tlsRequired) {
+      return tlsHint(error, timedOut, "PostgreSQL");
+    }
+    if (/no encryption/.test((error as Error | undefined)?.message ?? "")) {
+      return "the server accepts only TLS connections here: add sslmode=verify-full to the connection string (or set tls)";
+    }
+    return plainHint(error);
+  }
+
   channel(topic: string): string {
     let name = this.#names.get(topic);
     if (name === undefined) {
@@ -140,7 +157,11 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
       await first();
     } catch (error) {
       opened.destroy();
-      throw error;
+      if (!opened.refusedTls) throw error;
+      throw new Error(
+        'the server does not accept TLS (it answered the SSL request with "N"): turn ssl on in its configuration, or connect without TLS',
+        { cause: error },
+      );
     } finally {
       signal.removeEventListener("abort", abort);
     }

@@ -5,6 +5,7 @@
 
 import type { Redis, RedisOptions } from "ioredis";
 import { escapeRedisGlob, toRedisGlob } from "./_pattern.ts";
+import { plainHint, tlsHint } from "./_tls.ts";
 import {
   type Arrivals,
   type Interest,
@@ -20,9 +21,11 @@ import type { Event } from "./types.ts";
 /** What RedisEventBus resolved from its options. */
 export interface Settings {
   readonly label: string;
-  readonly url: string | undefined;
+  /** Every connection option (host, port, credentials, TLS); no URL. */
   readonly redis: RedisOptions;
   readonly prefix: string;
+  /** Whether connections use TLS. */
+  readonly tls: boolean;
 }
 
 /**
@@ -119,6 +122,12 @@ export class RedisTransport implements Transport<RedisPublisher> {
     return this.#prefix + topic;
   }
 
+  hint(error: unknown, timedOut: boolean): string | undefined {
+    return this.#settings.tls
+      ? tlsHint(error, timedOut, "Redis")
+      : plainHint(error);
+  }
+
   // One connection, ready (AUTH, SELECT and the ready check done), or a
   // rejection that leaves nothing open.
   async #connect(
@@ -138,11 +147,9 @@ export class RedisTransport implements Transport<RedisPublisher> {
       autoResubscribe: false,
       maxRetriesPerRequest: 0,
     };
-    const url = this.#settings.url;
     const Redis = await ioredis();
-    const client = url === undefined
-      ? new Redis(options)
-      : new Redis(url, options);
+    const client = new Redis(options);
+    hearErrors(client);
     let lastError: Error | undefined;
     client.on("error", (error: Error) => (lastError = error));
     const abort = () => destroy(client);
@@ -166,6 +173,32 @@ let driver: Promise<typeof Redis> | undefined;
 function ioredis(): Promise<typeof Redis> {
   return driver ??= import("ioredis").then((module) => module.Redis);
 }
+
+/**
+ * Gives every socket of a client an error listener of its own. ioredis
+ * listens for one error per socket (`once`), but a socket can emit two: a
+ * TLS server that wants a client certificate sends an alert (the first
+ * error) and the write that follows fails with EPIPE (the second), which,
+ * unheard, would crash the process. What the sockets emit reaches the bus
+ * through ioredis's first error and its "close" event, as before.
+ */
+function hearErrors(client: Redis): void {
+  const connector = (client as unknown as {
+    connector?: { connect?: (...args: unknown[]) => Promise<unknown> };
+  }).connector;
+  const connect = connector?.connect;
+  if (connector === undefined || typeof connect !== "function") return;
+  connector.connect = (...args: unknown[]) =>
+    connect.apply(connector, args).then((stream) => {
+      (stream as { on?: (event: string, fn: () => void) => void }).on?.(
+        "error",
+        quiet,
+      );
+      return stream;
+    });
+}
+
+const quiet = (): void => {};
 
 /**
  * Ends a client's connection at once. ioredis's own disconnect() ends the

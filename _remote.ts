@@ -311,12 +311,14 @@ export class Remote<P extends PublishLink = PublishLink> {
   #connectError(signal: AbortSignal, error: unknown): unknown {
     if (signal.aborted) return signal.reason;
     if (error instanceof EventBusError) return error;
-    const why = error instanceof Timeout
+    const timedOut = error instanceof Timeout;
+    const why = timedOut
       ? `no answer within connectTimeoutMs (${this.#timing.connectTimeoutMs} ms)`
       : (error as Error).message;
+    const hint = this.#transport.hint?.(error, timedOut);
     return new EventBusError(
       "CONNECTION_FAILED",
-      `Cannot connect to ${this.#where()}: ${why}`,
+      `Cannot connect to ${this.#where()}: ${why}${hint ? `; ${hint}` : ""}`,
       { cause: scrub(error) },
     );
   }

@@ -108,4 +108,10 @@ export interface Transport<P extends PublishLink = PublishLink> {
   route(interest: Interest): Route;
   /** The channel a topic's events are sent on. */
   channel(topic: string): string;
+  /**
+   * A hint for a failed connect, in the user's terms ("is the server
+   * speaking TLS on this port?"), or undefined. `error` is what opening a
+   * connection failed with; `timedOut` when it was `connectTimeoutMs`.
+   */
+  hint?(error: unknown, timedOut: boolean): string | undefined;
 }

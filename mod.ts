@@ -30,6 +30,7 @@ import { checkConfig } from "./_config.ts";
 import { InMemoryEventBus } from "./memory.ts";
 import { PostgresEventBus, type PostgresEventBusOptions } from "./postgres.ts";
 import { RedisEventBus, type RedisEventBusOptions } from "./redis.ts";
+import type { TlsOptions } from "./_tls.ts";
 import {
   type EventBus,
   EventBusError,
@@ -58,6 +59,7 @@ export {
   type Subscription,
 } from "./types.ts";
 export { InMemoryEventBus } from "./memory.ts";
+export type { TlsOptions } from "./_tls.ts";
 
 /**
  * The seed's config for the in-memory backend.
@@ -108,6 +110,12 @@ export interface PostgresConfig {
   readonly connection_string: string;
   /** NOTIFY channel prefix, from `[A-Za-z0-9_]`. Default `"events"`. */
   readonly channel_prefix?: string;
+  /**
+   * TLS: `true` (verify the server against Node's CA store) or
+   * {@linkcode TlsConfig}; combined with the URL's `sslmode` (the stronger
+   * applies; contradictions are refused). Default: what `sslmode` says.
+   */
+  readonly ssl?: boolean | TlsConfig;
 }
 
 /**
@@ -134,8 +142,12 @@ export interface RedisConfig {
   readonly host?: string;
   /** The port. Default 6379. */
   readonly port?: number;
-  /** Use TLS. Default false. */
-  readonly ssl?: boolean;
+  /**
+   * Use TLS: `true` verifies the server against Node's CA store;
+   * {@linkcode TlsConfig} gives a CA, a client certificate, a server name.
+   * Default false (true with a `rediss://` URL).
+   */
+  readonly ssl?: boolean | TlsConfig;
   /** The password (AUTH). */
   readonly password?: string;
   /** The database number. Default 0. */
@@ -146,6 +158,36 @@ export interface RedisConfig {
   readonly url?: string;
   /** The ACL user name. */
   readonly username?: string;
+}
+
+/**
+ * TLS settings in a config dict (`ssl` of {@linkcode RedisConfig} and
+ * {@linkcode PostgresConfig}): {@linkcode TlsOptions} with the key spelled
+ * `reject_unauthorized`. Certificates and keys are PEM text, not paths.
+ *
+ * @example Redis with a private CA, from JSON
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type RedisConfig } from "@dataknobs/events";
+ * const ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+ * const config: RedisConfig = JSON.parse(JSON.stringify({
+ *   backend: "redis", host: "cache.internal", port: 6380,
+ *   ssl: { ca, reject_unauthorized: true },
+ * }));
+ * assert.equal(String(createEventBus(config)), "RedisEventBus(rediss://cache.internal:6380/0, idle)");
+ * ```
+ */
+export interface TlsConfig {
+  /** PEM text of the CA certificate(s) to trust instead of Node's store. */
+  readonly ca?: string | readonly string[];
+  /** PEM text of a client certificate; needs `key`. */
+  readonly cert?: string;
+  /** PEM text of its private key (unencrypted); never shown. */
+  readonly key?: string;
+  /** SNI and the name checked; default the host unless it is an IP. */
+  readonly servername?: string;
+  /** Verify the server's certificate. Default true. */
+  readonly reject_unauthorized?: boolean;
 }
 
 /**
@@ -305,6 +347,7 @@ registerBackend("postgres", (config, options) => {
     ...(c.channel_prefix === undefined
       ? {}
       : { channelPrefix: c.channel_prefix }),
+    ...(c.ssl === undefined ? {} : { tls: tlsOption(c.ssl) }),
   };
   return new PostgresEventBus(settings);
 });
@@ -339,7 +382,7 @@ function redisOptions(c: RedisConfig): RedisEventBusOptions {
   const pairs: [string, unknown][] = [
     ["host", c.host],
     ["port", c.port],
-    ["tls", c.ssl],
+    ["tls", c.ssl === undefined ? undefined : tlsOption(c.ssl)],
     ["password", c.password],
     ["db", c.db],
     ["channelPrefix", c.channel_prefix],
@@ -349,4 +392,13 @@ function redisOptions(c: RedisConfig): RedisEventBusOptions {
   return Object.fromEntries(
     pairs.filter(([, value]) => value !== undefined),
   ) as unknown as RedisEventBusOptions;
+}
+
+/** The config's `ssl` as the buses' `tls` option. */
+function tlsOption(ssl: boolean | TlsConfig): boolean | TlsOptions {
+  if (typeof ssl === "boolean") return ssl;
+  const { reject_unauthorized, ...rest } = ssl;
+  return reject_unauthorized === undefined
+    ? rest
+    : { ...rest, rejectUnauthorized: reject_unauthorized };
 }

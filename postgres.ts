@@ -38,12 +38,16 @@ import type { Timing } from "./_keeper.ts";
 import { OptionChecks } from "./_options.ts";
 import { notify, type PostgresPublisher } from "./_postgres_publisher.ts";
 import { PostgresTransport, type Settings } from "./_postgres_transport.ts";
+import { postgresTls } from "./_postgres_tls.ts";
+import type { TlsOptions } from "./_tls.ts";
 import {
   type Event,
   EventBusError,
   type RemoteEventBusOptions,
   show,
 } from "./types.ts";
+
+export type { TlsOptions } from "./_tls.ts";
 
 /**
  * Options of {@linkcode PostgresEventBus}.
@@ -62,10 +66,24 @@ import {
  */
 export interface PostgresEventBusOptions extends RemoteEventBusOptions {
   /**
-   * A `postgres://` URL. For TLS that checks the server's certificate use
-   * `?sslmode=verify-full` (`sslmode=require` encrypts but verifies nothing).
+   * A `postgres://` URL. Its `sslmode` turns TLS on: `verify-full` checks
+   * the server's certificate and name, `verify-ca` the certificate only,
+   * `require` encrypts but verifies nothing, `prefer`/`allow` use TLS when
+   * the server offers it (unverified), `disable` (the default) never.
+   * libpq's file settings (`sslrootcert=<path>`, `sslcert`, `sslkey`, …)
+   * are refused: give the PEM text as `tls` instead.
    */
   readonly connectionString: string;
+  /**
+   * TLS: `true` verifies the server's certificate (chain and host name)
+   * against Node's CA store; {@linkcode TlsOptions} give a CA, a client
+   * certificate, a server name, or (`rejectUnauthorized: false`) encrypt
+   * without verifying. Combined with the URL's `sslmode`, the stronger of
+   * the two applies; a `tls` weaker than an `sslmode` of `require` or
+   * above, or any `tls` with `sslmode=disable`, is refused.
+   * @default false (or what `sslmode` says)
+   */
+  readonly tls?: boolean | TlsOptions;
   /**
    * Channels are `<channelPrefix>_<topic made safe>`; 1 to 40 characters
    * from `[A-Za-z0-9_]`.
@@ -271,8 +289,11 @@ function resolve(
   );
   const maxBatch = check.count("maxBatch", options.maxBatch, 1000);
   const { hostname, port, pathname } = parsed;
+  const tls = postgresTls(url, parsed, options.tls, check);
   return {
-    url,
+    url: tls.url,
+    ssl: tls.ssl,
+    tlsRequired: tls.required,
     label: `postgres://${hostname}:${port || 5432}${pathname}`,
     prefix,
     ttlMs,

@@ -32,7 +32,10 @@ import type { RedisOptions } from "ioredis";
 import { BusBase } from "./_bus.ts";
 import { OptionChecks } from "./_options.ts";
 import { RedisTransport, type Settings } from "./_redis_transport.ts";
+import { nodeTls, OPTION_NAMES, type TlsOptions, tlsProblem } from "./_tls.ts";
 import { type RemoteEventBusOptions, show } from "./types.ts";
+
+export type { TlsOptions } from "./_tls.ts";
 
 /**
  * Options of {@linkcode RedisEventBus}. Give `host` or `url`.
@@ -54,10 +57,14 @@ export interface RedisEventBusOptions extends RemoteEventBusOptions {
    */
   readonly port?: number;
   /**
-   * Connect with TLS (certificates are verified; the seed's `ssl`).
+   * Connect with TLS (the seed's `ssl`): `true` verifies the server's
+   * certificate against Node's CA store; {@linkcode TlsOptions} give a CA,
+   * a client certificate, a server name, or turn verification off. The
+   * default is TLS when `url` is `rediss://`; `false` with a `rediss://`
+   * URL is refused.
    * @default false
    */
-  readonly tls?: boolean;
+  readonly tls?: boolean | TlsOptions;
   /** The password (AUTH). */
   readonly password?: string;
   /** The ACL user name. */
@@ -127,13 +134,20 @@ export class RedisEventBus extends BusBase {
 }
 
 function resolve(options: RedisEventBusOptions, check: OptionChecks): Settings {
-  const { url, host, port, tls, db, username, password } = options;
+  const { url, tls } = options;
   let parsed: URL | undefined;
   if (url !== undefined) {
     parsed = check.url(url, "url", /^rediss?:$/, "redis:// or rediss://");
-  } else if (typeof host !== "string" || host === "") {
-    check.fail(`host must be a non-empty string, got ${show(host)}`);
   }
+  const given = options.host;
+  if (
+    given === undefined
+      ? parsed === undefined
+      : typeof given !== "string" || given === ""
+  ) {
+    check.fail(`host must be a non-empty string, got ${show(options.host)}`);
+  }
+  const { port, db } = options;
   if (
     port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536)
   ) {
@@ -146,22 +160,76 @@ function resolve(options: RedisEventBusOptions, check: OptionChecks): Settings {
   if (typeof prefix !== "string" || prefix === "") {
     check.fail(`channelPrefix must be a non-empty string, got ${show(prefix)}`);
   }
-  const useTls = tls ?? parsed?.protocol === "rediss:";
+  const fromUrl = parsed === undefined ? {} : urlParts(parsed, check);
+  // The options override the URL's parts; ioredis is given no URL (it
+  // would let the URL win, and take its query as driver options).
+  const host = options.host ?? fromUrl.host ?? "localhost";
+  const where = {
+    host,
+    port: port ?? fromUrl.port ?? 6379,
+    db: db ?? fromUrl.db ?? 0,
+  };
+  const username = options.username ?? fromUrl.username;
+  const password = options.password ?? fromUrl.password;
+  if (tls !== undefined) {
+    const problem = tlsProblem(tls, OPTION_NAMES);
+    if (problem !== undefined) check.fail(problem);
+  }
+  const urlTls = parsed?.protocol === "rediss:";
+  if (tls === false && urlTls) {
+    check.fail(
+      'tls (config key "ssl") is false but url is rediss:// (TLS); use a redis:// URL to connect without TLS',
+    );
+  }
+  const useTls = tls === undefined ? urlTls : tls !== false;
   const redis: RedisOptions = {
     lazyConnect: true,
-    ...(host === undefined ? {} : { host }),
-    ...(port === undefined ? {} : { port }),
-    ...(db === undefined ? {} : { db }),
+    ...where,
     ...(username === undefined ? {} : { username }),
     ...(password === undefined ? {} : { password }),
-    ...(useTls ? { tls: host === undefined ? {} : { servername: host } } : {}),
+    ...(useTls
+      ? { tls: nodeTls(typeof tls === "object" ? tls : true, host) }
+      : {}),
   };
-  const where = `${host ?? parsed?.hostname}:${port ?? (parsed?.port || 6379)}`;
-  const database = db ?? (Number(parsed?.pathname.slice(1)) || 0);
+  const shown = host.includes(":") ? `[${host}]` : host;
   return {
-    label: `${useTls ? "rediss" : "redis"}://${where}/${database}`,
-    url,
+    label: `${
+      useTls ? "rediss" : "redis"
+    }://${shown}:${where.port}/${where.db}`,
     redis,
     prefix,
+    tls: useTls,
+  };
+}
+
+/** What a redis:// URL says; its query is refused (ioredis would take it as options). */
+function urlParts(url: URL, check: OptionChecks): {
+  host?: string;
+  port?: number;
+  db?: number;
+  username?: string;
+  password?: string;
+} {
+  if (url.search !== "") {
+    const [first = ""] = url.searchParams.keys();
+    check.fail(
+      `url must not have query parameters (found ${
+        show(first)
+      }); set the options instead`,
+    );
+  }
+  const path = url.pathname;
+  if (path !== "" && path !== "/" && !/^\/\d+$/.test(path)) {
+    check.fail("url path must be a database number (/0, /1, …) or empty");
+  }
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const username = decodeURIComponent(url.username);
+  const password = decodeURIComponent(url.password);
+  return {
+    ...(host === "" ? {} : { host }),
+    ...(url.port === "" ? {} : { port: Number(url.port) }),
+    ...(path.length > 1 ? { db: Number(path.slice(1)) } : {}),
+    ...(username === "" ? {} : { username }),
+    ...(password === "" ? {} : { password }),
   };
 }

@@ -132,8 +132,11 @@ export interface PostgresCluster {
   readonly port: number;
   /** `postgres://postgres@127.0.0.1:<port>/postgres`. */
   readonly url: string;
-  /** Starts the server and waits until it accepts connections. */
-  start(): Promise<PostgresServer>;
+  /**
+   * Starts the server and waits until it accepts connections; `args` are
+   * more server options (`-c ssl=on`, …).
+   */
+  start(args?: string[]): Promise<PostgresServer>;
   /** Removes the folder (stop every server first). */
   remove(): void;
 }
@@ -203,7 +206,8 @@ export async function initCluster(bindir: string): Promise<PostgresCluster> {
     port,
     url,
     remove,
-    start: () => startServer(bindir, dir, data, port, url, owner),
+    start: (args = []) =>
+      startServer(bindir, dir, data, port, url, owner, args),
   };
 }
 
@@ -214,6 +218,7 @@ async function startServer(
   port: number,
   url: string,
   owner: Account | undefined,
+  args: string[],
 ): Promise<PostgresServer> {
   let child: Deno.ChildProcess | undefined;
   let exited: Promise<Deno.CommandStatus> | undefined;
@@ -243,6 +248,7 @@ async function startServer(
         "max_connections=40",
         "-c",
         "shared_buffers=16MB",
+        ...args,
       ],
       ...(owner ?? {}),
       stdin: "null",

@@ -3,14 +3,23 @@
 // as npm dependencies) into a temporary folder, then runs
 // tests/node/roundtrip.test.mjs under Node with node:test against it.
 import ts from "typescript";
+import { type Certs, freePort, makeCerts } from "../_tls.ts";
+import { type RedisServer, startRedis } from "../_redis_server.ts";
 
 const root = new URL("../../", import.meta.url);
+const tls: { certs?: Certs; server?: RedisServer } = {};
 const config = JSON.parse(await Deno.readTextFile(new URL("deno.json", root)));
 const dir = await Deno.makeTempDir({ prefix: "dataknobs-events-node-" });
-const run = async (cmd: string, args: string[], cwd = dir) => {
+const run = async (
+  cmd: string,
+  args: string[],
+  cwd = dir,
+  env: Record<string, string> = {},
+) => {
   const { code } = await new Deno.Command(cmd, {
     args,
     cwd,
+    env,
     stdout: "inherit",
     stderr: "inherit",
   }).output();
@@ -97,7 +106,39 @@ try {
     `${dir}/roundtrip.test.mjs`,
   );
   await run("node", ["--version"]);
-  await run("node", ["--test", "roundtrip.test.mjs"]);
+  await run("node", ["--test", "roundtrip.test.mjs"], dir, await tlsRedis());
 } finally {
+  await tls.server?.stop();
+  tls.certs?.remove();
   await Deno.remove(dir, { recursive: true });
+}
+
+// A throwaway redis-server with a TLS port and a private CA, for the TLS
+// test under Node (Node's TLS is not Deno's); none when redis-server or
+// openssl is missing (that test then skips, or fails with CI set).
+async function tlsRedis(): Promise<Record<string, string>> {
+  try {
+    tls.certs = await makeCerts();
+    const port = freePort();
+    tls.server = await startRedis([
+      "--tls-port",
+      String(port),
+      "--tls-cert-file",
+      tls.certs.serverCertFile,
+      "--tls-key-file",
+      tls.certs.serverKeyFile,
+      "--tls-ca-cert-file",
+      tls.certs.caFile,
+      "--tls-auth-clients",
+      "no",
+    ]);
+    return {
+      TLS_REDIS_PORT: String(port),
+      TLS_REDIS_PLAIN_PORT: new URL(tls.server.url).port,
+      TLS_CA_FILE: tls.certs.caFile,
+    };
+  } catch (error) {
+    console.warn(`No TLS Redis for the Node test: ${error}`);
+    return {};
+  }
 }
