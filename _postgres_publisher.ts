@@ -31,6 +31,18 @@ export async function notify(
   const { texts, rows } = store.encode(events);
   const names = events.map((event) => channels.channel(event.topic));
   const topics = events.map((event) => comparable(event.topic));
+  if (rows.length === 0 && events.length === 1) {
+    // One event (what a lone publish sends): the same, in a simpler
+    // statement that plans and runs faster.
+    const [text, topic] = [texts[0]!, topics[0]!];
+    await sql`select pg_notify(${names[0]!}, ${text}), (
+      select count(pg_notify(channel, ${text})) from (
+        select distinct channel from ${sql(channels.patterns.table)}
+        where expires_at > now() and ${topic} like pattern_like
+      ) m
+    )`;
+    return;
+  }
   // Each event on its topic's channel, then on each matching pattern's
   // channel, in publish order. Patterns are matched once per distinct topic
   // (materialized: inlined, the planner matched every event with every
