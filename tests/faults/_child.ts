@@ -129,6 +129,7 @@ export type ParentCommand =
   | { cmd: "start" }
   | { cmd: "faultEnded"; t: number }
   | { cmd: "burst"; concurrent: number; sequential: number }
+  | { cmd: "rush"; count: number }
   | { cmd: "stop"; graceMs: number }
   | { cmd: "close" };
 
@@ -528,6 +529,9 @@ async function stream(config: StreamConfig, lines: AsyncIterator<string>) {
       } else if (command.cmd === "faultEnded") {
         faultEnd = command.t;
         checkRecovery();
+      } else if (command.cmd === "rush") {
+        // `count` more stream events at once: many in flight at the fault.
+        for (let i = 0; i < command.count && timer !== undefined; i++) tick();
       } else if (command.cmd === "burst") {
         const results: Outcome[] = [];
         const batch = Array.from(

@@ -302,6 +302,8 @@ export interface FaultContext {
   waitState(bus: string, state: string, ms: number): Promise<number>;
   /** Has the child publish `concurrent` events at once, then `sequential` one by one. */
   burst(concurrent: number, sequential: number): Promise<Outcome[]>;
+  /** Has the child publish `count` stream events at once (not awaited). */
+  rush(count: number): Promise<void>;
 }
 
 export interface StreamScenario {
@@ -457,6 +459,7 @@ export async function runStream(scenario: StreamScenario): Promise<void> {
         });
         return performance.now() - start;
       },
+      rush: (count) => child.send({ cmd: "rush", count }),
       burst: async (concurrent, sequential) => {
         const mark = child.mark();
         await child.send({ cmd: "burst", concurrent, sequential });

@@ -40,7 +40,12 @@ export function faultSuite(backend: Backend, setup: SuiteSetup): void {
       backend,
       buses: oneBus(server.url),
       fault: async (ctx) => {
+        // Events in flight when the connection dies, and just after: the
+        // gap must start before them (when the connection was last proven
+        // live), not when the bus noticed.
+        await ctx.rush(200);
         const killed = await server.killSubscriber();
+        await ctx.rush(200);
         ctx.note("killed", killed);
         ctx.check(killed >= 1, "found no subscriber connection to kill");
       },
@@ -54,7 +59,10 @@ export function faultSuite(backend: Backend, setup: SuiteSetup): void {
       backend,
       buses: oneBus(server.url),
       fault: async (ctx) => {
+        // Publishes in flight when the connection dies must settle too.
+        await ctx.rush(200);
         const killed = await server.killPublisher();
+        await ctx.rush(200);
         ctx.note("killed", killed);
         ctx.check(killed >= 1, "found no publishing connection to kill");
       },
