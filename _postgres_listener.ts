@@ -27,8 +27,10 @@ export class PostgresListener implements ReceiveLink {
   readonly #arrivals: Arrivals;
   readonly #store: PayloadStore;
   readonly #patterns: PatternTable;
-  /** The patterns this connection listens for (rows it keeps alive). */
-  readonly #live = new Set<string>();
+  /** Pattern channel → its route, for the patterns this connection keeps live. */
+  readonly #live = new Map<string, Route>();
+  /** When the last renewal of their lease that succeeded was sent. */
+  #renewedAt = 0;
   /** Notifications waiting behind a large payload being fetched. */
   #inbound: Notification[] = [];
   #fetching: Promise<void> | undefined;
@@ -99,11 +101,26 @@ export class PostgresListener implements ReceiveLink {
     });
   }
 
-  /** One round trip; renews this bus's pattern rows when it has any. */
+  /**
+   * One round trip; renews this bus's pattern rows when it has any. Rejects
+   * when their lease may have lapsed (the process was paused, or another
+   * bus deleted them as expired): publishers may have skipped them, so the
+   * connection is replaced (its restore makes them live again) and the
+   * span is reported as a gap.
+   */
   async ping(): Promise<void> {
     const sql = this.#connection.sql;
-    if (this.#live.size > 0) await this.#patterns.renew(sql);
-    else await sql`select 1`;
+    if (this.#live.size === 0) await sql`select 1`;
+    else {
+      const sent = Date.now();
+      if (sent - this.#renewedAt >= this.#patterns.leaseMs) {
+        throw new Error("the lease of its pattern subscriptions lapsed");
+      }
+      if (await this.#patterns.renew(sql) < this.#live.size) {
+        throw new Error("its pattern subscriptions expired meanwhile");
+      }
+      this.#renewedAt = sent;
+    }
     await this.#fetching;
   }
 
@@ -124,33 +141,38 @@ export class PostgresListener implements ReceiveLink {
    */
   async listen(routes: readonly Route[]): Promise<void> {
     const sql = this.#connection.sql;
+    const patterns = routes.flatMap((r) => this.#patterns.parse(r) ?? []);
+    const channels = routes.map((r) => this.#patterns.parse(r)?.channel ?? r);
     await refused(
-      sql.unsafe(routes.map((route) => `listen ${quote(route)}`).join("; ")),
+      sql.unsafe(channels.map((c) => `listen ${quote(c)}`).join("; ")),
     );
-    const patterns = this.#patterns.patternsOf(routes);
     if (patterns.length === 0) return;
+    const sent = Date.now();
     await refused(this.#patterns.add(sql, patterns));
-    for (const pattern of patterns) this.#live.add(pattern);
+    if (this.#live.size === 0) this.#renewedAt = sent;
+    for (const route of routes) {
+      const pattern = this.#patterns.parse(route);
+      if (pattern !== undefined) this.#live.set(pattern.channel, route);
+    }
   }
 
   /** Ends the patterns among the routes, then UNLISTENs. */
   async unlisten(routes: readonly Route[]): Promise<void> {
     const sql = this.#connection.sql;
-    const patterns = this.#patterns.patternsOf(routes);
-    if (patterns.length > 0) {
-      for (const pattern of patterns) this.#live.delete(pattern);
-      await refused(this.#patterns.remove(sql, patterns));
-    }
+    const channels = routes.map((r) => this.#patterns.parse(r)?.channel ?? r);
+    const ended = channels.filter((c) => this.#live.delete(c));
+    if (ended.length > 0) await refused(this.#patterns.remove(sql, ended));
     await refused(
-      sql.unsafe(routes.map((route) => `unlisten ${quote(route)}`).join("; ")),
+      sql.unsafe(channels.map((c) => `unlisten ${quote(c)}`).join("; ")),
     );
   }
 
   // A topic channel must be the channel of the event's topic; a pattern
   // channel carries any topic.
   #arrive(channel: string, text: string): void {
-    const topical = !this.#patterns.has(channel);
-    this.#arrivals.arrived(channel, text, topical ? channel : undefined);
+    const route = this.#live.get(channel);
+    if (route !== undefined) this.#arrivals.arrived(route, text);
+    else this.#arrivals.arrived(channel, text, channel);
   }
 
   // Fetches the bodies of every waiting reference in one query, then

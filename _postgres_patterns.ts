@@ -13,49 +13,57 @@
 import { fnv1a64 } from "./_fnv.ts";
 import type { ISql, Sql } from "postgres";
 
+/** A pattern's channel and the pattern (see PatternTable.route). */
+export interface PatternRoute {
+  readonly channel: string;
+  readonly pattern: string;
+}
+
 /** The live patterns of every bus under a prefix. */
 export class PatternTable {
   /** The table's name. */
   readonly table: string;
   /** This bus's id in the table. */
   readonly owner: string = crypto.randomUUID();
+  /** How long a row lives unless renewed, in milliseconds. */
+  readonly leaseMs: number;
   readonly #prefix: string;
-  readonly #leaseMs: number;
-  /** Pattern channel → the pattern, for the patterns this bus listens to. */
-  readonly #patterns = new Map<string, string>();
 
   constructor(prefix: string, leaseMs: number) {
     this.table = `${prefix}_patterns`;
     this.#prefix = prefix;
-    this.#leaseMs = leaseMs;
+    this.leaseMs = leaseMs;
   }
 
   /** The channel a pattern's events are notified on (at most 59 bytes). */
   channel(pattern: string): string {
-    const name = `${this.#prefix}:p:${fnv1a64(pattern)}`;
-    this.#patterns.set(name, pattern);
-    return name;
+    return `${this.#prefix}:p:${fnv1a64(pattern)}`;
   }
 
-  /** Whether a channel is one of this bus's pattern channels. */
-  has(channel: string): boolean {
-    return this.#patterns.has(channel);
+  /**
+   * A pattern's route: its channel, a space (no channel name has one), and
+   * the pattern, so that the LISTEN connection knows what to make live.
+   */
+  route(pattern: string): string {
+    return `${this.channel(pattern)} ${pattern}`;
   }
 
-  /** The patterns among these channels (this bus's pattern channels). */
-  patternsOf(channels: readonly string[]): string[] {
-    return channels.flatMap((channel) => this.#patterns.get(channel) ?? []);
+  /** A pattern route's parts; undefined for a topic's channel. */
+  parse(route: string): PatternRoute | undefined {
+    const space = route.indexOf(" ");
+    if (space < 0) return undefined;
+    return { channel: route.slice(0, space), pattern: route.slice(space + 1) };
   }
 
   /** Creates the table if it does not exist (two processes may race). */
   async create(sql: Sql): Promise<void> {
     await sql`create table if not exists ${sql(this.table)} (
-      pattern text not null,
-      owner uuid not null,
       channel text not null,
+      owner uuid not null,
+      pattern text not null,
       pattern_like text not null,
       expires_at timestamptz not null,
-      primary key (pattern, owner)
+      primary key (channel, owner)
     )`.catch((error) => {
       // Two sessions creating the table at once: the loser sees it (or its
       // row type) exist.
@@ -64,28 +72,31 @@ export class PatternTable {
   }
 
   /** Makes these patterns live for this bus (or renews them). */
-  async add(sql: Sql, patterns: readonly string[]): Promise<void> {
-    const channels = patterns.map((pattern) => this.channel(pattern));
-    const likes = patterns.map(toLike);
-    const keys = patterns.map(rowKey);
+  async add(sql: Sql, routes: readonly PatternRoute[]): Promise<void> {
+    const channels = routes.map((r) => r.channel);
+    const patterns = routes.map((r) => comparable(r.pattern));
+    const likes = routes.map((r) => toLike(r.pattern));
     await sql`insert into ${sql(this.table)}
-      select p, ${this.owner}::uuid, c, l, now() + ${this.#leaseMs} * interval '1 millisecond'
-      from unnest(${keys}::text[], ${channels}::text[], ${likes}::text[]) as t(p, c, l)
-      on conflict (pattern, owner) do update set expires_at = excluded.expires_at`;
+      select c, ${this.owner}::uuid, p, l, now() + ${this.leaseMs} * interval '1 millisecond'
+      from unnest(${channels}::text[], ${patterns}::text[], ${likes}::text[]) as t(c, p, l)
+      on conflict (channel, owner) do update set expires_at = excluded.expires_at`;
   }
 
-  /** Ends these patterns of this bus. */
-  async remove(sql: Sql, patterns: readonly string[]): Promise<void> {
-    const keys = patterns.map(rowKey);
+  /** Ends the patterns of these channels of this bus. */
+  async remove(sql: Sql, channels: readonly string[]): Promise<void> {
     await sql`delete from ${sql(this.table)}
-      where owner = ${this.owner} and pattern = any(${keys}::text[])`;
+      where owner = ${this.owner} and channel = any(${channels}::text[])`;
   }
 
-  /** Renews the lease of every pattern of this bus. */
-  async renew(sql: Sql): Promise<void> {
-    await sql`update ${sql(this.table)}
-      set expires_at = now() + ${this.#leaseMs} * interval '1 millisecond'
-      where owner = ${this.owner}`;
+  /**
+   * Renews the lease of every pattern of this bus; returns how many rows
+   * it renewed (fewer than the bus has: some were deleted meanwhile).
+   */
+  async renew(sql: Sql): Promise<number> {
+    const result = await sql`update ${sql(this.table)}
+      set expires_at = now() + ${this.leaseMs} * interval '1 millisecond'
+      where owner = ${this.owner} and expires_at > now()`;
+    return result.count;
   }
 
   /** Deletes every pattern of this bus. */
@@ -107,17 +118,6 @@ export class PatternTable {
  */
 export function comparable(text: string): string {
   return text.includes("\0") ? text.replaceAll("\0", "\uFFFD") : text;
-}
-
-/**
- * A pattern as the key of its row: itself, but with U+FFFD doubled and
- * U+0000 (which PostgreSQL text cannot hold) written U+FFFD "0", so that
- * two patterns never share a row.
- */
-function rowKey(pattern: string): string {
-  return /[\0\uFFFD]/.test(pattern)
-    ? pattern.replace(/[\0\uFFFD]/g, (c) => c === "\0" ? "\uFFFD0" : c + c)
-    : pattern;
 }
 
 /**

@@ -121,7 +121,7 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
   route(interest: Interest): Route {
     return interest.kind === "topic"
       ? this.channel(interest.name)
-      : this.channels.patterns.channel(interest.name);
+      : this.channels.patterns.route(interest.name);
   }
 
   hint(error: unknown, timedOut: boolean): string | undefined {

@@ -783,6 +783,73 @@ test("PostgresEventBus: a crashed process's patterns stop counting when their le
   }
 });
 
+test("PostgresEventBus: a pattern subscription whose lease lapsed (process paused) comes back, with a gap", async () => {
+  const prefix = `lapse_${crypto.randomUUID().slice(0, 8)}`;
+  const heartbeatMs = 200; // lease: 6 heartbeats
+  const code = `
+    import { PostgresEventBus } from ${
+    JSON.stringify(new URL("../postgres.ts", import.meta.url).href)
+  };
+    const bus = new PostgresEventBus({ connectionString: ${
+    JSON.stringify(DATABASE_URL)
+  }, channelPrefix: ${
+    JSON.stringify(prefix)
+  }, heartbeatMs: ${heartbeatMs}, onError: () => {}, onGap: () => console.log("gap") });
+    await bus.connect();
+    await bus.subscribe("all", (e) => console.log(String(e.payload.n)), "lapse:*");
+    console.log("ready");
+    await new Promise(() => setInterval(() => {}, 1000));`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    stdout: "piped",
+  }).spawn();
+  const seen: string[] = [];
+  const reading = (async () => {
+    for await (
+      const chunk of child.stdout.pipeThrough(new TextDecoderStream())
+    ) seen.push(...chunk.split("\n").filter(Boolean));
+  })();
+  // A publisher whose cleanup deletes expired pattern rows every 100 ms.
+  const { bus } = await connected({
+    channelPrefix: prefix,
+    largePayloadTtlMs: 200,
+  });
+  const until = async (what: () => boolean, ms: number) => {
+    const end = Date.now() + ms;
+    while (!what() && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return what();
+  };
+  try {
+    assert.ok(await until(() => seen.includes("ready"), 10_000), "ready");
+    await bus.publish("lapse:1", makeEvent("lapse:1", { n: 1 }));
+    assert.ok(await until(() => seen.includes("1"), 5000), "first event");
+    child.kill("SIGSTOP"); // past the lease: the row is deleted as expired
+    await new Promise((r) => setTimeout(r, 6 * heartbeatMs + 1000));
+    child.kill("SIGCONT");
+    // The child notices at its next heartbeat, restores, reports a gap.
+    let n = 2;
+    const back = await until(() => {
+      const topic = `lapse:${n}`;
+      void bus.publish(topic, makeEvent(topic, { n: n++ }));
+      return seen.some((line) => Number(line) >= 2);
+    }, 5000);
+    assert.ok(back, `pattern events again after the pause: ${seen}`);
+    assert.ok(seen.includes("gap"), "the pause is reported as a gap");
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await reading;
+    await bus.close();
+    await withSql((sql) =>
+      sql`drop table if exists ${sql(`${prefix}_patterns`)}, ${
+        sql(`${prefix}_payloads`)
+      }`
+    );
+  }
+});
+
 test("PostgresEventBus: two processes exchange events both ways, with a pattern", async () => {
   const { bus } = await connected();
   const ns = uniqueTopic("proc");
