@@ -259,6 +259,36 @@ export class PostgresEventBus extends BusBase {
   }
 }
 
+/**
+ * libpq connection keywords that are no server setting: postgres.js would
+ * send them to the server as settings, which it refuses (a `password` one
+ * would even travel as a setting).
+ */
+const LIBPQ_ONLY = new Set([
+  "host",
+  "hostaddr",
+  "port",
+  "dbname",
+  "user",
+  "password",
+  "passfile",
+  "connect_timeout",
+  "options",
+  "service",
+  "target_session_attrs",
+  "fallback_application_name",
+  "keepalives",
+  "keepalives_idle",
+  "keepalives_interval",
+  "keepalives_count",
+  "tcp_user_timeout",
+  "channel_binding",
+  "gssencmode",
+  "require_auth",
+  "load_balance_hosts",
+  "replication",
+]);
+
 /** A pattern row lives this many heartbeats unless renewed. */
 const PATTERN_LEASE_HEARTBEATS = 6;
 
@@ -274,6 +304,13 @@ function resolve(
     /^postgres(ql)?:$/,
     "postgres://",
   );
+  for (const name of parsed.searchParams.keys()) {
+    if (LIBPQ_ONLY.has(name)) {
+      check.fail(
+        `connectionString parameter "${name}" is a libpq setting that postgres.js does not read (PostgreSQL would refuse it as an unknown setting at connect); give user, password, host, port and database in the URL itself`,
+      );
+    }
+  }
   const prefix = options.channelPrefix ?? "events";
   if (typeof prefix !== "string" || !/^[A-Za-z0-9_]{1,40}$/.test(prefix)) {
     check.fail(

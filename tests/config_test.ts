@@ -143,6 +143,14 @@ Deno.test("createEventBus() never echoes credentials", () => {
   attempts.push(() =>
     createEventBus({ backend: "redis", url: `redis://u:${secret}%@h:6379` })
   );
+  // libpq keywords postgres.js would send to the server as settings.
+  for (const param of ["password", "host", "dbname", "port", "user"]) {
+    attempts.push(() =>
+      new PostgresEventBus({
+        connectionString: `postgres://u@h/db?${param}=${secret}`,
+      })
+    );
+  }
   attempts.push(() =>
     new RedisEventBus({ url: `redis://u:${secret}%@h:6379` })
   );

@@ -850,6 +850,19 @@ test("PostgresEventBus: a pattern subscription whose lease lapsed (process pause
   }
 });
 
+test("PostgresEventBus: a pattern of thousands of bytes works as on the other backends", async () => {
+  const { bus } = await connected();
+  try {
+    const stem = `long:${"漢".repeat(3000)}`;
+    const inbox = new Inbox();
+    await bus.subscribe("long", inbox.handler, `${stem}*`);
+    await bus.publish(`${stem}:x`, makeEvent(`${stem}:x`, { n: 1 }));
+    assert.equal((await inbox.until(1))[0]!.payload.n, 1);
+  } finally {
+    await bus.close();
+  }
+});
+
 test("PostgresEventBus: two processes exchange events both ways, with a pattern", async () => {
   const { bus } = await connected();
   const ns = uniqueTopic("proc");
