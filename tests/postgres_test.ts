@@ -14,6 +14,7 @@ import {
   uniqueTopic,
 } from "./conformance.ts";
 import { DATABASE_URL, reachable } from "./_servers.ts";
+import { lines } from "./faults/_lines.ts";
 
 const ok = await reachable("PostgreSQL", "DATABASE_URL", DATABASE_URL);
 const test = (name: string, fn: () => Promise<void>) =>
@@ -634,6 +635,17 @@ test("PostgresEventBus: a pattern is notified only for topics it matches; with n
       channel,
       () => counts.set(channel, (counts.get(channel) ?? 0) + 1),
     );
+    // A later event on another topic: once it is here, every notification
+    // of the statements before it is too (commit order).
+    let passed = 0;
+    await raw.listen(postgresChannel("barrier", prefix), () => void passed++);
+    const barrier = async () => {
+      const before = passed;
+      await bus.publish("barrier", makeEvent("barrier"));
+      for (let i = 0; i < 500 && passed === before; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
     for (
       const topic of [
         "orders:1:paid",
@@ -645,6 +657,7 @@ test("PostgresEventBus: a pattern is notified only for topics it matches; with n
       await bus.publish(topic, makeEvent(topic));
     }
     await inbox.until(2);
+    await barrier();
     assert.deepEqual(inbox.events.map((e) => e.topic), [
       "orders:1:paid",
       "orders:3:paid",
@@ -661,6 +674,7 @@ test("PostgresEventBus: a pattern is notified only for topics it matches; with n
     assert.equal(live[0]!.n, 0, "cancel() ends the pattern's row");
     await bus.publish("orders:4:paid", makeEvent("orders:4:paid"));
     await bus.publish("orders:5:paid", makeEvent("orders:5:paid"));
+    await barrier();
     assert.equal(
       counts.get(channel),
       2,
@@ -727,25 +741,71 @@ test("PostgresEventBus: a pattern subscription gets every event published after 
   }
 });
 
-test("PostgresEventBus: a crashed process's patterns stop counting when their lease runs out", async () => {
-  const prefix = `crash_${crypto.randomUUID().slice(0, 8)}`;
-  const heartbeatMs = 200; // lease: 6 heartbeats
+/**
+ * A bus in a child process with one pattern subscription; `lines` gets
+ * "ready", then each event's `n`, and "gap" for each gap it reports.
+ */
+function patternChild(prefix: string, pattern: string, heartbeatMs: number) {
+  const options = {
+    connectionString: DATABASE_URL,
+    channelPrefix: prefix,
+    heartbeatMs,
+  };
   const code = `
     import { PostgresEventBus } from ${
     JSON.stringify(new URL("../postgres.ts", import.meta.url).href)
   };
-    const bus = new PostgresEventBus({ connectionString: ${
-    JSON.stringify(DATABASE_URL)
-  }, channelPrefix: ${JSON.stringify(prefix)}, heartbeatMs: ${heartbeatMs} });
+    const bus = new PostgresEventBus({ ...${JSON.stringify(options)},
+      onError: () => {}, onGap: () => console.log("gap") });
     await bus.connect();
-    await bus.subscribe("all", () => {}, "crash:*");
+    await bus.subscribe("all", (e) => console.log(String(e.payload.n)), ${
+    JSON.stringify(pattern)
+  });
     console.log("ready");
     await new Promise(() => setInterval(() => {}, 1000));`;
   const child = new Deno.Command(Deno.execPath(), {
     args: ["eval", code],
     stdout: "piped",
   }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const got: string[] = [];
+  const reading = (async () => {
+    for await (const line of lines(child.stdout)) got.push(line);
+  })();
+  return {
+    child,
+    lines: got,
+    async stop(): Promise<void> {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+      await child.status;
+      await reading;
+    },
+  };
+}
+
+/** Resolves true once `what()` holds, false after `ms`. */
+async function eventually(what: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!what() && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return what();
+}
+
+const dropTables = (prefix: string) =>
+  withSql((sql) =>
+    sql`drop table if exists ${sql(`${prefix}_patterns`)}, ${
+      sql(`${prefix}_payloads`)
+    }`
+  );
+
+test("PostgresEventBus: a crashed process's patterns stop counting when their lease runs out", async () => {
+  const prefix = `crash_${crypto.randomUUID().slice(0, 8)}`;
+  const heartbeatMs = 200; // lease: 6 heartbeats
+  const peer = patternChild(prefix, "crash:*", heartbeatMs);
   const live = () =>
     withSql(async (sql) =>
       Number(
@@ -755,11 +815,11 @@ test("PostgresEventBus: a crashed process's patterns stop counting when their le
       )
     );
   try {
-    assert.equal((await reader.read()).value?.trim(), "ready");
+    assert.ok(await eventually(() => peer.lines.includes("ready"), 10_000));
     await new Promise((r) => setTimeout(r, 3 * heartbeatMs));
     assert.equal(await live(), 1, "renewed while the process lives");
-    child.kill("SIGKILL");
-    await child.status;
+    peer.child.kill("SIGKILL");
+    await peer.child.status;
     const killedAt = Date.now();
     let n = await live();
     while (n > 0 && Date.now() - killedAt < 6 * heartbeatMs + 1000) {
@@ -769,68 +829,31 @@ test("PostgresEventBus: a crashed process's patterns stop counting when their le
     assert.equal(n, 0);
     assert.ok(Date.now() - killedAt <= 6 * heartbeatMs + 1000);
   } finally {
-    await reader.cancel();
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already gone.
-    }
-    await withSql((sql) =>
-      sql`drop table if exists ${sql(`${prefix}_patterns`)}, ${
-        sql(`${prefix}_payloads`)
-      }`
-    );
+    await peer.stop();
+    await dropTables(prefix);
   }
 });
 
 test("PostgresEventBus: a pattern subscription whose lease lapsed (process paused) comes back, with a gap", async () => {
   const prefix = `lapse_${crypto.randomUUID().slice(0, 8)}`;
   const heartbeatMs = 200; // lease: 6 heartbeats
-  const code = `
-    import { PostgresEventBus } from ${
-    JSON.stringify(new URL("../postgres.ts", import.meta.url).href)
-  };
-    const bus = new PostgresEventBus({ connectionString: ${
-    JSON.stringify(DATABASE_URL)
-  }, channelPrefix: ${
-    JSON.stringify(prefix)
-  }, heartbeatMs: ${heartbeatMs}, onError: () => {}, onGap: () => console.log("gap") });
-    await bus.connect();
-    await bus.subscribe("all", (e) => console.log(String(e.payload.n)), "lapse:*");
-    console.log("ready");
-    await new Promise(() => setInterval(() => {}, 1000));`;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["eval", code],
-    stdout: "piped",
-  }).spawn();
-  const seen: string[] = [];
-  const reading = (async () => {
-    for await (
-      const chunk of child.stdout.pipeThrough(new TextDecoderStream())
-    ) seen.push(...chunk.split("\n").filter(Boolean));
-  })();
+  const peer = patternChild(prefix, "lapse:*", heartbeatMs);
   // A publisher whose cleanup deletes expired pattern rows every 100 ms.
   const { bus } = await connected({
     channelPrefix: prefix,
     largePayloadTtlMs: 200,
   });
-  const until = async (what: () => boolean, ms: number) => {
-    const end = Date.now() + ms;
-    while (!what() && Date.now() < end) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return what();
-  };
+  const seen = peer.lines;
   try {
-    assert.ok(await until(() => seen.includes("ready"), 10_000), "ready");
+    assert.ok(await eventually(() => seen.includes("ready"), 10_000));
     await bus.publish("lapse:1", makeEvent("lapse:1", { n: 1 }));
-    assert.ok(await until(() => seen.includes("1"), 5000), "first event");
-    child.kill("SIGSTOP"); // past the lease: the row is deleted as expired
+    assert.ok(await eventually(() => seen.includes("1"), 5000), "first");
+    peer.child.kill("SIGSTOP"); // past the lease: deleted as expired
     await new Promise((r) => setTimeout(r, 6 * heartbeatMs + 1000));
-    child.kill("SIGCONT");
+    peer.child.kill("SIGCONT");
     // The child notices at its next heartbeat, restores, reports a gap.
     let n = 2;
-    const back = await until(() => {
+    const back = await eventually(() => {
       const topic = `lapse:${n}`;
       void bus.publish(topic, makeEvent(topic, { n: n++ }));
       return seen.some((line) => Number(line) >= 2);
@@ -838,15 +861,9 @@ test("PostgresEventBus: a pattern subscription whose lease lapsed (process pause
     assert.ok(back, `pattern events again after the pause: ${seen}`);
     assert.ok(seen.includes("gap"), "the pause is reported as a gap");
   } finally {
-    child.kill("SIGKILL");
-    await child.status;
-    await reading;
+    await peer.stop();
     await bus.close();
-    await withSql((sql) =>
-      sql`drop table if exists ${sql(`${prefix}_patterns`)}, ${
-        sql(`${prefix}_payloads`)
-      }`
-    );
+    await dropTables(prefix);
   }
 });
 
