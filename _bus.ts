@@ -8,6 +8,7 @@ import { Dispatcher, logError } from "./_dispatch.ts";
 import type { Timing } from "./_keeper.ts";
 import { MAX_TIMER_MS } from "./_options.ts";
 import { Remote } from "./_remote.ts";
+import { EventStream, once, type StreamHost } from "./_stream.ts";
 import type { PublishLink, Transport } from "./_transport.ts";
 import {
   bytesOver,
@@ -18,10 +19,21 @@ import {
   EventBusError,
   type EventBusOptions,
   type EventHandler,
+  type EventIterator,
+  type EventsOptions,
+  type OnceOptions,
+  type OverflowPolicy,
   requireTopic,
   show,
+  type SubscribeOptions,
   type Subscription,
 } from "./types.ts";
+
+const OVERFLOW_POLICIES: readonly OverflowPolicy[] = [
+  "error",
+  "drop-oldest",
+  "drop-newest",
+];
 
 /** The default of `maxEventBytes` (1 MiB): see EventBusOptions. */
 export const MAX_EVENT_BYTES = 1024 * 1024;
@@ -52,6 +64,8 @@ export class BusBase implements EventBus {
     | { readonly done: Promise<void>; readonly abort: AbortController }
     | undefined;
   #closing: Promise<void> | undefined;
+  /** once() and events() waiting to hear that the bus closes. */
+  readonly #closeWatchers = new Set<() => void>();
 
   constructor(options: EventBusOptions, remote?: RemoteSetup) {
     const {
@@ -197,6 +211,8 @@ export class BusBase implements EventBus {
     this.#setState("closing");
     // First, while a handler calling close() is still recognisable.
     const drained = this.#dispatcher.drain(this.#closeTimeoutMs);
+    // Then once() and events() end (their cancel needs no round trip now).
+    for (const watcher of [...this.#closeWatchers]) watcher();
     this.#connecting?.abort.abort(unusable("connect", null, true));
     const opened = this.#connecting?.done.then(() => true, () => false);
     try {
@@ -280,18 +296,19 @@ export class BusBase implements EventBus {
    *
    * @param topic The topic, or a label for a pattern subscription.
    * @param handler Called with each event, one at a time, in order.
-   * @param pattern An fnmatch pattern, or null for the exact topic.
+   * @param options An fnmatch pattern or null, or `{ pattern?, signal? }`.
    * @returns The subscription, once the backend has confirmed it.
-   * @throws {TypeError} For a bad topic, handler or pattern.
+   * @throws {TypeError} For a bad topic, handler, pattern or signal.
    * @throws {EventBusError} `NOT_CONNECTED` or `CLOSED`.
    */
   subscribe(
     topic: string,
     handler: EventHandler,
-    pattern: string | null = null,
+    options: string | null | SubscribeOptions = null,
   ): Promise<Subscription> {
+    let pattern: string | null, signal: AbortSignal | undefined;
     try {
-      requireTopic(topic, "Cannot subscribe");
+      ({ pattern, signal } = this.#checkSubscribe(topic, options));
       if (typeof handler !== "function") {
         throw new TypeError(
           `Cannot subscribe to "${topic}": handler must be a function, got ${
@@ -299,18 +316,136 @@ export class BusBase implements EventBus {
           }`,
         );
       }
-      if (pattern !== null && (typeof pattern !== "string" || pattern === "")) {
-        throw new TypeError(
-          `Cannot subscribe to "${topic}": pattern must be a non-empty string or null, got ${
-            show(pattern)
-          }`,
-        );
-      }
       this.#checkUsable("subscribe to", topic);
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#dispatcher.subscribe(topic, handler, pattern);
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return this.#dispatcher.subscribe(topic, handler, pattern, signal);
+  }
+
+  /**
+   * The next matching event; see {@linkcode EventBus.once}.
+   *
+   * @throws {TypeError} For a bad topic or option (as a rejection).
+   * @throws {EventBusError} `TIMEOUT`, `CLOSED` or `NOT_CONNECTED`.
+   */
+  once(topic: string, options: OnceOptions = {}): Promise<Event> {
+    let pattern: string | null, signal: AbortSignal | undefined;
+    const { filter, timeoutMs } = options ?? {};
+    try {
+      ({ pattern, signal } = this.#checkSubscribe(topic, options, "once"));
+      if (filter !== undefined && typeof filter !== "function") {
+        throw new TypeError(
+          `Cannot wait for "${topic}": filter must be a function, got ${
+            show(filter)
+          }`,
+        );
+      }
+      if (
+        timeoutMs !== undefined &&
+        !(Number.isFinite(timeoutMs) && timeoutMs >= 0 &&
+          timeoutMs <= MAX_TIMER_MS)
+      ) {
+        throw new RangeError(
+          `Cannot wait for "${topic}": timeoutMs must be a number of milliseconds from 0 to ${MAX_TIMER_MS}, got ${
+            show(timeoutMs)
+          }`,
+        );
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return once(
+      this.#streamHost(topic),
+      topic,
+      pattern,
+      filter,
+      signal,
+      timeoutMs,
+    );
+  }
+
+  /**
+   * The matching events as an async iterator; see {@linkcode EventBus.events}.
+   *
+   * @throws {TypeError} For a bad topic or option.
+   * @throws {RangeError} For a bad `bufferSize`.
+   */
+  events(
+    topic: string,
+    options: EventsOptions = {},
+  ): EventIterator {
+    const { pattern, signal } = this.#checkSubscribe(topic, options, "events");
+    const { bufferSize = 1000, overflow = "error" } = options ?? {};
+    if (!(Number.isSafeInteger(bufferSize) && bufferSize >= 1)) {
+      throw new RangeError(
+        `Cannot read events of "${topic}": bufferSize must be an integer >= 1, got ${
+          show(bufferSize)
+        }`,
+      );
+    }
+    if (!OVERFLOW_POLICIES.includes(overflow)) {
+      throw new TypeError(
+        `Cannot read events of "${topic}": overflow must be "error", "drop-oldest" or "drop-newest", got ${
+          show(overflow)
+        }`,
+      );
+    }
+    return new EventStream(
+      this.#streamHost(topic),
+      topic,
+      pattern,
+      signal,
+      bufferSize,
+      overflow,
+    );
+  }
+
+  #streamHost(topic: string): StreamHost {
+    return {
+      subscribe: (handler, pattern) =>
+        this.subscribe(topic, handler, { pattern }),
+      onClose: (fn) => {
+        this.#closeWatchers.add(fn);
+        return () => void this.#closeWatchers.delete(fn);
+      },
+      report: (error, sub) => this.#dispatcher.report(error, null, sub),
+    };
+  }
+
+  // The pattern and signal of subscribe's third argument (or of the
+  // options of once/events), checked.
+  #checkSubscribe(
+    topic: string,
+    options: string | null | SubscribeOptions | undefined,
+    method = "subscribe",
+  ): { pattern: string | null; signal: AbortSignal | undefined } {
+    const what = method === "subscribe"
+      ? `Cannot subscribe to "${topic}"`
+      : `Cannot call ${method}("${topic}")`;
+    requireTopic(
+      topic,
+      method === "subscribe" ? "Cannot subscribe" : `Cannot call ${method}()`,
+    );
+    const given: SubscribeOptions = typeof options === "object" &&
+        options !== null
+      ? options
+      : { pattern: options ?? null };
+    const { pattern = null, signal } = given;
+    if (pattern !== null && (typeof pattern !== "string" || pattern === "")) {
+      throw new TypeError(
+        `${what}: pattern must be a non-empty string or null, got ${
+          show(pattern)
+        }`,
+      );
+    }
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new TypeError(
+        `${what}: signal must be an AbortSignal, got ${show(signal)}`,
+      );
+    }
+    return { pattern, signal };
   }
 
   /** A description without credentials, e.g. `RedisEventBus(…, ready)`. */

@@ -60,11 +60,15 @@ export class Dispatcher {
     this.maxQueued = maxQueued;
   }
 
-  /** Adds a subscription; resolves once the backend listens for it. */
+  /**
+   * Adds a subscription; resolves once the backend listens for it. Aborting
+   * `signal` (not aborted yet) cancels it; before that, it rejects.
+   */
   async subscribe(
     topic: string,
     handler: EventHandler,
     pattern: string | null,
+    signal?: AbortSignal,
   ): Promise<Subscription> {
     const table = pattern === null ? this.#exact : this.#patterns;
     const name = pattern ?? topic;
@@ -87,13 +91,18 @@ export class Dispatcher {
       table.set(name, created);
       entry = created;
     }
-    const sub = new Sub(this, entry, topic, handler, pattern);
+    const sub = new Sub(this, entry, topic, handler, pattern, signal);
     entry.subs.add(sub);
     try {
       await entry.ready;
     } catch (error) {
       entry.subs.delete(sub);
+      sub.detach();
       throw error;
+    }
+    if (signal?.aborted) {
+      await sub.cancel();
+      throw signal.reason;
     }
     return sub;
   }
@@ -222,6 +231,7 @@ export class Dispatcher {
     clearTimeout(timer);
     this.closed = true;
     for (const sub of subs) {
+      sub.detach();
       const dropped = sub.discard();
       if (dropped > 0) {
         this.report(
@@ -281,6 +291,7 @@ class Sub implements Subscription {
   #cancelled: Promise<void> | undefined;
   /** Events dropped since the queue was last full and had room again. */
   #overflow = 0;
+  readonly #signal: AbortSignal | undefined;
 
   constructor(
     dispatcher: Dispatcher,
@@ -288,6 +299,7 @@ class Sub implements Subscription {
     topic: string,
     handler: EventHandler,
     pattern: string | null,
+    signal: AbortSignal | undefined,
   ) {
     this.#dispatcher = dispatcher;
     this.serial = ++dispatcher.serial;
@@ -295,10 +307,20 @@ class Sub implements Subscription {
     this.topic = topic;
     this.pattern = pattern;
     this.#handler = handler;
+    this.#signal = signal;
+    signal?.addEventListener("abort", this.#abort, { once: true });
+  }
+
+  #abort = (): void => void this.cancel();
+
+  /** Stops listening to the signal (no reference to this stays on it). */
+  detach(): void {
+    this.#signal?.removeEventListener("abort", this.#abort);
   }
 
   cancel(): Promise<void> {
     if (this.#cancelled === undefined) {
+      this.detach();
       const dropped = this.discard();
       if (dropped > 0) {
         this.#dispatcher.report(

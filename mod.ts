@@ -51,11 +51,16 @@ export {
   EventFormatError,
   type EventHandler,
   type EventInit,
+  type EventIterator,
+  type EventsOptions,
   EventType,
   type Gap,
   type JsonObject,
   type JsonValue,
+  type OnceOptions,
+  type OverflowPolicy,
   type RemoteEventBusOptions,
+  type SubscribeOptions,
   type Subscription,
 } from "./types.ts";
 export { InMemoryEventBus } from "./memory.ts";

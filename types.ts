@@ -953,21 +953,196 @@ export interface EventBus extends AsyncDisposable {
    *
    * @param topic The topic, or a label for a pattern subscription.
    * @param handler Called with each event, one at a time, in order.
-   * @param pattern An fnmatch pattern: `*`, `?`, `[abc]`, `[a-z]`, `[!abc]`.
+   * @param options An fnmatch pattern (`*`, `?`, `[abc]`, `[a-z]`,
+   * `[!abc]`) or null, or `{ pattern?, signal? }`: aborting `signal` cancels
+   * the subscription (see {@linkcode SubscribeOptions}).
    * @returns A promise of the subscription, once the backend has confirmed it.
    */
   subscribe(
     topic: string,
     handler: EventHandler,
-    pattern?: string | null,
+    options?: string | null | SubscribeOptions,
   ): Promise<Subscription>;
+  /**
+   * Waits for the next event on a topic (or matching `pattern`) that passes
+   * `filter`, then unsubscribes. The subscription is made at once; events
+   * published before the backend confirms it are not seen.
+   *
+   * @example Wait for the next event
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { createEventBus, Event } from "@dataknobs/events";
+   * const bus = createEventBus();
+   * await bus.connect();
+   * const next = bus.once("jobs", { filter: (e) => e.payload.id === 2, timeoutMs: 1000 });
+   * await bus.publish("jobs", new Event({ type: "created", topic: "jobs", payload: { id: 1 } }));
+   * await bus.publish("jobs", new Event({ type: "created", topic: "jobs", payload: { id: 2 } }));
+   * assert.equal((await next).payload.id, 2);
+   * await bus.close();
+   * ```
+   *
+   * @param topic The topic, or a label for a pattern subscription.
+   * @param options `pattern`, `filter`, `signal`, `timeoutMs`.
+   * @returns The event. Rejects with the signal's reason on abort, with
+   * `TIMEOUT` after `timeoutMs`, with `CLOSED` when the bus closes first.
+   */
+  once(topic: string, options?: OnceOptions): Promise<Event>;
+  /**
+   * The events on a topic (or matching `pattern`) as an async iterator over
+   * a bounded buffer: `for await (const event of bus.events(topic))`. A slow
+   * reader never blocks publishers or other subscriptions (see `overflow`).
+   * The subscription is made at this call (events published before the
+   * backend confirms it are not seen); it ends with `break`, `return()`,
+   * `await using`, the signal (the next read rejects with its reason) or
+   * the bus closing (the buffered events are read, then iteration ends).
+   * An iterator never read must be ended (`return()` or `await using`).
+   *
+   * @example Read events with `for await`
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { createEventBus, Event } from "@dataknobs/events";
+   * const bus = createEventBus();
+   * await bus.connect();
+   * const events = bus.events("jobs", { bufferSize: 100 });
+   * for (const id of [1, 2, 3]) {
+   *   await bus.publish("jobs", new Event({ type: "created", topic: "jobs", payload: { id } }));
+   * }
+   * const ids: unknown[] = [];
+   * for await (const event of events) {
+   *   ids.push(event.payload.id);
+   *   if (ids.length === 3) break; // cancels the subscription
+   * }
+   * assert.deepEqual(ids, [1, 2, 3]);
+   * await bus.close();
+   * ```
+   *
+   * @param topic The topic, or a label for a pattern subscription.
+   * @param options `pattern`, `signal`, `bufferSize`, `overflow`.
+   * @returns The iterator; a bad argument throws at once, and a bus that
+   * is not connected or closed makes the first read reject.
+   */
+  events(topic: string, options?: EventsOptions): EventIterator;
+}
+
+/**
+ * What {@linkcode EventBus.events} returns: an async iterator of events
+ * whose `return()` (called by `break`) and `await using` cancel the
+ * subscription.
+ *
+ * @example Stop reading with `await using`
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type EventIterator } from "@dataknobs/events";
+ * const bus = createEventBus();
+ * await bus.connect();
+ * {
+ *   await using events: EventIterator = bus.events("jobs");
+ *   assert.equal(typeof events.next, "function");
+ * } // the subscription is cancelled here
+ * await bus.close();
+ * ```
+ */
+export interface EventIterator
+  extends AsyncIterableIterator<Event>, AsyncDisposable {
+  /** Ends iteration and cancels the subscription; resolves once it is. */
+  return(): Promise<IteratorResult<Event>>;
+}
+
+/**
+ * The options of {@linkcode EventBus.subscribe} (the third argument may
+ * also be a pattern string or null, as in the Python bus).
+ *
+ * @example Unsubscribe with a signal
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type SubscribeOptions } from "@dataknobs/events";
+ * const bus = createEventBus();
+ * await bus.connect();
+ * const controller = new AbortController();
+ * const options: SubscribeOptions = { pattern: "jobs:*", signal: controller.signal };
+ * const sub = await bus.subscribe("all jobs", () => {}, options);
+ * assert.equal(sub.pattern, "jobs:*");
+ * controller.abort(); // cancels the subscription, as sub.cancel() does
+ * await bus.close();
+ * ```
+ */
+export interface SubscribeOptions {
+  /** An fnmatch pattern (then the topic is only a label), or null. */
+  readonly pattern?: string | null;
+  /**
+   * Aborting it cancels the subscription (as `cancel()`); if it is already
+   * aborted, or aborts before the backend confirms, `subscribe` rejects
+   * with its reason and nothing stays subscribed.
+   */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * The options of {@linkcode EventBus.once}.
+ *
+ * @example Give up after a second
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { OnceOptions } from "@dataknobs/events";
+ * const options: OnceOptions = { timeoutMs: 1000, filter: (event) => event.type === "created" };
+ * assert.equal(options.timeoutMs, 1000);
+ * ```
+ */
+export interface OnceOptions extends SubscribeOptions {
+  /** Only an event for which it returns true is taken. */
+  readonly filter?: (event: Event) => boolean;
+  /**
+   * Rejects with an `EventBusError` `TIMEOUT` after this many milliseconds.
+   * @default no limit
+   */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * What {@linkcode EventBus.events} does when its buffer is full and an
+ * event arrives: `"error"` ends the iterator (the next read throws
+ * `QUEUE_FULL`); `"drop-oldest"` / `"drop-newest"` drop an event and report
+ * the drops to `onError` (`QUEUE_FULL`, one report per run of drops).
+ *
+ * @example Keep the latest events
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { OverflowPolicy } from "@dataknobs/events";
+ * const overflow: OverflowPolicy = "drop-oldest";
+ * assert.equal(overflow, "drop-oldest");
+ * ```
+ */
+export type OverflowPolicy = "error" | "drop-oldest" | "drop-newest";
+
+/**
+ * The options of {@linkcode EventBus.events}.
+ *
+ * @example A small buffer that keeps the newest events
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { EventsOptions } from "@dataknobs/events";
+ * const options: EventsOptions = { bufferSize: 10, overflow: "drop-oldest" };
+ * assert.equal(options.bufferSize, 10);
+ * ```
+ */
+export interface EventsOptions extends SubscribeOptions {
+  /**
+   * How many events may wait for the reader.
+   * @default 1000
+   */
+  readonly bufferSize?: number;
+  /**
+   * What a full buffer does with a new event.
+   * @default "error"
+   */
+  readonly overflow?: OverflowPolicy;
 }
 
 /**
  * The conditions a caller may want to catch, by `code`:
  * `NOT_CONNECTED`, `CLOSED`, `UNKNOWN_BACKEND`,
  * `CONNECTION_FAILED`, `PUBLISH_FAILED`, `SUBSCRIBE_FAILED`, `QUEUE_FULL`, `DROPPED_ON_CLOSE`, `DROPPED_ON_CANCEL`,
- * `UNSUPPORTED_SERVER`, `PAYLOAD_MISSING`.
+ * `UNSUPPORTED_SERVER`, `PAYLOAD_MISSING`, `TIMEOUT`.
  *
  * @example Branch on the code
  * ```ts
@@ -992,7 +1167,8 @@ export type EventBusErrorCode =
   | "DROPPED_ON_CLOSE"
   | "DROPPED_ON_CANCEL"
   | "UNSUPPORTED_SERVER"
-  | "PAYLOAD_MISSING";
+  | "PAYLOAD_MISSING"
+  | "TIMEOUT";
 
 /**
  * An error of the bus itself (not of bad input, which is a `TypeError`),

@@ -668,6 +668,176 @@ export function conformance(name: string, factory: BusFactory): void {
     await Promise.all(published);
   });
 
+  // once() and events() subscribe synchronously; a subscription to the same
+  // topic made after them is confirmed together with theirs, so once it
+  // resolves an event published is seen by them too (and the barrier,
+  // offered each event after them, tells when they have it).
+  const barrier = async (bus: EventBus, topic: string): Promise<Inbox> => {
+    const inbox = new Inbox();
+    await bus.subscribe(topic, inbox.handler);
+    return inbox;
+  };
+  const code = (expected: string) => (error: unknown) =>
+    error instanceof EventBusError && error.code === expected;
+
+  test("subscribe() with a signal: aborted before, nothing is subscribed; aborted after, delivery stops", async ({ bus, errors }) => {
+    const topic = uniqueTopic("signal");
+    const inbox = new Inbox(), early = new Inbox();
+    const reason = new Error("not wanted");
+    await assert.rejects(
+      bus.subscribe(topic, early.handler, {
+        signal: AbortSignal.abort(reason),
+      }),
+      (error) => error === reason,
+    );
+    const controller = new AbortController();
+    const sub = await bus.subscribe(topic, inbox.handler, {
+      signal: controller.signal,
+    });
+    assert.equal(sub.pattern, null);
+    const after = await barrier(bus, topic);
+    await bus.publish(topic, makeEvent(topic, { n: 1 }));
+    await inbox.until(1);
+    controller.abort(); // cancels at once: no delivery from here on
+    await sub.cancel(); // the same (idempotent) cancellation
+    await bus.publish(topic, makeEvent(topic, { n: 2 }));
+    await after.until(2);
+    assert.deepEqual(inbox.payloads, [1]);
+    assert.equal(early.events.length, 0);
+    // The options object takes a pattern; cancel() removes the listener.
+    const other = new AbortController();
+    const patterned = await bus.subscribe("label", () => {}, {
+      pattern: `${topic}*`,
+      signal: other.signal,
+    });
+    assert.equal(patterned.pattern, `${topic}*`);
+    await patterned.cancel();
+    other.abort();
+    assert.deepEqual(errors, []);
+  });
+
+  test("once() resolves with the next event passing filter, then unsubscribes", async ({ bus, errors }) => {
+    const topic = uniqueTopic("once");
+    const next = bus.once(topic);
+    const second = bus.once(topic, { filter: (e) => e.payload.n === 2 });
+    const after = await barrier(bus, topic);
+    for (const n of [1, 2, 3]) {
+      await bus.publish(topic, makeEvent(topic, { n }));
+    }
+    assert.equal((await next).payload.n, 1);
+    assert.equal((await second).payload.n, 2);
+    await after.until(3);
+    assert.deepEqual(errors, []);
+  });
+
+  test("once() rejects on timeout (TIMEOUT), abort (the reason) and close (CLOSED)", async ({ bus, errors }) => {
+    const topic = uniqueTopic("once-fail");
+    await assert.rejects(bus.once(topic, { timeoutMs: 20 }), code("TIMEOUT"));
+    const reason = new Error("gave up");
+    await assert.rejects(
+      bus.once(topic, { signal: AbortSignal.abort(reason) }),
+      (error) => error === reason,
+    );
+    const controller = new AbortController();
+    const aborted = bus.once(topic, { signal: controller.signal });
+    controller.abort(reason);
+    await assert.rejects(aborted, (error) => error === reason);
+    // Nothing left subscribed: an event now reaches only the barrier.
+    const after = await barrier(bus, topic);
+    await bus.publish(topic, makeEvent(topic, { n: 1 }));
+    await after.until(1);
+    await assert.rejects(bus.once(topic, { timeoutMs: -1 }), RangeError);
+    const pending = assert.rejects(
+      bus.once(topic, { timeoutMs: 60_000 }),
+      code("CLOSED"),
+    );
+    await bus.close();
+    await pending;
+    assert.deepEqual(errors, []);
+  });
+
+  test("events() yields in order; break cancels; close ends it after what is buffered", async ({ bus, errors }) => {
+    const topic = uniqueTopic("events");
+    const events = bus.events(topic);
+    const after = await barrier(bus, topic);
+    for (const n of [1, 2, 3, 4]) {
+      await bus.publish(topic, makeEvent(topic, { n }));
+    }
+    await after.until(4);
+    const seen: unknown[] = [];
+    for await (const event of events) {
+      seen.push(event.payload.n);
+      if (seen.length === 2) break;
+    }
+    assert.deepEqual(seen, [1, 2]);
+    assert.deepEqual(await events.next(), { value: undefined, done: true });
+    // Close: the buffered events, then done.
+    const kept = bus.events(topic);
+    const after2 = await barrier(bus, topic);
+    await bus.publish(topic, makeEvent(topic, { n: 5 }));
+    await after2.until(1);
+    await bus.close();
+    const rest: unknown[] = [];
+    for await (const event of kept) rest.push(event.payload.n);
+    assert.deepEqual(rest, [5]);
+    assert.deepEqual(errors, []);
+  });
+
+  test("events() signal: the pending read rejects with its reason; reading a closed bus fails", async ({ bus }) => {
+    const topic = uniqueTopic("events-signal");
+    const controller = new AbortController();
+    const events = bus.events(topic, { signal: controller.signal });
+    await barrier(bus, topic);
+    const pending = events.next();
+    const reason = new Error("stop");
+    controller.abort(reason);
+    await assert.rejects(pending, (error) => error === reason);
+    assert.deepEqual(await events.next(), { value: undefined, done: true });
+    await assert.rejects(
+      bus.events(topic, { signal: AbortSignal.abort(reason) }).next(),
+      (error) => error === reason,
+    );
+    assert.throws(() => bus.events(topic, { bufferSize: 0 }), RangeError);
+    assert.throws(
+      // @ts-expect-error: not a policy
+      () => bus.events(topic, { overflow: "block" }),
+      TypeError,
+    );
+    await bus.close();
+    await assert.rejects(bus.events(topic).next(), code("CLOSED"));
+  });
+
+  for (
+    const [overflow, read, drops] of [
+      ["error", [], 0],
+      ["drop-oldest", [4, 5], 2],
+      ["drop-newest", [1, 2], 2],
+    ] as const
+  ) {
+    test(`events() with a full buffer, overflow "${overflow}"`, async ({ bus, errors }) => {
+      const topic = uniqueTopic("events-full");
+      const events = bus.events(topic, { bufferSize: 2, overflow });
+      const after = await barrier(bus, topic);
+      for (const n of [1, 2, 3, 4, 5]) {
+        await bus.publish(topic, makeEvent(topic, { n }));
+      }
+      await after.until(5);
+      if (overflow === "error") {
+        await assert.rejects(events.next(), code("QUEUE_FULL"));
+        assert.deepEqual(await events.next(), { value: undefined, done: true });
+      } else {
+        const got = [await events.next(), await events.next()];
+        assert.deepEqual(got.map((r) => r.value?.payload.n), read);
+        await events.return();
+      }
+      // Three drops: the first reported at once, the other two together.
+      const reports = errors.map(([error]) => error);
+      assert.equal(reports.length, drops);
+      assert.ok(reports.every(code("QUEUE_FULL")));
+      if (drops) assert.match(String(reports[1]), /2 more event/);
+    });
+  }
+
   test("String(bus) shows the state and no credentials", ({ bus }) => {
     assert.doesNotMatch(String(bus), /secret|password=/i);
     assert.match(String(bus), /ready\)$/);
