@@ -162,13 +162,21 @@ export class EventStream implements EventIterator {
         true,
       );
     }
+    let dropped = event;
     if (this.#overflow === "drop-oldest") {
-      this.#head++;
+      dropped = this.#buffer[this.#head]!;
+      // Let go of the dropped event (and compact now and then: the reader
+      // may never catch up, and the array must not grow with the drops).
+      this.#buffer[this.#head++] = undefined as unknown as Event;
+      if (this.#head >= this.#size) {
+        this.#buffer = this.#buffer.slice(this.#head);
+        this.#head = 0;
+      }
       this.#buffer.push(event);
     }
     // The first drop of a run is reported at once, the rest when the
     // reader takes an event again (one line, not one each).
-    if (this.#dropped++ === 0) this.#reportDrops(1, event);
+    if (this.#dropped++ === 0) this.#reportDrops(1, dropped);
   };
 
   #reportDrops(count: number, event: Event | null): void {

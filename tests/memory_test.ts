@@ -163,3 +163,25 @@ Deno.test("close() from a handler after an await waits at most closeTimeoutMs", 
   await done;
   assert.equal(bus.state, "closed");
 });
+
+Deno.test("events() with drop-oldest reports the event it dropped, the oldest", async () => {
+  const errors: unknown[] = [];
+  await using bus = new InMemoryEventBus({ onError: (e) => errors.push(e) });
+  await bus.connect();
+  const topic = uniqueTopic();
+  await using it = bus.events(topic, {
+    bufferSize: 3,
+    overflow: "drop-oldest",
+  });
+  await bus.subscribe(topic, () => {}); // confirmed after the iterator's
+  const events = Array.from({ length: 10 }, (_, n) => makeEvent(topic, { n }));
+  for (const event of events) await bus.publish(topic, event);
+  assert.match(
+    String(errors[0]),
+    new RegExp(`dropped event ${events[0]!.eventId}`),
+  );
+  const read = [];
+  for (let i = 0; i < 3; i++) read.push((await it.next()).value!.payload.n);
+  assert.deepEqual(read, [7, 8, 9]);
+  assert.match(String(errors[1]), /dropped 6 more event/);
+});
