@@ -22,7 +22,7 @@ export interface KeeperHooks<L extends Link> {
    * Makes a new connection carry what the last one did (bounded here);
    * `previous` is the connection it replaces, if one was lost.
    */
-  restore(link: L, signal: AbortSignal, previous: L | undefined): Promise<void>;
+  restore(link: L, previous: L | undefined): Promise<void>;
   /** The connection is up: the first one, or a replacement. */
   up(): void;
   /** The connection was lost; a replacement is being made. */
@@ -149,7 +149,7 @@ export class Keeper<L extends Link> {
         throw attempt.reason;
       }
       session.link = link;
-      await this.#hooks.restore(link, attempt, this.#previous);
+      await this.#hooks.restore(link, this.#previous);
     };
     try {
       await bounded(steps(), this.#timing.connectTimeoutMs, "connect", attempt);

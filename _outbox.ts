@@ -3,7 +3,8 @@
 // one settled — resolved once the server accepted it, or rejected saying
 // whether it was sent.
 
-import type { Keeper } from "./_keeper.ts";
+import { bounded } from "./_deadline.ts";
+import { Down, type Keeper } from "./_keeper.ts";
 import {
   type PublishLink,
   type Refusal,
@@ -55,12 +56,9 @@ export class Outbox {
    * those still queued (those in flight settle when the connection ends).
    */
   async flush(ms: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<void>((
-      resolve,
-    ) => (timer = setTimeout(resolve, ms)));
-    await Promise.race([this.#sending, late]);
-    clearTimeout(timer);
+    await bounded(this.#sending ?? Promise.resolve(), ms, "flush").catch(
+      () => {}, // what is left is rejected below
+    );
     const unsent = this.#queue;
     this.#queue = [];
     for (const { event, reject } of unsent) {
@@ -121,7 +119,7 @@ export class Outbox {
   }
 
   #failure(event: Event, error: Error): EventBusError {
-    if (error.name === "Down" || error instanceof Unsent) {
+    if (error instanceof Down || error instanceof Unsent) {
       return this.#error(
         event,
         'is down; the event was not sent — retry once bus.state is "ready"',

@@ -6,13 +6,8 @@
 import { bounded } from "./_deadline.ts";
 import type { PayloadStore } from "./_postgres_payloads.ts";
 import type { PatternTable } from "./_postgres_patterns.ts";
-import type { Connection } from "./_postgres_sql.ts";
-import {
-  type Arrivals,
-  type ReceiveLink,
-  Refusal,
-  type Route,
-} from "./_transport.ts";
+import { type Connection, refusal } from "./_postgres_sql.ts";
+import type { Arrivals, ReceiveLink, Route } from "./_transport.ts";
 import { scrub } from "./_scrub.ts";
 import { EventBusError } from "./types.ts";
 
@@ -221,8 +216,7 @@ async function refused(statement: Promise<unknown>): Promise<void> {
   try {
     await statement;
   } catch (error) {
-    if ((error as Error).name !== "PostgresError") throw error;
-    throw new Refusal((error as Error).message);
+    throw refusal(error);
   }
 }
 

@@ -6,7 +6,7 @@
 import type { ISql } from "postgres";
 import type { PayloadStore } from "./_postgres_payloads.ts";
 import { comparable, type PatternTable } from "./_postgres_patterns.ts";
-import type { Connection } from "./_postgres_sql.ts";
+import { type Connection, refusal } from "./_postgres_sql.ts";
 import { type PublishLink, Refusal } from "./_transport.ts";
 import type { Event } from "./types.ts";
 
@@ -174,8 +174,8 @@ export class PostgresPublisher implements PublishLink {
         await notify(sql, run, this.#channels, this.#store);
         outcomes.push(...run.map(() => undefined));
       } catch (error) {
-        if ((error as Error).name !== "PostgresError") throw error;
-        const refused = new Refusal((error as Error).message);
+        const refused = refusal(error);
+        if (!(refused instanceof Refusal)) throw error;
         outcomes.push(...run.map(() => refused));
       }
     }

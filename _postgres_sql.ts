@@ -3,6 +3,7 @@
 // a half-open connection is destroyed instead of waiting for a goodbye the
 // server will never answer.
 
+import { Refusal } from "./_transport.ts";
 import type { connect, Socket } from "node:net";
 import type postgres from "postgres";
 import type { Options, Sql } from "postgres";
@@ -29,6 +30,16 @@ export interface ConnectionHooks {
   readonly lost: (cause?: Error) => void;
   /** Called with each notification (postgres.js's own `onnotify` hook). */
   readonly notified?: (channel: string, payload: string) => void;
+}
+
+/**
+ * A server's error (the connection is fine) as a Refusal; any other error
+ * as it is.
+ */
+export function refusal(error: unknown): Error {
+  return (error as Error).name === "PostgresError"
+    ? new Refusal((error as Error).message)
+    : error as Error;
 }
 
 /** Does nothing: for postgres.js notices and settled promises. */

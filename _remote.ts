@@ -39,19 +39,19 @@ export interface Core {
 }
 
 /** The connection lifecycle of a remote bus; see the comment above. */
-export class Remote<P extends PublishLink = PublishLink> {
-  readonly #transport: Transport<P>;
+export class Remote {
+  readonly #transport: Transport;
   readonly #timing: Timing;
   readonly #core: Core;
   readonly #routes = new Map<Route, Set<Interest>>();
   readonly #outbox: Outbox;
-  #publisher: Keeper<P> | undefined;
+  #publisher: Keeper<PublishLink> | undefined;
   #receiver: Keeper<ReceiveLink> | undefined;
   #gapSince: number | undefined;
   /** Per connection, the reason the last attempt to replace it failed. */
   readonly #lastRetry = new Map<string, string>();
 
-  constructor(transport: Transport<P>, timing: Timing, core: Core) {
+  constructor(transport: Transport, timing: Timing, core: Core) {
     this.#transport = transport;
     this.#timing = timing;
     this.#core = core;
@@ -70,10 +70,10 @@ export class Remote<P extends PublishLink = PublishLink> {
    * `signal`, when it aborted).
    */
   async open(signal: AbortSignal): Promise<void> {
-    const publisher: Keeper<P> = new Keeper({
+    const publisher: Keeper<PublishLink> = new Keeper({
       open: (attempt, lost) => this.#transport.openPublisher(attempt, lost),
       // Nothing the lost connection sent may arrive after newer events.
-      restore: (link, _, previous) =>
+      restore: (link, previous) =>
         previous === undefined ? Promise.resolve() : link.fence(previous),
       up: () => {
         this.#lastRetry.delete("publishing");
@@ -124,7 +124,10 @@ export class Remote<P extends PublishLink = PublishLink> {
    * Runs a backend's own command on the publishing connection, with the
    * same deadline as a publish.
    */
-  async command<T>(what: string, command: (link: P) => Promise<T>): Promise<T> {
+  async command<T>(
+    what: string,
+    command: (link: PublishLink) => Promise<T>,
+  ): Promise<T> {
     const publisher = this.#publisher;
     if (publisher === undefined) {
       throw new EventBusError(
