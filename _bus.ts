@@ -21,13 +21,23 @@ import {
   type EventHandler,
   type EventIterator,
   type EventsOptions,
+  type ExactOptions,
   type OnceOptions,
   type OverflowPolicy,
+  type PatternOptions,
+  type PublishedEvent,
   requireTopic,
   show,
   type SubscribeOptions,
   type Subscription,
+  type TopicEvent,
+  type TopicMap,
+  type TopicOf,
+  type UntypedTopics,
 } from "./types.ts";
+
+/** What every overload's handler is assignable to. */
+type AnyHandler = (event: never) => void | Promise<void>;
 
 const OVERFLOW_POLICIES: readonly OverflowPolicy[] = [
   "error",
@@ -51,7 +61,8 @@ export interface RemoteSetup {
  *
  * @internal
  */
-export class BusBase implements EventBus {
+export class BusBase<T extends TopicMap<T> = UntypedTopics>
+  implements EventBus<T> {
   readonly #dispatcher: Dispatcher;
   readonly #remote: Remote | undefined;
   readonly #label: string;
@@ -243,7 +254,12 @@ export class BusBase implements EventBus {
    * @throws {RangeError} For an event over `maxEventBytes`.
    * @throws {EventBusError} `NOT_CONNECTED` or `CLOSED`.
    */
-  publish(topic: string, event: Event): Promise<void> {
+  publish<K extends TopicOf<T>>(
+    topic: K,
+    event: PublishedEvent<T, K>,
+  ): Promise<void>;
+  publish(topic: string, given: object): Promise<void> {
+    const event = given as Event;
     try {
       this.checkPublish(topic, event);
     } catch (error) {
@@ -301,10 +317,44 @@ export class BusBase implements EventBus {
    * @throws {TypeError} For a bad topic, handler, pattern or signal.
    * @throws {EventBusError} `NOT_CONNECTED` or `CLOSED`.
    */
+  subscribe<K extends TopicOf<T>>(
+    topic: K,
+    handler: EventHandler<T[K]>,
+    options?:
+      | null
+      | ExactOptions<T, SubscribeOptions>
+      | (string extends keyof T ? string : never),
+  ): Promise<Subscription>;
+  /**
+   * Subscribes a handler to every topic matching a pattern; see
+   * {@linkcode EventBus.subscribe}.
+   *
+   * @param topic A label.
+   * @param handler Called with each event, one at a time, in order.
+   * @param options The pattern, or `{ pattern, signal? }`.
+   * @returns The subscription, once the backend has confirmed it.
+   */
   subscribe(
     topic: string,
+    handler: (event: TopicEvent<T>) => void | Promise<void>,
+    options: string | PatternOptions<SubscribeOptions>,
+  ): Promise<Subscription>;
+  subscribe(
+    topic: string,
+    handler: AnyHandler,
+    options?: string | null | object,
+  ): Promise<Subscription> {
+    return this.#subscribe(
+      topic,
+      handler as EventHandler,
+      (options ?? null) as string | null | SubscribeOptions,
+    );
+  }
+
+  #subscribe(
+    topic: string,
     handler: EventHandler,
-    options: string | null | SubscribeOptions = null,
+    options: string | null | SubscribeOptions,
   ): Promise<Subscription> {
     let pattern: string | null, signal: AbortSignal | undefined;
     try {
@@ -330,7 +380,24 @@ export class BusBase implements EventBus {
    * @throws {TypeError} For a bad topic or option (as a rejection).
    * @throws {EventBusError} `TIMEOUT`, `CLOSED` or `NOT_CONNECTED`.
    */
-  once(topic: string, options: OnceOptions = {}): Promise<Event> {
+  once<K extends TopicOf<T>>(
+    topic: K,
+    options?: ExactOptions<T, OnceOptions<Event<T[K]>>>,
+  ): Promise<Event<T[K]>>;
+  /**
+   * The next event on any topic matching a pattern; see
+   * {@linkcode EventBus.once}.
+   *
+   * @param topic A label.
+   * @param options `pattern` (required), `filter`, `signal`, `timeoutMs`.
+   * @returns The event.
+   */
+  once(
+    topic: string,
+    options: PatternOptions<OnceOptions<TopicEvent<T>>>,
+  ): Promise<TopicEvent<T>>;
+  once(topic: string, given?: object): Promise<unknown> {
+    const options = (given ?? {}) as OnceOptions;
     let pattern: string | null, signal: AbortSignal | undefined;
     const { filter, timeoutMs } = options ?? {};
     try {
@@ -372,10 +439,24 @@ export class BusBase implements EventBus {
    * @throws {TypeError} For a bad topic or option.
    * @throws {RangeError} For a bad `bufferSize`.
    */
+  events<K extends TopicOf<T>>(
+    topic: K,
+    options?: ExactOptions<T, EventsOptions>,
+  ): EventIterator<Event<T[K]>>;
+  /**
+   * The events on every topic matching a pattern; see
+   * {@linkcode EventBus.events}.
+   *
+   * @param topic A label.
+   * @param options `pattern` (required), `signal`, `bufferSize`, `overflow`.
+   * @returns The iterator.
+   */
   events(
     topic: string,
-    options: EventsOptions = {},
-  ): EventIterator {
+    options: PatternOptions<EventsOptions>,
+  ): EventIterator<TopicEvent<T>>;
+  events(topic: string, given?: object): EventIterator<unknown> {
+    const options = (given ?? {}) as EventsOptions;
     const { pattern, signal } = this.#checkSubscribe(topic, options, "events");
     const { bufferSize = 1000, overflow = "error" } = options ?? {};
     if (!(Number.isSafeInteger(bufferSize) && bufferSize >= 1)) {
@@ -405,7 +486,7 @@ export class BusBase implements EventBus {
   #streamHost(topic: string): StreamHost {
     return {
       subscribe: (handler, pattern) =>
-        this.subscribe(topic, handler, { pattern }),
+        this.#subscribe(topic, handler, { pattern }),
       onClose: (fn) => {
         this.#closeWatchers.add(fn);
         return () => void this.#closeWatchers.delete(fn);

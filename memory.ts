@@ -1,5 +1,5 @@
 import { BusBase } from "./_bus.ts";
-import type { EventBusOptions } from "./types.ts";
+import type { EventBusOptions, TopicMap, UntypedTopics } from "./types.ts";
 
 /**
  * The in-process bus: for tests, development and single-process apps. When
@@ -25,7 +25,8 @@ import type { EventBusOptions } from "./types.ts";
  * assert.ok(seen[0] === "hello");
  * ```
  */
-export class InMemoryEventBus extends BusBase {
+export class InMemoryEventBus<T extends TopicMap<T> = UntypedTopics>
+  extends BusBase<T> {
   /**
    * Makes a bus; call `connect()` before use.
    *

@@ -36,6 +36,8 @@ import {
   EventBusError,
   type EventBusOptions,
   show,
+  type TopicMap,
+  type UntypedTopics,
 } from "./types.ts";
 
 export {
@@ -54,14 +56,22 @@ export {
   type EventIterator,
   type EventsOptions,
   EventType,
+  type ExactOptions,
   type Gap,
   type JsonObject,
+  type JsonSafe,
   type JsonValue,
   type OnceOptions,
   type OverflowPolicy,
+  type PatternOptions,
+  type PublishedEvent,
   type RemoteEventBusOptions,
   type SubscribeOptions,
   type Subscription,
+  type TopicEvent,
+  type TopicMap,
+  type TopicOf,
+  type UntypedTopics,
 } from "./types.ts";
 export { InMemoryEventBus } from "./memory.ts";
 export type { TlsOptions } from "./_tls.ts";
@@ -297,6 +307,15 @@ export function registerBackend(name: string, factory: BackendFactory): void {
  * extra of its class. The drivers load on `connect()`, so importing this
  * module never loads `postgres` or `ioredis`.
  *
+ * `T` is the bus's topic map (topic → payload type), e.g.
+ * `createEventBus<{ "registry:bots": BotChange }>(config)`: `publish`,
+ * `subscribe`, `once` and `events` are then checked against it, and a
+ * payload type JSON cannot carry is a compile error here. Without it the
+ * bus takes any topic, with {@linkcode JsonObject} payloads. The map is
+ * not checked at run time: events from other processes (the Python bus)
+ * are trusted to match it.
+ *
+ * @typeParam T The topic map; see {@linkcode TopicMap}.
  * @param config The backend and its keys (see the README's tables);
  * defaults to the memory backend.
  * @param options Hooks and limits every backend takes.
@@ -313,11 +332,27 @@ export function registerBackend(name: string, factory: BackendFactory): void {
  * assert.ok(bus.state === "ready");
  * await bus.close();
  * ```
+ * @example Declare the topics
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, Event } from "@dataknobs/events";
+ * interface BotChange { bot_id: string; version?: number }
+ * type Topics = { "registry:bots": BotChange };
+ * const bus = createEventBus<Topics>({ backend: "memory" });
+ * await bus.connect();
+ * const ids: string[] = [];
+ * await bus.subscribe("registry:bots", (event) => void ids.push(event.payload.bot_id));
+ * await bus.publish("registry:bots", new Event({ type: "updated", topic: "registry:bots", payload: { bot_id: "b1" } }));
+ * // @ts-expect-error "registry:bot" is not a topic of the map
+ * await bus.subscribe("registry:bot", () => {}).catch(() => {});
+ * assert.deepEqual(ids, ["b1"]);
+ * await bus.close();
+ * ```
  */
-export function createEventBus(
+export function createEventBus<T extends TopicMap<T> = UntypedTopics>(
   config: EventBusConfig = {},
   options: EventBusOptions = {},
-): EventBus {
+): EventBus<T> {
   if (typeof config !== "object" || config === null) {
     throw new TypeError(
       `Invalid event bus config: expected an object, got ${show(config)}`,
@@ -335,7 +370,10 @@ export function createEventBus(
       }`,
     );
   }
-  return factory(config as Readonly<Record<string, unknown>>, options);
+  return factory(
+    config as Readonly<Record<string, unknown>>,
+    options,
+  ) as unknown as EventBus<T>;
 }
 
 registerBackend("memory", (config, options) => {

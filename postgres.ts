@@ -43,8 +43,12 @@ import type { TlsOptions } from "./_tls.ts";
 import {
   type Event,
   EventBusError,
+  type PublishedEvent,
   type RemoteEventBusOptions,
   show,
+  type TopicMap,
+  type TopicOf,
+  type UntypedTopics,
 } from "./types.ts";
 
 export type { TlsOptions } from "./_tls.ts";
@@ -188,7 +192,8 @@ export function postgresChannel(topic: string, prefix = "events"): string {
  * assert.ok(!String(bus).includes("s3cret") && bus.state === "idle");
  * ```
  */
-export class PostgresEventBus extends BusBase {
+export class PostgresEventBus<T extends TopicMap<T> = UntypedTopics>
+  extends BusBase<T> {
   readonly #transport: PostgresTransport;
 
   /**
@@ -218,13 +223,24 @@ export class PostgresEventBus extends BusBase {
    * @throws {RangeError} For an event over `maxEventBytes`.
    * @throws {EventBusError} `NOT_CONNECTED`, `CLOSED` or `PUBLISH_FAILED`.
    */
+  override publish<K extends TopicOf<T>>(
+    topic: K,
+    event: PublishedEvent<T, K>,
+    options?: PostgresPublishOptions,
+  ): Promise<void>;
   override publish(
     topic: string,
-    event: Event,
+    given: object,
     options: PostgresPublishOptions = {},
   ): Promise<void> {
+    const event = given as Event;
     const { sql } = options;
-    if (sql === undefined) return super.publish(topic, event);
+    if (sql === undefined) {
+      return super.publish(
+        topic as TopicOf<T>,
+        given as PublishedEvent<T, TopicOf<T>>,
+      );
+    }
     try {
       this.checkPublish(topic, event);
     } catch (error) {

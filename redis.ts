@@ -33,7 +33,12 @@ import { BusBase } from "./_bus.ts";
 import { OptionChecks } from "./_options.ts";
 import { RedisTransport, type Settings } from "./_redis_transport.ts";
 import { nodeTls, OPTION_NAMES, type TlsOptions, tlsProblem } from "./_tls.ts";
-import { type RemoteEventBusOptions, show } from "./types.ts";
+import {
+  type RemoteEventBusOptions,
+  show,
+  type TopicMap,
+  type UntypedTopics,
+} from "./types.ts";
 
 export type { TlsOptions } from "./_tls.ts";
 
@@ -115,7 +120,8 @@ export interface RedisEventBusOptions extends RemoteEventBusOptions {
  * assert.ok(!String(bus).includes("s3cret") && bus.state === "idle");
  * ```
  */
-export class RedisEventBus extends BusBase {
+export class RedisEventBus<T extends TopicMap<T> = UntypedTopics>
+  extends BusBase<T> {
   /**
    * Makes a bus; call `connect()` before use.
    *

@@ -89,7 +89,116 @@ export type JsonValue =
 export type JsonObject = { readonly [key: string]: JsonValue };
 
 /**
- * What {@linkcode Event}'s constructor takes.
+ * `T` as JSON carries it: what JSON cannot carry faithfully becomes `never`
+ * (`Date`, `bigint`, `symbol`, functions, class instances with methods,
+ * `undefined` in a key that is not optional), so `P extends JsonSafe<P>`
+ * holds only for a payload type that survives the wire. `unknown` and
+ * `any` pass (they are checked at run time). Interfaces work.
+ *
+ * @example Check a payload type
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { JsonSafe } from "@dataknobs/events";
+ * interface BotChange { bot_id: string; tags?: string[] }
+ * const change: JsonSafe<BotChange> = { bot_id: "b1", tags: ["a"] };
+ * // @ts-expect-error a Date does not survive JSON
+ * const bad: JsonSafe<{ when: Date }> = { when: new Date() };
+ * assert.equal(change.bot_id, "b1");
+ * void bad;
+ * ```
+ */
+export type JsonSafe<T> = unknown extends T ? T
+  : T extends JsonValue ? T
+  : T extends
+    | bigint
+    | symbol
+    | undefined
+    | Date
+    | ((...args: never[]) => unknown) ? never
+  : T extends readonly (infer U)[] ? readonly JsonSafe<U>[]
+  : T extends object ? {
+      readonly [
+        // An optional key may be missing; undefined in a required one may not.
+        K in keyof T
+      ]: Record<never, never> extends Pick<T, K>
+        ? JsonSafe<Exclude<T[K], undefined>> | undefined
+        : JsonSafe<T[K]>;
+    }
+  : never;
+
+/**
+ * The constraint on a bus's topic map `T`: each topic's payload type is an
+ * object JSON carries (see {@linkcode JsonSafe}). A map that breaks it is a
+ * compile error at the type argument.
+ *
+ * @example Declare the topics of a bus
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type TopicMap } from "@dataknobs/events";
+ * interface BotChange { bot_id: string }
+ * type Topics = { "registry:bots": BotChange };
+ * const check: TopicMap<Topics> = { "registry:bots": { bot_id: "b1" } };
+ * const bus = createEventBus<Topics>();
+ * assert.equal(bus.state, "idle");
+ * void check;
+ * ```
+ */
+export type TopicMap<T> = {
+  readonly [K in keyof T]: object & JsonSafe<T[K]>;
+};
+
+/**
+ * The topic map of a bus made without one: any topic, payloads of type
+ * {@linkcode JsonObject} (as the bus was before topic maps).
+ *
+ * @example An untyped bus
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type EventBus, type UntypedTopics } from "@dataknobs/events";
+ * const bus: EventBus<UntypedTopics> = createEventBus();
+ * assert.equal(bus.state, "idle");
+ * ```
+ */
+export type UntypedTopics = Record<string, JsonObject>;
+
+/**
+ * The topics of a topic map, as strings.
+ *
+ * @example Topics of a map
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { TopicOf } from "@dataknobs/events";
+ * const topic: TopicOf<{ jobs: { id: number } }> = "jobs";
+ * assert.equal(topic, "jobs");
+ * ```
+ */
+export type TopicOf<T> = keyof T & string;
+
+/**
+ * What a pattern subscription of a bus with topic map `T` receives: an
+ * event of any of its topics, discriminated by `topic`, so checking
+ * `event.topic` narrows the payload. A pattern's matches cannot be
+ * computed in types (`?`, `[a-z]`), so every topic of the map counts.
+ *
+ * @example Narrow by topic
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Event, type TopicEvent } from "@dataknobs/events";
+ * type Topics = { "jobs:new": { id: number }; "jobs:done": { ok: boolean } };
+ * const event = new Event({ type: "created", topic: "jobs:new", payload: { id: 1 } }) as TopicEvent<Topics>;
+ * if (event.topic === "jobs:new") assert.equal(event.payload.id, 1);
+ * ```
+ */
+export type TopicEvent<T> = {
+  [K in TopicOf<T>]: Event<T[K]> & { readonly topic: K };
+}[TopicOf<T>];
+
+/**
+ * What {@linkcode Event}'s constructor takes. `P` is the payload's type
+ * (inferred from `payload` when not given): a payload JSON cannot carry
+ * faithfully (a `Date`, a `bigint`, a function, a required key whose type
+ * allows `undefined`) is a compile error where its type is known, and is
+ * refused at run time in any case.
  *
  * @example Build the fields first
  * ```ts
@@ -99,7 +208,7 @@ export type JsonObject = { readonly [key: string]: JsonValue };
  * assert.equal(new Event(init).source, "shop");
  * ```
  */
-export interface EventInit {
+export interface EventInit<P = JsonObject> {
   /** The category of the event. */
   readonly type: EventType;
   /** The topic the event is published to. */
@@ -108,7 +217,7 @@ export interface EventInit {
    * The event's data: a plain object that JSON carries unchanged.
    * @default {}
    */
-  readonly payload?: Readonly<Record<string, unknown>>;
+  readonly payload?: P & JsonSafe<P>;
   /**
    * When the event happened: a `Date`, or an ISO 8601 string with a UTC
    * offset (microseconds are kept).
@@ -217,7 +326,7 @@ export function bytesOver(event: Event, limit: number): number {
  * assert.ok(copy.payload.bot_id === "b1");
  * ```
  */
-export class Event {
+export class Event<P = JsonObject> {
   /**
    * How deeply `payload` and `metadata` may nest, the object itself counting
    * as level 1: `{ a: { b: [1] } }` is 3 levels deep. Deeper ones are
@@ -229,7 +338,7 @@ export class Event {
   /** The topic the event is published to. */
   readonly topic: string;
   /** The event's data (frozen). */
-  readonly payload: JsonObject;
+  readonly payload: P;
   /** A unique id. */
   readonly eventId: string;
   /** Who produced the event, or null. */
@@ -257,7 +366,7 @@ export class Event {
    * JSON cannot carry faithfully or nests deeper than
    * {@linkcode Event.MAX_DEPTH}.
    */
-  constructor(init: EventInit) {
+  constructor(init: EventInit<P>) {
     const given = checked;
     checked = undefined;
     const givenBytes = checkedBytes;
@@ -271,12 +380,12 @@ export class Event {
     this.type = init.type;
     this.topic = requireTopic(init.topic, "Cannot create event");
     if (given) {
-      this.payload = init.payload as JsonObject;
+      this.payload = init.payload as P;
       this.metadata = init.metadata as JsonObject;
       this.#dataBytes = givenBytes;
     } else {
       const tally = { bytes: 0 };
-      this.payload = jsonObject(init.payload, "payload", tally);
+      this.payload = jsonObject(init.payload, "payload", tally) as P;
       this.metadata = jsonObject(init.metadata, "metadata", tally);
       this.#dataBytes = tally.bytes;
     }
@@ -314,13 +423,10 @@ export class Event {
    * assert.ok(reply.correlationId === request.eventId);
    * ```
    */
-  withCorrelation(correlationId: string): Event {
+  withCorrelation(correlationId: string): Event<P> {
     checked = this.#instant;
     checkedBytes = this.#dataBytes;
-    return new Event({
-      ...this.#init(),
-      correlationId,
-    });
+    return new Event({ ...this.#init(), correlationId }) as Event<P>;
   }
 
   /**
@@ -339,7 +445,7 @@ export class Event {
     return {
       type: this.type,
       topic: this.topic,
-      payload: this.payload,
+      payload: this.payload as JsonObject,
       timestamp: this.#stamp ??= formatInstant(this.#instant),
       event_id: this.eventId,
       source: this.source,
@@ -428,7 +534,7 @@ export class Event {
     return {
       type: this.type,
       topic: this.topic,
-      payload: this.payload,
+      payload: this.payload as JsonObject,
       timestamp: this.#stamp ??= formatInstant(this.#instant),
       eventId: this.eventId,
       source: this.source,
@@ -650,7 +756,60 @@ export function show(value: unknown): string {
  * await bus.close();
  * ```
  */
-export type EventHandler = (event: Event) => void | Promise<void>;
+export type EventHandler<P = JsonObject> = (
+  event: Event<P>,
+) => void | Promise<void>;
+
+/**
+ * What `publish(topic, event)` takes as `event` on a bus with topic map
+ * `T`: an event whose payload has the topic's type; on an untyped bus, any
+ * event (its payload is checked at run time, as always).
+ *
+ * @example The event type of a topic
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Event, type PublishedEvent } from "@dataknobs/events";
+ * type Topics = { jobs: { id: number } };
+ * const event: PublishedEvent<Topics, "jobs"> = new Event({ type: "created", topic: "jobs", payload: { id: 1 } });
+ * assert.equal(event.payload.id, 1);
+ * ```
+ */
+export type PublishedEvent<T, K extends keyof T> = string extends keyof T
+  ? Event<object>
+  : Event<T[K]>;
+
+/**
+ * The options of an exact-topic subscription on a bus with topic map `T`:
+ * a typed bus takes no `pattern` there (a pattern subscription has its
+ * own overload, whose handler gets a {@linkcode TopicEvent}); an untyped
+ * bus takes `O` as it is.
+ *
+ * @example Options of an exact subscription
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ExactOptions, SubscribeOptions } from "@dataknobs/events";
+ * const options: ExactOptions<{ jobs: { id: number } }, SubscribeOptions> = { signal: AbortSignal.timeout(1000) };
+ * assert.equal(options.pattern, undefined);
+ * ```
+ */
+export type ExactOptions<T, O extends SubscribeOptions> = string extends keyof T
+  ? O
+  : O & { readonly pattern?: null };
+
+/**
+ * The options of a pattern subscription: `pattern` is required.
+ *
+ * @example Options of a pattern subscription
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { PatternOptions, SubscribeOptions } from "@dataknobs/events";
+ * const options: PatternOptions<SubscribeOptions> = { pattern: "jobs:*" };
+ * assert.equal(options.pattern, "jobs:*");
+ * ```
+ */
+export type PatternOptions<O extends SubscribeOptions> = O & {
+  readonly pattern: string;
+};
 
 /**
  * A live subscription. Cancel it to stop receiving events; `await using`
@@ -920,7 +1079,8 @@ export interface ConnectOptions {
  * await bus.close();
  * ```
  */
-export interface EventBus extends AsyncDisposable {
+export interface EventBus<T extends TopicMap<T> = UntypedTopics>
+  extends AsyncDisposable {
   /** The connection state. */
   readonly state: ConnectionState;
   /**
@@ -946,7 +1106,10 @@ export interface EventBus extends AsyncDisposable {
    * @returns On memory, a promise that resolves once every matching handler
    * has run; on a remote backend, once the server has accepted the event.
    */
-  publish(topic: string, event: Event): Promise<void>;
+  publish<K extends TopicOf<T>>(
+    topic: K,
+    event: PublishedEvent<T, K>,
+  ): Promise<void>;
   /**
    * Subscribes a handler to a topic, or to every topic matching an fnmatch
    * `pattern` (then `topic` is only a label).
@@ -958,10 +1121,28 @@ export interface EventBus extends AsyncDisposable {
    * the subscription (see {@linkcode SubscribeOptions}).
    * @returns A promise of the subscription, once the backend has confirmed it.
    */
+  subscribe<K extends TopicOf<T>>(
+    topic: K,
+    handler: EventHandler<T[K]>,
+    options?:
+      | null
+      | ExactOptions<T, SubscribeOptions>
+      | (string extends keyof T ? string : never),
+  ): Promise<Subscription>;
+  /**
+   * Subscribes a handler to every topic matching an fnmatch `pattern`;
+   * `topic` is only a label. On a bus with a topic map the handler gets a
+   * {@linkcode TopicEvent}: check `event.topic` to narrow the payload.
+   *
+   * @param topic A label.
+   * @param handler Called with each event, one at a time, in order.
+   * @param options The pattern, or `{ pattern, signal? }`.
+   * @returns A promise of the subscription, once the backend has confirmed it.
+   */
   subscribe(
     topic: string,
-    handler: EventHandler,
-    options?: string | null | SubscribeOptions,
+    handler: (event: TopicEvent<T>) => void | Promise<void>,
+    options: string | PatternOptions<SubscribeOptions>,
   ): Promise<Subscription>;
   /**
    * Waits for the next event on a topic (or matching `pattern`) that passes
@@ -986,7 +1167,23 @@ export interface EventBus extends AsyncDisposable {
    * @returns The event. Rejects with the signal's reason on abort, with
    * `TIMEOUT` after `timeoutMs`, with `CLOSED` when the bus closes first.
    */
-  once(topic: string, options?: OnceOptions): Promise<Event>;
+  once<K extends TopicOf<T>>(
+    topic: K,
+    options?: ExactOptions<T, OnceOptions<Event<T[K]>>>,
+  ): Promise<Event<T[K]>>;
+  /**
+   * Waits for the next event on any topic matching `pattern` (see the
+   * other overload); on a bus with a topic map it is a
+   * {@linkcode TopicEvent}.
+   *
+   * @param topic A label.
+   * @param options `pattern` (required), `filter`, `signal`, `timeoutMs`.
+   * @returns The event.
+   */
+  once(
+    topic: string,
+    options: PatternOptions<OnceOptions<TopicEvent<T>>>,
+  ): Promise<TopicEvent<T>>;
   /**
    * The events on a topic (or matching `pattern`) as an async iterator over
    * a bounded buffer: `for await (const event of bus.events(topic))`. A slow
@@ -1021,7 +1218,22 @@ export interface EventBus extends AsyncDisposable {
    * @returns The iterator; a bad argument throws at once, and a bus that
    * is not connected or closed makes the first read reject.
    */
-  events(topic: string, options?: EventsOptions): EventIterator;
+  events<K extends TopicOf<T>>(
+    topic: K,
+    options?: ExactOptions<T, EventsOptions>,
+  ): EventIterator<Event<T[K]>>;
+  /**
+   * The events on every topic matching `pattern` (see the other overload);
+   * on a bus with a topic map they are {@linkcode TopicEvent}s.
+   *
+   * @param topic A label.
+   * @param options `pattern` (required), `signal`, `bufferSize`, `overflow`.
+   * @returns The iterator.
+   */
+  events(
+    topic: string,
+    options: PatternOptions<EventsOptions>,
+  ): EventIterator<TopicEvent<T>>;
 }
 
 /**
@@ -1042,10 +1254,10 @@ export interface EventBus extends AsyncDisposable {
  * await bus.close();
  * ```
  */
-export interface EventIterator
-  extends AsyncIterableIterator<Event>, AsyncDisposable {
+export interface EventIterator<E = Event>
+  extends AsyncIterableIterator<E>, AsyncDisposable {
   /** Ends iteration and cancels the subscription; resolves once it is. */
-  return(): Promise<IteratorResult<Event>>;
+  return(): Promise<IteratorResult<E>>;
 }
 
 /**
@@ -1088,9 +1300,9 @@ export interface SubscribeOptions {
  * assert.equal(options.timeoutMs, 1000);
  * ```
  */
-export interface OnceOptions extends SubscribeOptions {
+export interface OnceOptions<E = Event> extends SubscribeOptions {
   /** Only an event for which it returns true is taken. */
-  readonly filter?: (event: Event) => boolean;
+  readonly filter?: (event: E) => boolean;
   /**
    * Rejects with an `EventBusError` `TIMEOUT` after this many milliseconds.
    * @default no limit

@@ -33,7 +33,7 @@ export function makeEvent(
 export const MAX_EVENT_BYTES = 1024 * 1024;
 
 /** The UTF-8 length of an event's JSON wire text. */
-export const wireBytes = (event: Event): number =>
+export const wireBytes = (event: Event<unknown>): number =>
   new TextEncoder().encode(event.toJSONString()).length;
 
 /**

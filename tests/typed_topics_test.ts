@@ -1,0 +1,199 @@
+// Typed topics: what compiles and what does not (`deno task check` type
+// checks this file; every `@ts-expect-error` line must be an error), and
+// that a typed bus behaves at run time as an untyped one.
+
+import assert from "node:assert/strict";
+import {
+  createEventBus,
+  Event,
+  type EventBus,
+  type EventHandler,
+  type EventIterator,
+  InMemoryEventBus,
+  type JsonObject,
+  type JsonSafe,
+  type TopicEvent,
+} from "../mod.ts";
+import { PostgresEventBus } from "../postgres.ts";
+import { RedisEventBus } from "../redis.ts";
+
+interface BotChange {
+  bot_id: string;
+  version?: number;
+  tags?: readonly string[];
+}
+type Ingestion = { doc: string; chunks: number };
+type Topics = {
+  "registry:bots": BotChange;
+  "knowledge:ingestion": Ingestion;
+};
+
+const botEvent = (bot_id: string) =>
+  new Event<BotChange>({
+    type: "updated",
+    topic: "registry:bots",
+    payload: { bot_id },
+  });
+
+// Compile-time checks only: never called.
+function typeChecks(bus: EventBus<Topics>, untyped: EventBus): void {
+  // Exact topics give exact payloads; interfaces work; no casts.
+  void bus.subscribe("registry:bots", (event) => {
+    const id: string = event.payload.bot_id;
+    const version: number | undefined = event.payload.version;
+    void id, version;
+  });
+  void bus.publish("registry:bots", botEvent("b1"));
+  void bus.publish(
+    "knowledge:ingestion",
+    new Event({
+      type: "created",
+      topic: "knowledge:ingestion",
+      payload: { doc: "d", chunks: 3 },
+    }),
+  );
+  // @ts-expect-error a topic not in the map
+  void bus.publish("registry:bot", botEvent("b1"));
+  // @ts-expect-error the payload of another topic
+  void bus.publish("knowledge:ingestion", botEvent("b1"));
+  void bus.publish(
+    "registry:bots",
+    // @ts-expect-error a payload missing a required key
+    new Event({ type: "updated", topic: "registry:bots", payload: { id: 1 } }),
+  );
+  // @ts-expect-error subscribing to a topic not in the map
+  void bus.subscribe("registry:bot", () => {});
+  // @ts-expect-error a handler for another payload
+  void bus.subscribe("registry:bots", (event: Event<Ingestion>) => void event);
+  // @ts-expect-error an exact subscription cannot take a pattern
+  void bus.subscribe("registry:bots", () => {}, { pattern: null, x: 1 });
+
+  // A pattern subscription gets the union, narrowed by `topic`.
+  void bus.subscribe("all", (event) => {
+    if (event.topic === "knowledge:ingestion") {
+      const chunks: number = event.payload.chunks;
+      void chunks;
+    } else {
+      const id: string = event.payload.bot_id;
+      void id;
+    }
+  }, "*");
+  void bus.subscribe("all", (event: TopicEvent<Topics>) => void event, {
+    pattern: "registry:*",
+    signal: AbortSignal.timeout(1),
+  });
+
+  // once() and events() are typed the same way.
+  void bus.once("registry:bots", {
+    filter: (event) => event.payload.bot_id === "b1",
+  }).then((event) => {
+    const id: string = event.payload.bot_id;
+    void id;
+  });
+  const events: EventIterator<Event<Ingestion>> = bus.events(
+    "knowledge:ingestion",
+  );
+  void events;
+  void bus.once("any", { pattern: "*" }).then((event) => {
+    // @ts-expect-error without narrowing, the payload is a union
+    const id: string = event.payload.bot_id;
+    void id;
+  });
+  // @ts-expect-error once on a topic not in the map
+  void bus.once("registry:bot");
+
+  // Types JSON cannot carry are compile errors where the type is known.
+  // @ts-expect-error a Date
+  new Event({ type: "created", topic: "t", payload: { when: new Date() } });
+  // @ts-expect-error a bigint
+  new Event({ type: "created", topic: "t", payload: { n: 1n } });
+  // @ts-expect-error a function
+  new Event({ type: "created", topic: "t", payload: { f: () => 1 } });
+  // @ts-expect-error a Map
+  new Event({ type: "created", topic: "t", payload: { m: new Map() } });
+  const maybe: { a: string | undefined } = { a: undefined };
+  // @ts-expect-error a required key that may be undefined
+  new Event({ type: "created", topic: "t", payload: maybe });
+  // @ts-expect-error a map with a Date payload
+  createEventBus<{ t: { when: Date } }>();
+  // @ts-expect-error a map with a payload that is not an object
+  createEventBus<{ t: string }>();
+  // @ts-expect-error a map with an undefined-valued required key
+  createEventBus<{ t: { a: string | undefined } }>();
+  // @ts-expect-error the classes check the map too
+  new InMemoryEventBus<{ t: { f: () => void } }>();
+  createEventBus<{ t: { a?: string; b: number | null; c: string[] } }>();
+  const safe: JsonSafe<BotChange> = { bot_id: "b", tags: ["x"] };
+  void safe;
+
+  // Without a type argument, everything behaves as before.
+  void untyped.subscribe("anything", (event) => {
+    const value: unknown = event.payload.anything;
+    const payload: JsonObject = event.payload;
+    void value, payload;
+  }, "any:*");
+  void untyped.publish("x", botEvent("b1"));
+  const record: Record<string, unknown> = { a: 1 };
+  void untyped.publish(
+    "x",
+    new Event({ type: "created", topic: "x", payload: record }),
+  );
+  const handler: EventHandler = (event) => void event.payload.x;
+  void untyped.subscribe("x", handler, { pattern: "x*" });
+  const options: { pattern?: string | null } = {};
+  void untyped.subscribe("x", handler, options);
+  // Untyped and typed buses of every class are EventBus values.
+  const buses: EventBus[] = [
+    new InMemoryEventBus(),
+    new RedisEventBus({ host: "127.0.0.1" }),
+    new PostgresEventBus({ connectionString: "postgres://h/db" }),
+  ];
+  const typed: EventBus<Topics>[] = [
+    new InMemoryEventBus<Topics>(),
+    new RedisEventBus<Topics>({ host: "127.0.0.1" }),
+    new PostgresEventBus<Topics>({ connectionString: "postgres://h/db" }),
+    createEventBus<Topics>({ backend: "memory" }),
+  ];
+  void buses, typed;
+}
+void typeChecks;
+
+Deno.test("a typed bus delivers exact and pattern subscriptions as an untyped one", async () => {
+  const bus = createEventBus<Topics>();
+  await bus.connect();
+  const exact: string[] = [];
+  const any: string[] = [];
+  await bus.subscribe(
+    "registry:bots",
+    (e) => void exact.push(e.payload.bot_id),
+  );
+  await bus.subscribe("all", (e) => void any.push(e.topic), "*:*");
+  const next = bus.once("knowledge:ingestion", { timeoutMs: 1000 });
+  await bus.publish("registry:bots", botEvent("b1"));
+  await bus.publish(
+    "knowledge:ingestion",
+    new Event({
+      type: "created",
+      topic: "knowledge:ingestion",
+      payload: { doc: "d", chunks: 2 },
+    }),
+  );
+  assert.equal((await next).payload.chunks, 2);
+  assert.deepEqual(exact, ["b1"]);
+  assert.deepEqual(any, ["registry:bots", "knowledge:ingestion"]);
+  await bus.close();
+});
+
+Deno.test("a payload type is not checked at run time: a wrong payload from elsewhere still arrives", async () => {
+  const bus = new InMemoryEventBus<Topics>();
+  await bus.connect();
+  const seen: unknown[] = [];
+  await bus.subscribe("registry:bots", (e) => void seen.push(e.payload));
+  const untyped = bus as unknown as EventBus;
+  await untyped.publish(
+    "registry:bots",
+    new Event({ type: "updated", topic: "registry:bots", payload: { x: 1 } }),
+  );
+  assert.deepEqual(seen, [{ x: 1 }]);
+  await bus.close();
+});
