@@ -101,6 +101,7 @@ try {
     }));
   }
   await Deno.remove(`${dir}/src`, { recursive: true });
+  await compileConsumer();
   await Deno.copyFile(
     new URL("roundtrip.test.mjs", import.meta.url),
     `${dir}/roundtrip.test.mjs`,
@@ -111,6 +112,69 @@ try {
   await tls.server?.stop();
   tls.certs?.remove();
   await Deno.remove(dir, { recursive: true });
+}
+
+// Compiles tests/node/consumer.ts with tsc against the built package, as
+// an application would import it (by name, through node_modules), with
+// moduleResolution nodenext and bundler and no Deno-only settings; then
+// runs it under Node.
+async function compileConsumer(): Promise<void> {
+  const app = `${dir}/app`;
+  await Deno.mkdir(`${app}/node_modules/@dataknobs`, { recursive: true });
+  await Deno.symlink(dir, `${app}/node_modules/@dataknobs/events`);
+  await Deno.symlink(
+    `${dir}/node_modules/@types`,
+    `${app}/node_modules/@types`,
+  );
+  await Deno.writeTextFile(`${app}/package.json`, '{ "type": "module" }');
+  const source = `${app}/consumer.ts`;
+  await Deno.copyFile(new URL("consumer.ts", import.meta.url), source);
+  const common: ts.CompilerOptions = {
+    target: ts.ScriptTarget.ES2022,
+    lib: ["lib.es2022.d.ts", "lib.esnext.disposable.d.ts"],
+    types: ["node"],
+    strict: true,
+    outDir: `${app}/out`,
+  };
+  for (
+    const [module, moduleResolution] of [
+      [ts.ModuleKind.NodeNext, ts.ModuleResolutionKind.NodeNext],
+      [ts.ModuleKind.ESNext, ts.ModuleResolutionKind.Bundler],
+    ] as const
+  ) {
+    const program = ts.createProgram([source], {
+      ...common,
+      module,
+      moduleResolution,
+      typeRoots: [`${app}/node_modules/@types`],
+    });
+    const emitted = program.emit();
+    const diagnostics = [
+      ...ts.getPreEmitDiagnostics(program),
+      ...emitted.diagnostics,
+    ];
+    if (diagnostics.length > 0) {
+      throw new Error(
+        `tsc (${
+          ts.ModuleResolutionKind[moduleResolution]
+        }) rejects the consumer:\n${
+          ts.formatDiagnostics(diagnostics, {
+            getCanonicalFileName: (f) => f,
+            getCurrentDirectory: () => app,
+            getNewLine: () => "\n",
+          })
+        }`,
+      );
+    }
+  }
+  await run("node", [
+    "--input-type=module",
+    "-e",
+    `import { consumer } from "./out/consumer.js";
+const seen = await consumer();
+if (JSON.stringify(seen) !== '["b1","ok=true","read true"]') throw new Error("consumer saw " + JSON.stringify(seen));
+console.log("consumer compiled by tsc (nodenext, bundler) and ran: ok");`,
+  ], app);
 }
 
 // A throwaway redis-server with a TLS port and a private CA, for the TLS
