@@ -351,10 +351,12 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
     );
   }
 
+  // `action` names the call in a NOT_CONNECTED or CLOSED error.
   #subscribe(
     topic: string,
     handler: EventHandler,
     options: string | null | SubscribeOptions,
+    action = "subscribe to",
   ): Promise<Subscription> {
     let pattern: string | null, signal: AbortSignal | undefined;
     try {
@@ -366,7 +368,7 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
           }`,
         );
       }
-      this.#checkUsable("subscribe to", topic);
+      this.#checkUsable(action, topic);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -424,7 +426,7 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
       return Promise.reject(error);
     }
     return once(
-      this.#streamHost(topic),
+      this.#streamHost(topic, "call once() on"),
       topic,
       pattern,
       filter,
@@ -474,7 +476,7 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
       );
     }
     return new EventStream(
-      this.#streamHost(topic),
+      this.#streamHost(topic, "call events() on"),
       topic,
       pattern,
       signal,
@@ -483,10 +485,10 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
     );
   }
 
-  #streamHost(topic: string): StreamHost {
+  #streamHost(topic: string, action: string): StreamHost {
     return {
       subscribe: (handler, pattern) =>
-        this.#subscribe(topic, handler, { pattern }),
+        this.#subscribe(topic, handler, { pattern }, action),
       onClose: (fn) => {
         this.#closeWatchers.add(fn);
         return () => void this.#closeWatchers.delete(fn);

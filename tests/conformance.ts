@@ -804,7 +804,18 @@ export function conformance(name: string, factory: BusFactory): void {
       TypeError,
     );
     await bus.close();
-    await assert.rejects(bus.events(topic).next(), code("CLOSED"));
+    await assert.rejects(
+      bus.events(topic).next(),
+      (error: Error) =>
+        code("CLOSED")(error) &&
+        error.message.startsWith(`Cannot call events() on "${topic}"`),
+    );
+    await assert.rejects(
+      bus.once(topic),
+      (error: Error) =>
+        code("CLOSED")(error) &&
+        error.message.startsWith(`Cannot call once() on "${topic}"`),
+    );
   });
 
   for (
