@@ -100,11 +100,10 @@ export type JsonObject = { readonly [key: string]: JsonValue };
  * import assert from "node:assert/strict";
  * import type { JsonSafe } from "@dataknobs/events";
  * interface BotChange { bot_id: string; tags?: string[] }
- * const change: JsonSafe<BotChange> = { bot_id: "b1", tags: ["a"] };
- * // @ts-expect-error a Date does not survive JSON
- * const bad: JsonSafe<{ when: Date }> = { when: new Date() };
- * assert.equal(change.bot_id, "b1");
- * void bad;
+ * type Survives<T> = T extends JsonSafe<T> ? true : false;
+ * const yes: Survives<BotChange> = true;
+ * const no: Survives<{ when: Date }> = false; // a Date does not survive JSON
+ * assert.ok(yes && !no);
  * ```
  */
 export type JsonSafe<T> = unknown extends T ? T
