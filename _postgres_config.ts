@@ -10,6 +10,7 @@ import { show } from "./types.ts";
 const FIELDS = ["host", "port", "database", "user", "password"] as const;
 type Field = typeof FIELDS[number];
 type Parts = { [F in Field]?: string };
+type Found = { [F in Field]?: string | undefined };
 
 const ENV: Readonly<Record<Field, string>> = {
   host: "POSTGRES_HOST",
@@ -56,14 +57,15 @@ export function postgresUrl(
     denied = true;
     return undefined;
   };
-  let url = config.connection_string || undefined;
+  let url = (config.connection_string as string | null | undefined) ||
+    undefined;
   let from = '"connection_string"';
   if (url === undefined && !given) {
     url = read("DATABASE_URL") || undefined;
     from = "the DATABASE_URL environment variable";
   }
-  const base = url === undefined ? {} : urlParts(String(url), from);
-  const parts: { [F in Field]?: string | undefined } = {};
+  const base = url === undefined ? {} : urlParts(url, from);
+  const parts: Found = {};
   const origin: Partial<Record<Field, string>> = {};
   let fromEnv = false;
   for (const field of FIELDS) {
@@ -76,13 +78,13 @@ export function postgresUrl(
   }
   if (url === undefined && !given && !fromEnv) fail(noConnection(denied));
   if (url !== undefined && !given && !fromEnv) {
-    return String(url).replace(/^postgresql\+asyncpg:/, "postgresql:");
+    return url.replace(/^postgresql\+asyncpg:/, "postgresql:");
   }
-  const query = url === undefined ? "" : new URL(String(url)).search;
+  const query = url === undefined ? "" : new URL(url).search;
   return build({ ...DEFAULTS, ...defined(parts) }, origin, query);
 }
 
-function defined(parts: { [F in Field]?: string | undefined }): Parts {
+function defined(parts: Found): Parts {
   return Object.fromEntries(
     Object.entries(parts).filter(([, value]) => value !== undefined),
   );

@@ -303,12 +303,13 @@ export interface CustomBackends {}
  * import assert from "node:assert/strict";
  * import { createEventBus, type CustomConfig, InMemoryEventBus, registerBackend } from "@dataknobs/events";
  * registerBackend("custom-config-example", () => new InMemoryEventBus());
- * // With "custom-config-example" in CustomBackends, `config` may be typed
- * // CustomConfig; here it is not (CustomBackends is empty), so it is `never`.
- * const config = { backend: "custom-config-example", flavour: "x" };
- * const typed: CustomConfig[] = [];
- * assert.equal(createEventBus(config as never).state, "idle");
- * assert.equal(typed.length, 0);
+ * // A function of yours that takes the configs of the backends you named
+ * // in CustomBackends (examples/custom_backend.ts names one):
+ * const make = (config: CustomConfig) => createEventBus(config);
+ * // Here none is named, so only configs from files reach that backend.
+ * const bus = createEventBus(JSON.parse('{"backend": "custom-config-example"}'));
+ * assert.equal(bus.state, "idle");
+ * assert.equal(make.length, 1);
  * ```
  */
 export type CustomConfig = {
