@@ -1,11 +1,13 @@
-// Checks the seed's configuration dicts: every key known, of the right type,
-// required ones present, and secrets never echoed.
+// Checks the configuration dicts (the Python bus's keys and ours): every key
+// known and of the right type, secrets never echoed.
 
+import { portNumber, POSTGRES_SCHEME } from "./_postgres_config.ts";
 import { CONFIG_NAMES, tlsProblem } from "./_tls.ts";
 import { show } from "./types.ts";
 
 type Kind =
   | "string"
+  | "text"
   | "boolean"
   | "port"
   | "bytes"
@@ -18,16 +20,18 @@ type Kind =
 
 interface KeySpec {
   readonly kind: Kind;
-  readonly required?: boolean;
   readonly secret?: boolean;
+  /** `null` means "not given", as Python's `None` does for this key. */
+  readonly nullable?: boolean;
 }
 
 const CHECKS: Record<Kind, [(value: unknown) => boolean, string]> = {
   string: [(v) => typeof v === "string" && v !== "", "a non-empty string"],
+  text: [(v) => typeof v === "string", "a string"],
   boolean: [(v) => typeof v === "boolean", "true or false"],
   port: [
-    (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535,
-    "an integer from 1 to 65535",
+    (v) => portNumber(v) !== undefined,
+    "an integer from 1 to 65535 (or its decimal text)",
   ],
   bytes: [
     (v) => Number.isSafeInteger(v) && (v as number) >= 1,
@@ -38,8 +42,9 @@ const CHECKS: Record<Kind, [(value: unknown) => boolean, string]> = {
     (v) => typeof v === "string" && v !== "" && !/[*?[\]\\]/.test(v),
     "a non-empty string without glob characters (* ? [ ] \\)",
   ],
+  // "" is "not given", as Python reads it.
   postgres_url: [
-    (v) => isUrl(v, /^postgres(ql)?:$/),
+    (v) => v === "" || isUrl(v, POSTGRES_SCHEME),
     "a postgres:// URL (a literal % in it written as %25)",
   ],
   redis_url: [
@@ -49,16 +54,21 @@ const CHECKS: Record<Kind, [(value: unknown) => boolean, string]> = {
   // Checked in full by tlsProblem, which names the setting at fault.
   tls: [(v) => tlsProblem(v, CONFIG_NAMES) === undefined, "TLS settings"],
   pg_prefix: [
-    (v) => typeof v === "string" && /^[A-Za-z0-9_]{1,40}$/.test(v),
-    "1 to 40 characters from [A-Za-z0-9_]",
+    (v) => typeof v === "string" && /^[A-Za-z0-9_]{1,40}$/.test(cleanPrefix(v)),
+    "a string with 1 to 40 characters from [A-Za-z0-9_] (others are removed)",
   ],
 };
 
-/** The keys each built-in backend accepts, verbatim from the seed. */
+/** The keys each built-in backend accepts: the Python bus's, and ours. */
 const SCHEMAS: Readonly<Record<string, Record<string, KeySpec>>> = {
   memory: {},
   postgres: {
-    connection_string: { kind: "postgres_url", required: true, secret: true },
+    connection_string: { kind: "postgres_url", secret: true, nullable: true },
+    host: { kind: "string", nullable: true },
+    port: { kind: "port", nullable: true },
+    database: { kind: "string", nullable: true },
+    user: { kind: "string", nullable: true },
+    password: { kind: "text", secret: true, nullable: true },
     channel_prefix: { kind: "pg_prefix" },
     ssl: { kind: "tls", secret: true },
   },
@@ -66,7 +76,7 @@ const SCHEMAS: Readonly<Record<string, Record<string, KeySpec>>> = {
     host: { kind: "string" },
     port: { kind: "port" },
     ssl: { kind: "tls", secret: true },
-    password: { kind: "string", secret: true },
+    password: { kind: "string", secret: true, nullable: true },
     db: { kind: "db" },
     channel_prefix: { kind: "prefix" },
     url: { kind: "redis_url", secret: true },
@@ -80,7 +90,15 @@ const COMMON: Readonly<Record<string, KeySpec>> = {
 };
 
 /**
- * Throws a TypeError naming the first unknown, missing or mistyped key.
+ * A Postgres channel prefix as the Python bus cleans it: every character
+ * outside `[A-Za-z0-9_]` removed.
+ */
+export function cleanPrefix(prefix: string): string {
+  return prefix.replace(/[^A-Za-z0-9_]/g, "");
+}
+
+/**
+ * Throws a TypeError naming the first unknown or mistyped key.
  * Values of secret keys never appear in the message.
  */
 export function checkConfig(
@@ -99,10 +117,7 @@ export function checkConfig(
   }
   for (const [key, spec] of Object.entries(schema)) {
     const value = config[key];
-    if (value === undefined) {
-      if (spec.required) fail(`"${key}" is required`);
-      continue;
-    }
+    if (value === undefined || (value === null && spec.nullable)) continue;
     if (spec.kind === "tls") {
       const problem = tlsProblem(value, CONFIG_NAMES);
       if (problem !== undefined) fail(problem);

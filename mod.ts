@@ -26,7 +26,8 @@
  * @module
  */
 
-import { checkConfig } from "./_config.ts";
+import { checkConfig, cleanPrefix } from "./_config.ts";
+import { portNumber, postgresUrl } from "./_postgres_config.ts";
 import { InMemoryEventBus } from "./memory.ts";
 import { PostgresEventBus, type PostgresEventBusOptions } from "./postgres.ts";
 import { RedisEventBus, type RedisEventBusOptions } from "./redis.ts";
@@ -77,7 +78,7 @@ export { InMemoryEventBus } from "./memory.ts";
 export type { TlsOptions } from "./_tls.ts";
 
 /**
- * The seed's config for the in-memory backend.
+ * The config of the in-memory backend.
  *
  * @example The memory config
  * ```ts
@@ -99,7 +100,72 @@ export interface MemoryConfig {
 }
 
 /**
- * The seed's config for the PostgreSQL backend.
+ * Every key of the PostgreSQL config (what {@linkcode PostgresConfig}
+ * requires one of is there). The connection comes, as in the Python
+ * dataknobs-common bus, from the individual keys, then `connection_string`,
+ * then the `DATABASE_URL` environment variable (only when the config gives
+ * neither), then `POSTGRES_HOST`, `POSTGRES_PORT`, `POSTGRES_DB`,
+ * `POSTGRES_USER`, `POSTGRES_PASSWORD` for each part still missing, then
+ * the defaults. `null` (Python's `None`) means "not given".
+ *
+ * @example Individual keys, a port as text (as from an environment file)
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type PostgresConfigKeys } from "@dataknobs/events";
+ * const keys: PostgresConfigKeys = { backend: "postgres", host: "db.example.com", port: "5433", database: "app" };
+ * assert.equal(String(createEventBus({ ...keys, user: "app" })), "PostgresEventBus(postgres://db.example.com:5433/app, idle)");
+ * ```
+ */
+export interface PostgresConfigKeys {
+  /** `"postgres"`. */
+  readonly backend: "postgres";
+  /**
+   * The largest event `publish` takes, in UTF-8 bytes of its JSON text
+   * (the `maxEventBytes` option; this key wins over it).
+   * @default 1048576
+   */
+  readonly max_event_bytes?: number;
+  /**
+   * A `postgres://` or `postgresql://` URL (`postgresql+asyncpg://` is read
+   * as `postgresql://`); `""` or `null`: not given. Used as written unless
+   * an individual key or a `POSTGRES_*` variable supplies a part it lacks;
+   * then a URL is built from the parts, keeping this one's query.
+   */
+  readonly connection_string?: string | null;
+  /** The server. Default: the URL's, `POSTGRES_HOST`, `"localhost"`. */
+  readonly host?: string | null;
+  /**
+   * The port, a number or its decimal text. Default: the URL's,
+   * `POSTGRES_PORT`, 5432.
+   */
+  readonly port?: number | `${number}` | null;
+  /** The database. Default: the URL's, `POSTGRES_DB`, `"postgres"`. */
+  readonly database?: string | null;
+  /** The role. Default: the URL's, `POSTGRES_USER`, `"postgres"`. */
+  readonly user?: string | null;
+  /** The password; never shown. Default: the URL's, `POSTGRES_PASSWORD`, none. */
+  readonly password?: string | null;
+  /**
+   * NOTIFY channel prefix; every character outside `[A-Za-z0-9_]` is
+   * removed, as the Python bus does, leaving 1 to 40.
+   * @default "events"
+   */
+  readonly channel_prefix?: string;
+  /**
+   * TLS: `true` (verify the server against Node's CA store) or
+   * {@linkcode TlsConfig}; combined with the URL's `sslmode` (the stronger
+   * applies; contradictions are refused). Default: what `sslmode` says.
+   */
+  readonly ssl?: boolean | TlsConfig;
+}
+
+/**
+ * The PostgreSQL config: {@linkcode PostgresConfigKeys} with at least one of
+ * `connection_string`, `host`, `port`, `database`, `user`, `password`, so
+ * that a config written in code says where its server is. A config that
+ * relies on the environment alone (`DATABASE_URL`, `POSTGRES_*`) says so
+ * with `connection_string: null`; one read from a file needs nothing (the
+ * check at run time is the same as Python's).
  *
  * @example The Postgres config (nothing connects yet)
  * ```ts
@@ -111,30 +177,30 @@ export interface MemoryConfig {
  * assert.ok(bus instanceof PostgresEventBus); // with every extra of the class
  * assert.equal(String(bus), "PostgresEventBus(postgres://db.example.com:5432/app, idle)");
  * ```
+ * @example From the environment only
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { PostgresConfig } from "@dataknobs/events";
+ * // DATABASE_URL, else POSTGRES_HOST, POSTGRES_PORT, … (Deno: --allow-env)
+ * const config: PostgresConfig = { backend: "postgres", connection_string: null };
+ * // @ts-expect-error: no connection in a config written in code
+ * const missing: PostgresConfig = { backend: "postgres" };
+ * assert.notDeepEqual(config, missing);
+ * ```
  */
-export interface PostgresConfig {
-  /** `"postgres"`. */
-  readonly backend: "postgres";
-  /**
-   * The largest event `publish` takes, in UTF-8 bytes of its JSON text
-   * (the `maxEventBytes` option; this key wins over it).
-   * @default 1048576
-   */
-  readonly max_event_bytes?: number;
-  /** A `postgres://` URL. */
-  readonly connection_string: string;
-  /** NOTIFY channel prefix, from `[A-Za-z0-9_]`. Default `"events"`. */
-  readonly channel_prefix?: string;
-  /**
-   * TLS: `true` (verify the server against Node's CA store) or
-   * {@linkcode TlsConfig}; combined with the URL's `sslmode` (the stronger
-   * applies; contradictions are refused). Default: what `sslmode` says.
-   */
-  readonly ssl?: boolean | TlsConfig;
-}
+export type PostgresConfig =
+  & PostgresConfigKeys
+  & (
+    | { readonly host: string }
+    | { readonly port: number | `${number}` }
+    | { readonly database: string }
+    | { readonly user: string }
+    | { readonly password: string }
+    | { readonly connection_string: string | null }
+  );
 
 /**
- * The seed's config for the Redis backend, plus `url` and `username`.
+ * The Redis config: the Python bus's keys, plus `db`, `url` and `username`.
  *
  * @example The Redis config (nothing connects yet)
  * ```ts
@@ -142,6 +208,8 @@ export interface PostgresConfig {
  * import { createEventBus, type RedisConfig } from "@dataknobs/events";
  * const config: RedisConfig = { backend: "redis", host: "cache.example.com", port: 6379, ssl: true };
  * assert.equal(createEventBus(config).state, "idle");
+ * // Python's defaults: localhost:6379.
+ * assert.equal(String(createEventBus({ backend: "redis" })), "RedisEventBus(redis://localhost:6379/0, idle)");
  * ```
  */
 export interface RedisConfig {
@@ -153,18 +221,24 @@ export interface RedisConfig {
    * @default 1048576
    */
   readonly max_event_bytes?: number;
-  /** The Redis host; required unless `url` is given. */
+  /**
+   * The Redis host.
+   * @default "localhost" (or the host of `url`)
+   */
   readonly host?: string;
-  /** The port. Default 6379. */
-  readonly port?: number;
+  /**
+   * The port, a number or its decimal text.
+   * @default 6379
+   */
+  readonly port?: number | `${number}`;
   /**
    * Use TLS: `true` verifies the server against Node's CA store;
    * {@linkcode TlsConfig} gives a CA, a client certificate, a server name.
    * Default false (true with a `rediss://` URL).
    */
   readonly ssl?: boolean | TlsConfig;
-  /** The password (AUTH). */
-  readonly password?: string;
+  /** The password (AUTH); `null`: none. */
+  readonly password?: string | null;
   /** The database number. Default 0. */
   readonly db?: number;
   /** Channel prefix: channels are `<prefix>:<topic>`. Default `"events"`. */
@@ -206,23 +280,53 @@ export interface TlsConfig {
 }
 
 /**
- * A config for a backend registered with {@linkcode registerBackend}.
+ * The names and config types of backends added with
+ * {@linkcode registerBackend}, for the type checker: empty here, filled by
+ * declaration merging (`declare module "@dataknobs/events"`). A name that
+ * is in neither this map nor the built-in ones — a typo such as
+ * `"postgress"` — does not compile; a config read from a file (`any`)
+ * always does, and is checked when the bus is made.
+ *
+ * @example Name a registered backend for the type checker
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type EventBusConfig, InMemoryEventBus, registerBackend } from "@dataknobs/events";
+ * // In a module of yours (a complete program: examples/custom_backend.ts):
+ * //   declare module "@dataknobs/events" {
+ * //     interface CustomBackends { "loopback-region": { readonly region: string } }
+ * //   }
+ * registerBackend("loopback-region", (_config, options) => new InMemoryEventBus(options));
+ * // Read from a file, a config is checked when the bus is made.
+ * const config: EventBusConfig = JSON.parse('{"backend": "loopback-region", "region": "eu"}');
+ * assert.equal(createEventBus(config).state, "idle");
+ * ```
+ */
+// deno-lint-ignore no-empty-interface
+export interface CustomBackends {}
+
+/**
+ * A config for a backend registered with {@linkcode registerBackend} and
+ * named in {@linkcode CustomBackends}: `{ backend: name, ...its keys }`.
  *
  * @example Config for a registered backend
  * ```ts
  * import assert from "node:assert/strict";
  * import { createEventBus, type CustomConfig, InMemoryEventBus, registerBackend } from "@dataknobs/events";
  * registerBackend("custom-config-example", () => new InMemoryEventBus());
- * const config: CustomConfig = { backend: "custom-config-example", region: "eu" };
- * assert.equal(createEventBus(config).state, "idle");
+ * // A function of yours that takes the configs of the backends you named
+ * // in CustomBackends (examples/custom_backend.ts names one):
+ * const make = (config: CustomConfig) => createEventBus(config);
+ * // Here none is named, so only configs from files reach that backend.
+ * const bus = createEventBus(JSON.parse('{"backend": "custom-config-example"}'));
+ * assert.equal(bus.state, "idle");
+ * assert.equal(make.length, 1);
  * ```
  */
-export interface CustomConfig {
-  /** The registered name. */
-  readonly backend: string;
-  /** Whatever that backend takes. */
-  readonly [key: string]: unknown;
-}
+export type CustomConfig = {
+  [Name in keyof CustomBackends]:
+    & { readonly backend: Name }
+    & CustomBackends[Name];
+}[keyof CustomBackends];
 
 /**
  * What {@linkcode createEventBus} takes.
@@ -273,7 +377,8 @@ const backends = new Map<string, BackendFactory>();
  * ```ts
  * import { createEventBus, InMemoryEventBus, registerBackend } from "@dataknobs/events";
  * registerBackend("loopback", (_config, options) => new InMemoryEventBus(options));
- * const bus = createEventBus({ backend: "loopback" });
+ * // Typed configs name it in CustomBackends; this one comes from a file.
+ * const bus = createEventBus(JSON.parse('{"backend": "loopback"}'));
  * await bus.connect();
  * await bus.close();
  * ```
@@ -302,7 +407,9 @@ export function registerBackend(name: string, factory: BackendFactory): void {
 }
 
 /**
- * Makes a bus from the seed's config dict (call `connect()` next): an
+ * Makes a bus from a config dict — the Python dataknobs-common bus's keys,
+ * with the same meaning, environment fallbacks included (call `connect()`
+ * next): an
  * `InMemoryEventBus`, a `PostgresEventBus` or a `RedisEventBus`, with every
  * extra of its class. The drivers load on `connect()`, so importing this
  * module never loads `postgres` or `ioredis`.
@@ -320,8 +427,9 @@ export function registerBackend(name: string, factory: BackendFactory): void {
  * defaults to the memory backend.
  * @param options Hooks and limits every backend takes.
  * @returns The bus, not yet connected.
- * @throws {TypeError} For an unknown, missing or mistyped key (secrets are
- * never echoed).
+ * @throws {TypeError} For an unknown or mistyped key, or a Postgres config
+ * that gives no connection (naming `--allow-env` where Deno may not read
+ * the environment); secrets are never echoed.
  * @throws {EventBusError} `UNKNOWN_BACKEND`, listing the registered names.
  * @example Pick a backend from config
  * ```ts
@@ -383,13 +491,13 @@ registerBackend("memory", (config, options) => {
 
 registerBackend("postgres", (config, options) => {
   checkConfig("postgres", config);
-  const c = config as unknown as PostgresConfig;
+  const c = config as unknown as PostgresConfigKeys;
   const settings: PostgresEventBusOptions = {
     ...busOptions(config, options),
-    connectionString: c.connection_string,
+    connectionString: postgresUrl(config),
     ...(c.channel_prefix === undefined
       ? {}
-      : { channelPrefix: c.channel_prefix }),
+      : { channelPrefix: cleanPrefix(c.channel_prefix) }),
     ...(c.ssl === undefined ? {} : { tls: tlsOption(c.ssl) }),
   };
   return new PostgresEventBus(settings);
@@ -398,11 +506,6 @@ registerBackend("postgres", (config, options) => {
 registerBackend("redis", (config, options) => {
   checkConfig("redis", config);
   const c = config as unknown as RedisConfig;
-  if (c.host === undefined && c.url === undefined) {
-    throw new TypeError(
-      'Invalid redis event bus config: "host" is required (or give "url")',
-    );
-  }
   const settings: RedisEventBusOptions = {
     ...busOptions(config, options),
     ...redisOptions(c),
@@ -423,10 +526,11 @@ function busOptions(
 
 function redisOptions(c: RedisConfig): RedisEventBusOptions {
   const pairs: [string, unknown][] = [
-    ["host", c.host],
-    ["port", c.port],
+    // Python's default host; a url gives its own.
+    ["host", c.host ?? (c.url === undefined ? "localhost" : undefined)],
+    ["port", c.port === undefined ? undefined : portNumber(c.port)],
     ["tls", c.ssl === undefined ? undefined : tlsOption(c.ssl)],
-    ["password", c.password],
+    ["password", c.password ?? undefined],
     ["db", c.db],
     ["channelPrefix", c.channel_prefix],
     ["url", c.url],

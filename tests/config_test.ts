@@ -6,6 +6,8 @@ import {
   InMemoryEventBus,
   registerBackend,
 } from "../mod.ts";
+import { DENIED, type EnvReader } from "../_env.ts";
+import { postgresUrl } from "../_postgres_config.ts";
 import { PostgresEventBus } from "../postgres.ts";
 import { RedisEventBus } from "../redis.ts";
 
@@ -37,17 +39,11 @@ Deno.test("createEventBus() names an unknown key, a missing key and a mistyped o
     typeError(/unknown key "hots"; the keys are: backend, host, port/),
   );
   assert.throws(
-    () => createEventBus({ backend: "postgres" } as never),
-    typeError(/"connection_string" is required/),
-  );
-  assert.throws(
-    () => createEventBus({ backend: "redis" }),
-    typeError(/"host" is required/),
-  );
-  assert.throws(
     () =>
-      createEventBus({ backend: "redis", host: "h", port: "6379" } as never),
-    typeError(/"port" must be an integer from 1 to 65535, got "6379"/),
+      createEventBus({ backend: "redis", host: "h", port: "6379x" } as never),
+    typeError(
+      /"port" must be an integer from 1 to 65535 \(or its decimal text\), got "6379x"/,
+    ),
   );
   assert.throws(
     () => createEventBus({ backend: "redis", host: "h", port: 70000 }),
@@ -71,11 +67,278 @@ Deno.test("createEventBus() names an unknown key, a missing key and a mistyped o
       createEventBus({
         backend: "postgres",
         connection_string: "postgres://x",
-        channel_prefix: "bad-prefix;",
+        channel_prefix: "-.;",
       }),
-    typeError(
-      /"channel_prefix" must be 1 to 40 characters from \[A-Za-z0-9_\]/,
-    ),
+    typeError(/"channel_prefix" must be a string with 1 to 40 characters/),
+  );
+});
+
+/** An environment of these variables only. */
+const envOf = (vars: Record<string, string>): EnvReader => (name) => vars[name];
+
+Deno.test("postgresUrl() resolves a connection as the Python bus does", () => {
+  const cases: [
+    string,
+    Record<string, unknown>,
+    Record<string, string>,
+    string,
+  ][] = [
+    [
+      "a connection string alone is used as given",
+      { connection_string: "postgres://u@h/db?sslmode=require" },
+      {},
+      "postgres://u@h/db?sslmode=require",
+    ],
+    [
+      "SQLAlchemy's asyncpg dialect is read as postgresql",
+      { connection_string: "postgresql+asyncpg://u@h:5433/db" },
+      {},
+      "postgresql://u@h:5433/db",
+    ],
+    [
+      "an individual key overrides that part, keeping the query",
+      {
+        connection_string: "postgres://u@h/db?sslmode=require",
+        database: "other",
+      },
+      {},
+      "postgresql://u:@h:5432/other?sslmode=require",
+    ],
+    [
+      "an explicit empty password beats the URL's",
+      { connection_string: "postgres://u:pw@h/db", password: "" },
+      {},
+      "postgresql://u:@h:5432/db",
+    ],
+    [
+      "POSTGRES_* fill the parts a URL lacks",
+      { connection_string: "postgres://u@h/db" },
+      { POSTGRES_PASSWORD: "pw", POSTGRES_PORT: "5433" },
+      "postgresql://u:pw@h:5433/db",
+    ],
+    [
+      "a part the URL has is not taken from POSTGRES_*",
+      { connection_string: "postgres://u:@h:5432/db" },
+      { POSTGRES_PASSWORD: "pw", POSTGRES_PORT: "1" },
+      "postgres://u:@h:5432/db",
+    ],
+    ["DATABASE_URL when the config has no connection", {}, {
+      DATABASE_URL: "postgres://e@envhost/envdb",
+    }, "postgres://e@envhost/envdb"],
+    [
+      "DATABASE_URL when connection_string is null",
+      { connection_string: null, password: null },
+      { DATABASE_URL: "postgres://e@envhost/envdb" },
+      "postgres://e@envhost/envdb",
+    ],
+    [
+      "DATABASE_URL when connection_string is empty",
+      { connection_string: "" },
+      { DATABASE_URL: "postgres://e@envhost/envdb" },
+      "postgres://e@envhost/envdb",
+    ],
+    ["individual keys suppress DATABASE_URL", { host: "db", port: "5433" }, {
+      DATABASE_URL: "postgres://e@envhost/envdb",
+      POSTGRES_USER: "app",
+    }, "postgresql://app:@db:5433/postgres"],
+    ["POSTGRES_* alone, with defaults", {}, {
+      DATABASE_URL: "",
+      POSTGRES_HOST: "envhost",
+      POSTGRES_PORT: " 5433\n",
+    }, "postgresql://postgres:@envhost:5433/postgres"],
+    [
+      "a port as text, the way Python's int() reads it",
+      { host: "db", port: "+54_32" },
+      {},
+      "postgresql://postgres:@db:5432/postgres",
+    ],
+    [
+      "user and password are %-escaped",
+      { host: "db", user: "a@b", password: "p@ss/w0rd:" },
+      {},
+      "postgresql://a%40b:p%40ss%2Fw0rd%3A@db:5432/postgres",
+    ],
+    [
+      "an IPv6 host is bracketed",
+      { host: "::1", database: "app" },
+      {},
+      "postgresql://postgres:@[::1]:5432/app",
+    ],
+    [
+      "a URL's parts are decoded before they are escaped again",
+      { connection_string: "postgres://a%40b:p%2F@h/d%2Db", port: 5433 },
+      {},
+      "postgresql://a%40b:p%2F@h:5433/d-b",
+    ],
+    [
+      "the environment is not read when it is not needed",
+      { connection_string: "postgres://u:p@h:1/db" },
+      { POSTGRES_HOST: "x" },
+      "postgres://u:p@h:1/db",
+    ],
+  ];
+  for (const [name, config, env, url] of cases) {
+    assert.equal(postgresUrl(config, envOf(env)), url, name);
+  }
+  // Without the permission, a config that names its server still works.
+  const denied: EnvReader = () => DENIED;
+  assert.equal(
+    postgresUrl({ connection_string: "postgres://h/db" }, denied),
+    "postgres://h/db",
+  );
+  assert.equal(
+    postgresUrl({ host: "db" }, denied),
+    "postgresql://postgres:@db:5432/postgres",
+  );
+});
+
+Deno.test("postgresUrl() names what is missing or wrong, never a secret", () => {
+  const secret = "s3cr3t";
+  const cases: [
+    Record<string, unknown>,
+    Record<string, string> | EnvReader,
+    RegExp,
+  ][] = [
+    [
+      {},
+      {},
+      /no connection given: set "connection_string", or any of "host", .*DATABASE_URL or POSTGRES_HOST.*POSTGRES_PASSWORD$/,
+    ],
+    [
+      {},
+      () => DENIED,
+      /this program may not read them: run Deno with --allow-env \(or --allow-env=DATABASE_URL,POSTGRES_HOST,POSTGRES_PORT,POSTGRES_DB,POSTGRES_USER,POSTGRES_PASSWORD\)/,
+    ],
+    [
+      {},
+      { DATABASE_URL: `mysql://u:${secret}@h/db` },
+      /the DATABASE_URL environment variable must be a postgres:\/\/ URL/,
+    ],
+    [
+      {},
+      { DATABASE_URL: `postgres://u:${secret}%zz@h/db` },
+      /the DATABASE_URL environment variable must be a postgres/,
+    ],
+    [
+      { host: "db" },
+      { POSTGRES_PORT: "54x" },
+      /the POSTGRES_PORT environment variable must be an integer from 1 to 65535, got "54x"/,
+    ],
+    [
+      { host: "db", port: 0 },
+      {},
+      /"port" must be an integer from 1 to 65535, got "0"/,
+    ],
+    [
+      { host: "a b" },
+      {},
+      /"host" must be a non-empty host name without spaces/,
+    ],
+    [
+      { host: "db", database: "a/b" },
+      {},
+      /"database" must be a non-empty database name .* got "a\/b"; give a "connection_string"/,
+    ],
+    [{ host: "" }, {}, /"host" must be a non-empty host name/],
+    [
+      { host: "db:5432" },
+      {},
+      /"host" has a ":" but is not an IPv6 address; give the port as "port"/,
+    ],
+    [
+      { user: "u" },
+      { POSTGRES_HOST: "h@x", POSTGRES_PASSWORD: secret },
+      /the POSTGRES_HOST environment variable must be a non-empty host name/,
+    ],
+    [
+      { connection_string: `postgres://u:${secret}@h/db`, database: "a?b" },
+      {},
+      /"database" must be/,
+    ],
+  ];
+  for (const [config, env, message] of cases) {
+    const read = typeof env === "function" ? env : envOf(env);
+    assert.throws(() => postgresUrl(config, read), (e: unknown) => {
+      assert.ok(e instanceof TypeError && e.cause === undefined, String(e));
+      assert.match(e.message, /^Invalid postgres event bus config: /);
+      assert.match(e.message, message);
+      assert.doesNotMatch(e.message, new RegExp(secret));
+      return true;
+    });
+  }
+});
+
+Deno.test("createEventBus() takes the Python bus's Postgres and Redis keys", () => {
+  const pg = (config: Record<string, unknown>) =>
+    String(createEventBus({ backend: "postgres", ...config } as never));
+  assert.equal(
+    pg({
+      host: "db",
+      port: "5433",
+      database: "app",
+      user: "u",
+      password: "s3cr3t",
+    }),
+    "PostgresEventBus(postgres://db:5433/app, idle)",
+  );
+  assert.equal(
+    pg({
+      connection_string: "postgresql+asyncpg://u@db/app",
+      channel_prefix: "my-app.events",
+    }),
+    "PostgresEventBus(postgres://db:5432/app, idle)",
+  );
+  assert.doesNotMatch(pg({ host: "db", password: "s3cr3t" }), /s3cr3t/);
+  for (
+    const [prefix, why] of [["-.;", /"-\.;"/], ["a".repeat(41), /1 to 40/], [
+      null,
+      /got null/,
+    ]] as const
+  ) {
+    assert.throws(
+      () => pg({ host: "db", channel_prefix: prefix }),
+      typeError(why),
+    );
+  }
+  for (
+    const [key, value] of [
+      ["host", 1],
+      ["database", ""],
+      ["user", 2],
+      ["password", 3],
+      ["port", 5432.5],
+      ["port", "5432.0"],
+    ] as const
+  ) {
+    assert.throws(
+      () => pg({ [key]: value }),
+      typeError(new RegExp(`"${key}" must be`)),
+    );
+  }
+  const redis = (config: Record<string, unknown>) =>
+    String(createEventBus({ backend: "redis", ...config } as never));
+  assert.equal(redis({}), "RedisEventBus(redis://localhost:6379/0, idle)");
+  assert.equal(
+    redis({ port: "6380", password: null }),
+    "RedisEventBus(redis://localhost:6380/0, idle)",
+  );
+  assert.equal(
+    redis({ port: " 6_380 " }),
+    "RedisEventBus(redis://localhost:6380/0, idle)",
+  );
+  assert.equal(
+    redis({ url: "redis://cache:6381/2" }),
+    "RedisEventBus(redis://cache:6381/2, idle)",
+  );
+  for (const port of ["0", "65536", "6379.0", "0x18eb", "", null, true]) {
+    assert.throws(
+      () => redis({ port }),
+      typeError(/"port" must be an integer/),
+    );
+  }
+  assert.throws(
+    () => redis({ host: null }),
+    typeError(/"host" must be a non-empty string/),
   );
 });
 
@@ -172,7 +435,7 @@ Deno.test("createEventBus() never echoes credentials", () => {
 
 Deno.test("createEventBus() with an unknown backend lists the registered ones", () => {
   assert.throws(
-    () => createEventBus({ backend: "kafka" }),
+    () => createEventBus({ backend: "kafka" } as never),
     (e: unknown) =>
       e instanceof EventBusError && e.code === "UNKNOWN_BACKEND" &&
       /"kafka"; registered backends: memory, postgres, redis/.test(e.message),
@@ -185,7 +448,9 @@ Deno.test("registerBackend() adds a backend and refuses duplicates", async () =>
     seen.push(config);
     return new InMemoryEventBus(options);
   });
-  const bus = createEventBus({ backend: "test-loopback", flavour: "x" });
+  const bus = createEventBus(
+    { backend: "test-loopback", flavour: "x" } as never,
+  );
   await bus.connect();
   await bus.close();
   assert.deepEqual(seen, [{ backend: "test-loopback", flavour: "x" }]);

@@ -26,6 +26,10 @@ Deno.test("examples/quickstart.ts prints what the seed's quick start prints", as
   );
 });
 
+Deno.test("examples/custom_backend.ts makes a registered backend from a typed config", async () => {
+  assert.equal(await run("custom_backend.ts"), "eu\n");
+});
+
 Deno.test("examples/patterns.ts matches as fnmatch does", async () => {
   const lines = (await run("patterns.ts")).trim().split("\n").map((l) =>
     l.replace(/\s+/g, " ")
