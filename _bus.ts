@@ -8,7 +8,7 @@ import { Dispatcher, logError } from "./_dispatch.ts";
 import type { Timing } from "./_keeper.ts";
 import { MAX_TIMER_MS } from "./_options.ts";
 import { Remote } from "./_remote.ts";
-import { EventStream, once, type StreamHost } from "./_stream.ts";
+import { EventStream, once, refusedOnce, type StreamHost } from "./_stream.ts";
 import type { PublishLink, Transport } from "./_transport.ts";
 import {
   bytesOver,
@@ -23,6 +23,7 @@ import {
   type EventsOptions,
   type ExactOptions,
   type OnceOptions,
+  type OncePromise,
   type OverflowPolicy,
   type PatternOptions,
   type PublishedEvent,
@@ -385,7 +386,7 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
   once<K extends TopicOf<T>>(
     topic: K,
     options?: ExactOptions<T, OnceOptions<Event<T[K]>>>,
-  ): Promise<Event<T[K]>>;
+  ): OncePromise<Event<T[K]>>;
   /**
    * The next event on any topic matching a pattern; see
    * {@linkcode EventBus.once}.
@@ -397,8 +398,8 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
   once(
     topic: string,
     options: PatternOptions<OnceOptions<TopicEvent<T>>>,
-  ): Promise<TopicEvent<T>>;
-  once(topic: string, given?: object): Promise<unknown> {
+  ): OncePromise<TopicEvent<T>>;
+  once(topic: string, given?: object): OncePromise<unknown> {
     const options = (given ?? {}) as OnceOptions;
     let pattern: string | null, signal: AbortSignal | undefined;
     const { filter, timeoutMs } = options ?? {};
@@ -423,7 +424,7 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
         );
       }
     } catch (error) {
-      return Promise.reject(error);
+      return refusedOnce(error);
     }
     return once(
       this.#streamHost(topic, "call once() on"),

@@ -6,6 +6,7 @@ import {
   type Event,
   EventBusError,
   type EventIterator,
+  type OncePromise,
   type OverflowPolicy,
   type Subscription,
 } from "./types.ts";
@@ -31,9 +32,10 @@ export function once(
   filter: ((event: Event) => boolean) | undefined,
   signal: AbortSignal | undefined,
   timeoutMs: number | undefined,
-): Promise<Event> {
-  if (signal?.aborted) return Promise.reject(signal.reason);
-  return new Promise<Event>((resolve, reject) => {
+): OncePromise<Event> {
+  if (signal?.aborted) return refusedOnce(signal.reason);
+  let subscribed!: Promise<Subscription>;
+  const next = new Promise<Event>((resolve, reject) => {
     let done = false;
     let sub: Subscription | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -80,11 +82,27 @@ export function once(
       }
       if (taken) finish(() => resolve(event));
     };
-    host.subscribe(handler, pattern).then(
+    subscribed = host.subscribe(handler, pattern);
+    subscribed.then(
       (made) => done ? void made.cancel() : void (sub = made),
       (error) => finish(() => reject(error)),
     );
   });
+  return Object.assign(next, { ready: quiet(subscribed.then(() => {})) });
+}
+
+/** A once() that failed before subscribing: both promises reject. */
+export function refusedOnce(reason: unknown): OncePromise<never> {
+  return Object.assign(Promise.reject(reason), {
+    ready: quiet(Promise.reject(reason)),
+  });
+}
+
+// `promise`, with a no-op handler attached: a `ready` nobody awaits must
+// not be reported as an unhandled rejection.
+function quiet(promise: Promise<void>): Promise<void> {
+  promise.catch(() => {});
+  return promise;
 }
 
 /** The iterator of EventBus.events: a bounded buffer fed by a subscription. */
@@ -95,6 +113,8 @@ export class EventStream implements EventIterator {
   readonly #overflow: OverflowPolicy;
   readonly #signal: AbortSignal | undefined;
   readonly #sub: Promise<Subscription | undefined>;
+  /** Settles once the backend has confirmed the subscription (or refused). */
+  readonly ready: Promise<void>;
   #made: Subscription | undefined;
   #buffer: Event[] = [];
   #head = 0;
@@ -123,11 +143,14 @@ export class EventStream implements EventIterator {
     this.#stopClose = host.onClose(() => this.#end(false, undefined));
     if (signal?.aborted) {
       this.#sub = Promise.resolve(undefined);
+      this.ready = quiet(Promise.reject(signal.reason));
       this.#end(true, signal.reason);
       return;
     }
     signal?.addEventListener("abort", this.#abort, { once: true });
-    this.#sub = host.subscribe(this.#push, pattern).then(
+    const subscribed = host.subscribe(this.#push, pattern);
+    this.ready = quiet(subscribed.then(() => {}));
+    this.#sub = subscribed.then(
       (sub) => {
         this.#made = sub;
         if (this.#ended) void sub.cancel();

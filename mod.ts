@@ -63,6 +63,7 @@ export {
   type JsonSafe,
   type JsonValue,
   type OnceOptions,
+  type OncePromise,
   type OverflowPolicy,
   type PatternOptions,
   type PublishedEvent,

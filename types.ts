@@ -1169,7 +1169,7 @@ export interface EventBus<T extends TopicMap<T> = UntypedTopics>
   once<K extends TopicOf<T>>(
     topic: K,
     options?: ExactOptions<T, OnceOptions<Event<T[K]>>>,
-  ): Promise<Event<T[K]>>;
+  ): OncePromise<Event<T[K]>>;
   /**
    * Waits for the next event on any topic matching `pattern` (see the
    * other overload); on a bus with a topic map it is a
@@ -1182,7 +1182,7 @@ export interface EventBus<T extends TopicMap<T> = UntypedTopics>
   once(
     topic: string,
     options: PatternOptions<OnceOptions<TopicEvent<T>>>,
-  ): Promise<TopicEvent<T>>;
+  ): OncePromise<TopicEvent<T>>;
   /**
    * The events on a topic (or matching `pattern`) as an async iterator over
    * a bounded buffer: `for await (const event of bus.events(topic))`. A slow
@@ -1255,6 +1255,12 @@ export interface EventBus<T extends TopicMap<T> = UntypedTopics>
  */
 export interface EventIterator<E = Event>
   extends AsyncIterableIterator<E>, AsyncDisposable {
+  /**
+   * Resolves once the backend has confirmed the subscription: every event
+   * published after that is seen. Rejects as the first read would when the
+   * subscription cannot be made (never reported as unhandled).
+   */
+  readonly ready: Promise<void>;
   /** Ends iteration and cancels the subscription; resolves once it is. */
   return(): Promise<IteratorResult<E>>;
 }
@@ -1286,6 +1292,31 @@ export interface SubscribeOptions {
    * with its reason and nothing stays subscribed.
    */
   readonly signal?: AbortSignal;
+}
+
+/**
+ * What {@linkcode EventBus.once} returns: the promise of the event, with
+ * `ready`, which resolves once the backend has confirmed the subscription
+ * (await it before triggering the event you wait for: on a remote backend,
+ * one published earlier is not seen). `ready` rejects as the promise does
+ * when the subscription cannot be made, and is never reported as unhandled.
+ *
+ * @example Wait until the subscription is live, then trigger
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, Event } from "@dataknobs/events";
+ * const bus = createEventBus();
+ * await bus.connect();
+ * const reply = bus.once("replies", { timeoutMs: 1000 });
+ * await reply.ready;
+ * await bus.publish("replies", new Event({ type: "created", topic: "replies" }));
+ * assert.equal((await reply).topic, "replies");
+ * await bus.close();
+ * ```
+ */
+export interface OncePromise<E> extends Promise<E> {
+  /** Settles once the subscription is confirmed (or refused). */
+  readonly ready: Promise<void>;
 }
 
 /**

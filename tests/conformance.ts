@@ -730,6 +730,32 @@ export function conformance(name: string, factory: BusFactory): void {
     assert.deepEqual(errors, []);
   });
 
+  test("once().ready and events().ready: live once resolved; rejected, never unhandled, when refused", async ({ bus, errors }) => {
+    const topic = uniqueTopic("ready");
+    const next = bus.once(topic, { timeoutMs: 10_000 });
+    const events = bus.events(topic);
+    await Promise.all([next.ready, events.ready]);
+    // Published right after `ready`, with nothing else to wait for.
+    await bus.publish(topic, makeEvent(topic, { n: 1 }));
+    assert.equal((await next).payload.n, 1);
+    assert.equal((await events.next()).value?.payload.n, 1);
+    await events.return();
+    const reason = new Error("gave up");
+    const aborted = bus.once(topic, { signal: AbortSignal.abort(reason) });
+    await assert.rejects(aborted.ready, (error) => error === reason);
+    await assert.rejects(aborted, (error) => error === reason);
+    const bad = bus.once(topic, { timeoutMs: -1 });
+    await assert.rejects(bad.ready, RangeError);
+    await assert.rejects(bad, RangeError);
+    await bus.close();
+    // Never awaited: must not surface as unhandled rejections.
+    void bus.once(topic).catch(() => {});
+    const closed = bus.events(topic);
+    await assert.rejects(closed.ready, code("CLOSED"));
+    await assert.rejects(closed.next(), code("CLOSED"));
+    assert.deepEqual(errors, []);
+  });
+
   test("once() rejects on timeout (TIMEOUT), abort (the reason) and close (CLOSED)", async ({ bus, errors }) => {
     const topic = uniqueTopic("once-fail");
     await assert.rejects(bus.once(topic, { timeoutMs: 20 }), code("TIMEOUT"));
