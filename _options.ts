@@ -4,6 +4,14 @@
 import type { Timing } from "./_keeper.ts";
 import { type RemoteEventBusOptions, show } from "./types.ts";
 
+/** Characters that would re-delimit a URL, and spaces and controls. */
+export const STRUCTURAL = /[@/?#[\]%]|[\p{C}\p{Z}\s]/u;
+
+/** A host or database name for a message: never one with `@` (a password may be in it). */
+export function shownName(value: string): string {
+  return value.includes("@") ? 'a value with "@"' : show(value);
+}
+
 /** The longest delay a timer takes (2³¹ − 1 ms, about 24.8 days). */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -18,6 +26,22 @@ export class OptionChecks {
   /** Throws a TypeError: `Invalid <owner> options: <detail>`. */
   fail(detail: string): never {
     throw new TypeError(`Invalid ${this.#owner} options: ${detail}`);
+  }
+
+  /**
+   * Checks a host name or IP address (an IPv6 address without brackets):
+   * what would re-delimit a URL is refused, and so is a port or user name
+   * in it. A value with `@` is never echoed (it may hold a password).
+   */
+  host(host: string, name: string): void {
+    const colons = host.split(":").length - 1;
+    const ipv6 = colons >= 2 && /^[0-9A-Fa-f:.]+$/.test(host);
+    if (!STRUCTURAL.test(host) && (colons === 0 || ipv6)) return;
+    this.fail(
+      `${name} must be a host name or IP address, without a port, user name, spaces, control characters or any of @ / ? # [ ] %, got ${
+        shownName(host)
+      }; give port, username and password as their own options`,
+    );
   }
 
   /** Parses a URL whose scheme matches `schemes` (never echoing it). */

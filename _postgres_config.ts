@@ -5,6 +5,7 @@
 // then the defaults. Values are never echoed except host, port and database.
 
 import { DENIED, type EnvReader, readEnv } from "./_env.ts";
+import { shownName, STRUCTURAL } from "./_options.ts";
 import { show } from "./types.ts";
 
 const FIELDS = ["host", "port", "database", "user", "password"] as const;
@@ -147,8 +148,7 @@ export function portNumber(value: unknown): number | undefined {
 }
 
 // Host and database go into the URL bare (escaping would change them), so
-// what would re-delimit it is refused, as Python refuses it.
-const STRUCTURAL = /[@/?#[\]%]|[\p{C}\p{Z}\s]/u;
+// what would re-delimit it (STRUCTURAL) is refused, as Python refuses it.
 
 function build(
   parts: Parts,
@@ -162,7 +162,7 @@ function build(
         `${
           origin[field as Field]
         } must be a non-empty ${field} name without spaces, control characters or any of @ / ? # [ ] %, got ${
-          show(value)
+          shownName(value!)
         }; give a "connection_string" for values that need %-escapes`,
       );
     }

@@ -153,6 +153,7 @@ function resolve(options: RedisEventBusOptions, check: OptionChecks): Settings {
   ) {
     check.fail(`host must be a non-empty string, got ${show(options.host)}`);
   }
+  if (given !== undefined) check.host(given, "host");
   const { port, db } = options;
   if (
     port !== undefined && !(Number.isInteger(port) && port > 0 && port < 65536)

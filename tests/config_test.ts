@@ -433,6 +433,42 @@ Deno.test("createEventBus() never echoes credentials", () => {
   assert.doesNotMatch(String(pg), /s3cr3t/);
 });
 
+Deno.test("a Redis or Postgres host must be a host name or IP address; one with credentials is never echoed", () => {
+  const refused = [
+    ":pw@127.0.0.1",
+    "user:pw@cache",
+    "redis://u:pw@cache",
+    "cache:6379",
+    "cache/0",
+    "ca che",
+    "cache\n",
+    "[::1]",
+    "cache?x=1",
+  ];
+  for (const host of refused) {
+    for (
+      const make of [
+        () => new RedisEventBus({ host }),
+        () => createEventBus({ backend: "redis", host }),
+        () => createEventBus({ backend: "postgres", host }),
+      ]
+    ) {
+      assert.throws(make, (e: unknown) => {
+        assert.ok(e instanceof TypeError, String(e));
+        assert.ok(!/pw/.test(e.message), e.message);
+        assert.match(e.message, /host/);
+        return true;
+      });
+    }
+  }
+  for (
+    const host of ["cache", "cache.example.com", "127.0.0.1", "::1", "fe80::1"]
+  ) {
+    assert.ok(String(new RedisEventBus({ host })).includes(host));
+    createEventBus({ backend: "postgres", host });
+  }
+});
+
 Deno.test("createEventBus() with an unknown backend lists the registered ones", () => {
   assert.throws(
     () => createEventBus({ backend: "kafka" } as never),
