@@ -41,6 +41,7 @@ import {
 export {
   type ConnectionState,
   type ConnectOptions,
+  type Delivery,
   type ErrorHandler,
   Event,
   type EventBus,
@@ -55,6 +56,7 @@ export {
   type EventsOptions,
   EventType,
   type Gap,
+  type HistoryOptions,
   type JsonObject,
   type JsonValue,
   type OnceOptions,
