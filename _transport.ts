@@ -137,7 +137,7 @@ export interface Transport<P extends PublishLink = PublishLink> {
    * more key, last: `"dataknobs_position":"<position>"`, see
    * `POSITION_KEY`), and the publishing connection can `read` and `head`.
    */
-  readonly positions?: Positions;
+  readonly positions?: Positions | undefined;
   /**
    * A hint for a failed connect, in the user's terms ("is the server
    * speaking TLS on this port?"), or undefined. `error` is what opening a
