@@ -235,6 +235,17 @@ export const POSITION_KEY = "dataknobs_position";
 const SUFFIX = `,"${POSITION_KEY}":"`;
 
 /**
+ * `text` with the position `source` carries, if any (a large event's body
+ * fetched for a reference notification that carried its position).
+ */
+export function withPositionOf(source: string, text: string): string {
+  const [, position] = splitPosition(source);
+  return position === undefined
+    ? text
+    : `${text.slice(0, -1)}${SUFFIX}${position}"}`;
+}
+
+/**
  * Splits a live message into the event's wire text and its position, when
  * it carries one: the event's JSON object with one more key, last,
  * `"dataknobs_position":"<position>"` (a reader that does not know it,
