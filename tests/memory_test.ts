@@ -5,6 +5,7 @@ import {
   EventType,
   type Gap,
   InMemoryEventBus,
+  type MemoryConfig,
 } from "../mod.ts";
 import { conformance, Inbox, makeEvent, uniqueTopic } from "./conformance.ts";
 
@@ -239,4 +240,24 @@ Deno.test("InMemoryEventBus history option: bad values are refused", () => {
   );
   // @ts-expect-error: not an object
   assert.throws(() => new InMemoryEventBus({ history: true }), TypeError);
+});
+
+Deno.test("createEventBus() config key history: { max_events, max_age_ms } sets the retention; bad values are refused", async () => {
+  await using bus = createEventBus({
+    backend: "memory",
+    history: { max_events: 2, max_age_ms: 60_000 },
+  });
+  await bus.connect();
+  for (const n of [1, 2, 3]) await bus.publish("t", makeEvent("t", { n }));
+  const inbox = new Inbox();
+  await bus.subscribe("t", inbox.handler, { from: "earliest" });
+  await inbox.until(2);
+  assert.deepEqual(inbox.payloads, [2, 3]);
+  const bad: unknown[] = [{ max_events: 0 }, { maxEvents: 5 }, [], 7];
+  for (const history of bad) {
+    assert.throws(
+      () => createEventBus({ backend: "memory", history } as MemoryConfig),
+      /"history" must be an object \{ max_events\?, max_age_ms\? \}/,
+    );
+  }
 });
