@@ -989,7 +989,10 @@ export function historyConformance(name: string, factory: BusFactory): void {
     const resumed = new Positioned();
     await bus.subscribe(topic, resumed.record, { from: inbox.positions[0]! });
     await publishRange(bus, topic, total + 1, total + 1);
-    await resumed.until(11);
+    // Up to the live event (how many come before it depends on the trim).
+    while (resumed.payloads.at(-1) !== total + 1) {
+      await resumed.until(resumed.events.length + 1);
+    }
     const got = resumed.payloads as number[];
     const oldest = got[0]!;
     assert.ok(oldest > 2, `event ${oldest} should have been trimmed`);
