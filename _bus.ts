@@ -5,8 +5,10 @@
 // none and delivers in place.
 
 import { Dispatcher, logError } from "./_dispatch.ts";
+import { History } from "./_history.ts";
 import type { Timing } from "./_keeper.ts";
-import { MAX_TIMER_MS } from "./_options.ts";
+import { MemoryLog } from "./_memory_log.ts";
+import { MAX_TIMER_MS, retention } from "./_options.ts";
 import { Remote } from "./_remote.ts";
 import { EventStream, once, refusedOnce, type StreamHost } from "./_stream.ts";
 import type { PublishLink, Transport } from "./_transport.ts";
@@ -14,6 +16,7 @@ import {
   bytesOver,
   type ConnectionState,
   type ConnectOptions,
+  type Delivery,
   Event,
   type EventBus,
   EventBusError,
@@ -22,6 +25,7 @@ import {
   type EventIterator,
   type EventsOptions,
   type ExactOptions,
+  type Gap,
   type OnceOptions,
   type OncePromise,
   type OverflowPolicy,
@@ -38,7 +42,7 @@ import {
 } from "./types.ts";
 
 /** What every overload's handler is assignable to. */
-type AnyHandler = (event: never) => void | Promise<void>;
+type AnyHandler = (event: never, delivery: never) => void | Promise<void>;
 
 const OVERFLOW_POLICIES: readonly OverflowPolicy[] = [
   "error",
@@ -71,6 +75,9 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
   readonly #maxEventBytes: number;
   readonly #onStateChange: ((state: ConnectionState) => void) | undefined;
   readonly #onGap: EventBusOptions["onGap"];
+  /** The in-process log of a memory bus with history. */
+  readonly #log: MemoryLog | undefined;
+  readonly #stopped = new AbortController();
   #state: ConnectionState = "idle";
   #connecting:
     | { readonly done: Promise<void>; readonly abort: AbortController }
@@ -126,6 +133,32 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
     this.#onStateChange = onStateChange;
     this.#onGap = onGap;
     this.#label = remote?.transport.label ?? "";
+    const kept = retention(options);
+    this.#remote = remote && new Remote(remote.transport, remote.timing, {
+      decode: (text) => this.#dispatcher.decode(text),
+      deliver: (event, interest, position) =>
+        void this.#dispatcher.deliver(event, interest, false, position),
+      report: (error) => this.#dispatcher.report(error, null, null),
+      setState: (state) => {
+        if (this.#closing === undefined) this.#setState(state);
+      },
+      paused: () => history?.pause(),
+      gap: (gap) => {
+        if (history === undefined) this.#gap(gap);
+        else history.resume(gap.since);
+      },
+    });
+    if (kept !== undefined && remote === undefined) {
+      this.#log = new MemoryLog(kept.maxEvents, kept.maxAgeMs);
+    }
+    const log = this.#log ?? this.#remote?.log;
+    const history = kept === undefined || log === undefined
+      ? undefined
+      : new History(log, {
+        gap: (gap) => this.#gap(gap),
+        report: (error) => this.#dispatcher.report(error, null, null),
+        signal: this.#stopped.signal,
+      });
     const resolved = () => Promise.resolve();
     this.#dispatcher = new Dispatcher(
       {
@@ -134,24 +167,16 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
       },
       onError,
       maxQueuedEvents,
+      history,
     );
-    const dispatcher = this.#dispatcher;
-    this.#remote = remote && new Remote(remote.transport, remote.timing, {
-      decode: (text) => dispatcher.decode(text),
-      deliver: (event, interest) =>
-        void dispatcher.deliver(event, interest, false),
-      report: (error) => dispatcher.report(error, null, null),
-      setState: (state) => {
-        if (this.#closing === undefined) this.#setState(state);
-      },
-      gap: (gap) => {
-        try {
-          this.#onGap?.(gap);
-        } catch (error) {
-          dispatcher.report(error, null, null);
-        }
-      },
-    });
+  }
+
+  #gap(gap: Gap): void {
+    try {
+      this.#onGap?.(gap);
+    } catch (error) {
+      this.#dispatcher.report(error, null, null);
+    }
   }
 
   /** The connection state. */
@@ -221,6 +246,7 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
 
   async #close(): Promise<void> {
     this.#setState("closing");
+    this.#stopped.abort();
     // First, while a handler calling close() is still recognisable.
     const drained = this.#dispatcher.drain(this.#closeTimeoutMs);
     // Then once() and events() end (their cancel needs no round trip now).
@@ -267,7 +293,9 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
       return Promise.reject(error);
     }
     if (this.#remote !== undefined) return this.#remote.send(event);
-    return this.#dispatcher.deliver(event, null, true) ?? Promise.resolve();
+    const position = this.#log?.append(event);
+    return this.#dispatcher.deliver(event, null, true, position) ??
+      Promise.resolve();
   }
 
   /**
@@ -313,9 +341,11 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
    *
    * @param topic The topic, or a label for a pattern subscription.
    * @param handler Called with each event, one at a time, in order.
-   * @param options An fnmatch pattern or null, or `{ pattern?, signal? }`.
+   * @param options An fnmatch pattern or null, or
+   * `{ pattern?, signal?, from? }`.
    * @returns The subscription, once the backend has confirmed it.
-   * @throws {TypeError} For a bad topic, handler, pattern or signal.
+   * @throws {TypeError} For a bad topic, handler, pattern, signal or
+   * `from` (also: `from` on a bus without history).
    * @throws {EventBusError} `NOT_CONNECTED` or `CLOSED`.
    */
   subscribe<K extends TopicOf<T>>(
@@ -337,7 +367,7 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
    */
   subscribe(
     topic: string,
-    handler: (event: TopicEvent<T>) => void | Promise<void>,
+    handler: (event: TopicEvent<T>, delivery: Delivery) => void | Promise<void>,
     options: string | PatternOptions<SubscribeOptions>,
   ): Promise<Subscription>;
   subscribe(
@@ -360,8 +390,10 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
     action = "subscribe to",
   ): Promise<Subscription> {
     let pattern: string | null, signal: AbortSignal | undefined;
+    let from: string | undefined;
     try {
       ({ pattern, signal } = this.#checkSubscribe(topic, options));
+      from = this.#checkFrom(topic, options);
       if (typeof handler !== "function") {
         throw new TypeError(
           `Cannot subscribe to "${topic}": handler must be a function, got ${
@@ -374,7 +406,32 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
       return Promise.reject(error);
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
-    return this.#dispatcher.subscribe(topic, handler, pattern, signal);
+    return this.#dispatcher.subscribe(topic, handler, pattern, signal, from);
+  }
+
+  // The `from` of subscribe's options, checked.
+  #checkFrom(
+    topic: string,
+    options: string | null | SubscribeOptions,
+  ): string | undefined {
+    const from = typeof options === "object" ? options?.from : undefined;
+    if (from === undefined) return undefined;
+    const log = this.#dispatcher.history?.log;
+    if (log === undefined) {
+      throw new TypeError(
+        `Cannot subscribe to "${topic}" from a position: the bus keeps no history; create it with the history option`,
+      );
+    }
+    if (
+      typeof from !== "string" || (from !== "earliest" && !log.valid(from))
+    ) {
+      throw new TypeError(
+        `Cannot subscribe to "${topic}": from must be "earliest" or a delivery.position of this bus's log, got ${
+          show(from)
+        }`,
+      );
+    }
+    return from;
   }
 
   /**

@@ -16,7 +16,8 @@ type Kind =
   | "pg_prefix"
   | "postgres_url"
   | "redis_url"
-  | "tls";
+  | "tls"
+  | "history";
 
 interface KeySpec {
   readonly kind: Kind;
@@ -53,6 +54,15 @@ const CHECKS: Record<Kind, [(value: unknown) => boolean, string]> = {
   ],
   // Checked in full by tlsProblem, which names the setting at fault.
   tls: [(v) => tlsProblem(v, CONFIG_NAMES) === undefined, "TLS settings"],
+  history: [
+    (v) =>
+      typeof v === "object" && v !== null && !Array.isArray(v) &&
+      Object.entries(v).every(([key, n]) =>
+        ["max_events", "max_age_ms"].includes(key) &&
+        Number.isSafeInteger(n) && (n as number) >= 1
+      ),
+    "an object { max_events?, max_age_ms? } of integers >= 1",
+  ],
   pg_prefix: [
     (v) => typeof v === "string" && /^[A-Za-z0-9_]{1,40}$/.test(cleanPrefix(v)),
     "a string with 1 to 40 characters from [A-Za-z0-9_] (others are removed)",
@@ -87,6 +97,7 @@ const SCHEMAS: Readonly<Record<string, Record<string, KeySpec>>> = {
 /** Keys every built-in backend takes besides its own (bus options). */
 const COMMON: Readonly<Record<string, KeySpec>> = {
   max_event_bytes: { kind: "bytes" },
+  history: { kind: "history" },
 };
 
 /**

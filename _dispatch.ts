@@ -6,13 +6,18 @@
 import { type Deferred, deferred } from "./_deferred.ts";
 import { compilePattern } from "./_pattern.ts";
 import type { Interest } from "./_transport.ts";
+import type { Cursor, Follower, History, Position } from "./_history.ts";
 import {
+  type Delivery,
   type ErrorHandler,
   Event,
   EventBusError,
   type EventHandler,
   type Subscription,
 } from "./types.ts";
+
+/** The delivery of an event that has no position (no history). */
+const UNLOGGED: Delivery = Object.freeze({});
 
 /** What the core asks of a backend when interests come and go. */
 export interface Listener {
@@ -44,6 +49,8 @@ export class Dispatcher {
   readonly #listener: Listener;
   readonly #onError: ErrorHandler;
   readonly maxQueued: number;
+  /** The bus's history, when it keeps one. */
+  readonly history: History | undefined;
   #changes: Promise<void> = Promise.resolve();
   #closing = false;
   closed = false;
@@ -54,21 +61,30 @@ export class Dispatcher {
   /** The number of the last subscription made (see Sub.serial). */
   serial = 0;
 
-  constructor(listener: Listener, onError: ErrorHandler, maxQueued: number) {
+  constructor(
+    listener: Listener,
+    onError: ErrorHandler,
+    maxQueued: number,
+    history?: History,
+  ) {
     this.#listener = listener;
     this.#onError = onError;
     this.maxQueued = maxQueued;
+    this.history = history;
   }
 
   /**
-   * Adds a subscription; resolves once the backend listens for it. Aborting
-   * `signal` (not aborted yet) cancels it; before that, it rejects.
+   * Adds a subscription; resolves once the backend listens for it (and,
+   * with history, it has its place in the log: after `from`, if given).
+   * Aborting `signal` (not aborted yet) cancels it; before that, it
+   * rejects.
    */
   async subscribe(
     topic: string,
     handler: EventHandler,
     pattern: string | null,
     signal?: AbortSignal,
+    from?: string,
   ): Promise<Subscription> {
     const table = pattern === null ? this.#exact : this.#patterns;
     const name = pattern ?? topic;
@@ -95,9 +111,12 @@ export class Dispatcher {
     entry.subs.add(sub);
     try {
       await entry.ready;
+      if (sub.cursor !== undefined) {
+        await this.history!.start(sub.cursor, from);
+      }
     } catch (error) {
       entry.subs.delete(sub);
-      sub.detach();
+      sub.forget();
       throw error;
     }
     if (signal?.aborted) {
@@ -129,7 +148,8 @@ export class Dispatcher {
   }
 
   /**
-   * Hands an event to the subscriptions it is for: `via` null means every
+   * Hands an event (at `position` in the log, if it has one) to the
+   * subscriptions it is for: `via` null means every
    * matching one (memory); a topic interest means the exact subscriptions
    * to that topic, when it is the event's; a pattern interest means that
    * pattern's subscriptions, when its pattern matches. With `wait`,
@@ -143,6 +163,7 @@ export class Dispatcher {
     event: Event,
     via: Interest | null,
     wait: boolean,
+    position?: Position,
   ): Promise<void> | undefined {
     if (this.#closing) return undefined;
     // The receivers are fixed now: a subscription a handler makes while
@@ -152,12 +173,12 @@ export class Dispatcher {
       const entry = via.kind === "topic"
         ? (via.name === event.topic ? this.#exact.get(via.name) : undefined)
         : this.#patterns.get(via.name);
-      return settled(this.#offer(entry, event, wait, horizon));
+      return settled(this.#offer(entry, event, wait, horizon, position));
     }
     const exact = this.#exact.get(event.topic);
-    let pending = this.#offer(exact, event, wait, horizon);
+    let pending = this.#offer(exact, event, wait, horizon, position);
     for (const entry of this.#patterns.values()) {
-      const done = this.#offer(entry, event, wait, horizon);
+      const done = this.#offer(entry, event, wait, horizon, position);
       if (done !== undefined) pending = collect(pending, done);
     }
     return settled(pending);
@@ -171,6 +192,7 @@ export class Dispatcher {
     event: Event,
     wait: boolean,
     horizon: number,
+    position: Position | undefined,
   ): Promise<void> | Promise<void>[] | undefined {
     if (entry === undefined) return undefined;
     if (entry.regex !== null && !entry.regex.test(event.topic)) {
@@ -179,7 +201,7 @@ export class Dispatcher {
     let pending: Promise<void> | Promise<void>[] | undefined;
     for (const sub of entry.subs) {
       if (sub.serial > horizon) continue;
-      const done = sub.offer(event, wait);
+      const done = sub.offer(event, wait, position);
       if (done !== undefined) pending = collect(pending, done);
     }
     return pending;
@@ -271,7 +293,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 /** A subscription with its own queue: one handler call at a time, in order. */
-class Sub implements Subscription {
+class Sub implements Subscription, Follower {
   readonly subscriptionId: string = crypto.randomUUID();
   readonly topic: string;
   readonly pattern: string | null;
@@ -281,8 +303,11 @@ class Sub implements Subscription {
   readonly #dispatcher: Dispatcher;
   readonly #entry: Entry;
   readonly #handler: EventHandler;
-  // Events waiting for the handler, read from #head.
+  /** Its place in the log, when the bus keeps history. */
+  readonly cursor: Cursor | undefined;
+  // Events waiting for the handler, read from #head, and their deliveries.
   #queue: Event[] = [];
+  #deliveries: Delivery[] = [];
   #head = 0;
   // The event whose async handler call is running.
   #current: Event | undefined;
@@ -308,7 +333,27 @@ class Sub implements Subscription {
     this.pattern = pattern;
     this.#handler = handler;
     this.#signal = signal;
+    this.cursor = dispatcher.history?.cursor(this);
     signal?.addEventListener("abort", this.#abort, { once: true });
+  }
+
+  get cancelled(): boolean {
+    return this.#cancelled !== undefined;
+  }
+
+  /** Whether an event is for this subscription (its topic or pattern). */
+  wants(event: Event): boolean {
+    const regex = this.#entry.regex;
+    return regex === null
+      ? event.topic === this.#entry.interest.name
+      : regex.test(event.topic);
+  }
+
+  /** Takes an event its cursor admitted (replayed, or held live). */
+  take(event: Event, position: Position): void {
+    if (this.#cancelled === undefined) {
+      this.#take(event, Object.freeze({ position }), false);
+    }
   }
 
   #abort = (): void => void this.cancel();
@@ -318,9 +363,17 @@ class Sub implements Subscription {
     this.#signal?.removeEventListener("abort", this.#abort);
   }
 
+  /** Detaches, and lets the history forget its cursor. */
+  forget(): void {
+    this.detach();
+    if (this.cursor !== undefined) {
+      this.#dispatcher.history!.forget(this.cursor);
+    }
+  }
+
   cancel(): Promise<void> {
     if (this.#cancelled === undefined) {
-      this.detach();
+      this.forget();
       const dropped = this.discard();
       if (dropped > 0) {
         this.#dispatcher.report(
@@ -345,12 +398,33 @@ class Sub implements Subscription {
 
   /**
    * Calls the handler now when idle (returning, with `wait`, a promise of
-   * the end of that call if it is async), else queues the event.
+   * the end of that call if it is async), else queues the event. With
+   * history, an event at a position waits while the cursor catches up,
+   * and one the subscription already had is skipped.
    */
-  offer(event: Event, wait: boolean): Promise<void> | undefined {
+  offer(
+    event: Event,
+    wait: boolean,
+    position?: Position,
+  ): Promise<void> | undefined {
     if (this.#cancelled !== undefined) return undefined;
+    const cursor = this.cursor;
+    if (position === undefined) return this.#take(event, UNLOGGED, wait);
+    if (cursor?.holding) {
+      cursor.hold(event, position);
+      return undefined;
+    }
+    if (cursor !== undefined && !cursor.admit(position)) return undefined;
+    return this.#take(event, Object.freeze({ position }), wait);
+  }
+
+  #take(
+    event: Event,
+    delivery: Delivery,
+    wait: boolean,
+  ): Promise<void> | undefined {
     if (!this.#active) {
-      const done = this.#run(event);
+      const done = this.#run(event, delivery);
       return wait ? done : undefined;
     }
     const max = this.#dispatcher.maxQueued;
@@ -370,12 +444,13 @@ class Sub implements Subscription {
       return undefined;
     }
     this.#queue.push(event);
+    this.#deliveries.push(delivery);
     return undefined;
   }
 
   // Calls the handler with `event`, then with queued events, until a call
   // is async (the loop resumes when it settles) or the queue is empty.
-  #run(event: Event): Promise<void> | undefined {
+  #run(event: Event, delivery: Delivery): Promise<void> | undefined {
     this.#active = true;
     const dispatcher = this.#dispatcher;
     for (;;) {
@@ -383,7 +458,7 @@ class Sub implements Subscription {
       const outer = dispatcher.current;
       dispatcher.current = this;
       try {
-        result = this.#handler(event);
+        result = this.#handler(event, delivery);
       } catch (error) {
         dispatcher.report(error, event, this);
       } finally {
@@ -396,13 +471,14 @@ class Sub implements Subscription {
       const next = this.#next();
       if (next === undefined) return undefined;
       event = next;
+      delivery = this.#deliveries[this.#head - 1]!;
     }
   }
 
   #resume = (): void => {
     this.#current = undefined;
     const next = this.#next();
-    if (next !== undefined) this.#run(next);
+    if (next !== undefined) this.#run(next, this.#deliveries[this.#head - 1]!);
   };
 
   #fail = (error: unknown): void => {
@@ -455,6 +531,7 @@ class Sub implements Subscription {
     const dropped = this.#queue.length - this.#head;
     if (this.#queue.length > 0) {
       this.#queue = [];
+      this.#deliveries = [];
       this.#head = 0;
     }
     return dropped;

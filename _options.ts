@@ -2,7 +2,12 @@
 // each backend reads and checks its options once, through these.
 
 import type { Timing } from "./_keeper.ts";
-import { type RemoteEventBusOptions, show } from "./types.ts";
+import {
+  type EventBusOptions,
+  type HistoryOptions,
+  type RemoteEventBusOptions,
+  show,
+} from "./types.ts";
 
 /** Characters that would re-delimit a URL, and spaces and controls. */
 export const STRUCTURAL = /[@/?#[\]%]|[\p{C}\p{Z}\s]/u;
@@ -119,4 +124,43 @@ export class OptionChecks {
       ),
     };
   }
+}
+
+/** The retention of a bus's log, checked, with its defaults. */
+export interface Retention {
+  readonly maxEvents: number;
+  readonly maxAgeMs: number;
+}
+
+/**
+ * The `history` option with its defaults (see HistoryOptions), or
+ * undefined without one. Throws a TypeError or RangeError naming the field.
+ */
+export function retention(options: EventBusOptions): Retention | undefined {
+  const history: unknown = options.history;
+  if (history === undefined) return undefined;
+  if (typeof history !== "object" || history === null) {
+    throw new TypeError(
+      `Invalid option: history must be an object ({ maxEvents?, maxAgeMs? }), got ${
+        show(history)
+      }`,
+    );
+  }
+  const { maxEvents = 100_000, maxAgeMs = 86_400_000 } =
+    history as HistoryOptions;
+  if (!(Number.isSafeInteger(maxEvents) && maxEvents >= 1)) {
+    throw new RangeError(
+      `Invalid option: history.maxEvents must be an integer >= 1, got ${
+        show(maxEvents)
+      }`,
+    );
+  }
+  if (!(Number.isSafeInteger(maxAgeMs) && maxAgeMs >= 1)) {
+    throw new RangeError(
+      `Invalid option: history.maxAgeMs must be an integer number of milliseconds >= 1, got ${
+        show(maxAgeMs)
+      }`,
+    );
+  }
+  return { maxEvents, maxAgeMs };
 }

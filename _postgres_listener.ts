@@ -8,6 +8,7 @@ import type { PayloadStore } from "./_postgres_payloads.ts";
 import type { PatternTable } from "./_postgres_patterns.ts";
 import { type Connection, refusal } from "./_postgres_sql.ts";
 import type { Arrivals, ReceiveLink, Route } from "./_transport.ts";
+import { withPositionOf } from "./_history.ts";
 import { scrub } from "./_scrub.ts";
 import { EventBusError } from "./types.ts";
 
@@ -199,8 +200,9 @@ export class PostgresListener implements ReceiveLink {
       let next = 0;
       for (const { channel, text } of batch) {
         const body = this.#store.isReference(text) ? bodies[next++] : text;
-        if (typeof body === "string") this.#arrive(channel, body);
-        else if (body !== undefined) this.#arrivals.report(body);
+        if (typeof body === "string") {
+          this.#arrive(channel, withPositionOf(text, body));
+        } else if (body !== undefined) this.#arrivals.report(body);
       }
     }
   }

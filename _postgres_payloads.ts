@@ -50,12 +50,16 @@ export class PayloadStore {
     });
   }
 
-  /** Each event's notification text; large ones become references to rows. */
-  encode(events: readonly Event[]): Encoded {
+  /**
+   * Each event's notification text; large ones become references to rows.
+   * `reserve` bytes are left free in each (for a position added later).
+   */
+  encode(events: readonly Event[], reserve = 0): Encoded {
+    const limit = NOTIFY_LIMIT - reserve;
     const texts: string[] = [], rows: Row[] = [];
     for (const event of events) {
       const text = event.toJSONString();
-      if (byteLength(text) < NOTIFY_LIMIT) {
+      if (byteLength(text) < limit) {
         texts.push(text);
         continue;
       }
@@ -65,7 +69,7 @@ export class PayloadStore {
       const withId = `${ref},"event_id":${JSON.stringify(event.eventId)}}`;
       // The event id is only a courtesy to other readers: an id too long
       // for NOTIFY is left out, never the event.
-      texts.push(byteLength(withId) < NOTIFY_LIMIT ? withId : `${ref}}`);
+      texts.push(byteLength(withId) < limit ? withId : `${ref}}`);
     }
     return { texts, rows };
   }
@@ -121,9 +125,10 @@ function refId(text: string): string {
   }
 }
 
-function byteLength(text: string): number {
+/** The UTF-8 length of a text (exact when it could reach NOTIFY_LIMIT). */
+export function byteLength(text: string): number {
   // Each UTF-16 unit is at most 3 UTF-8 bytes: short text needs no count.
-  return text.length * 3 < NOTIFY_LIMIT
+  return text.length * 3 < NOTIFY_LIMIT - 128
     ? text.length
     : new TextEncoder().encode(text).length;
 }

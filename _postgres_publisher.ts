@@ -4,10 +4,16 @@
 // _postgres_patterns.ts), and stores large bodies.
 
 import type { ISql } from "postgres";
-import type { PayloadStore } from "./_postgres_payloads.ts";
+import {
+  byteLength,
+  NOTIFY_LIMIT,
+  type PayloadStore,
+} from "./_postgres_payloads.ts";
+import type { PostgresLog } from "./_postgres_log.ts";
 import { comparable, type PatternTable } from "./_postgres_patterns.ts";
 import { type Connection, refusal } from "./_postgres_sql.ts";
-import { type PublishLink, Refusal } from "./_transport.ts";
+import { type LogPage, type PublishLink, Refusal } from "./_transport.ts";
+import type { Head } from "./_history.ts";
 import type { Event } from "./types.ts";
 
 /** Where a batch's notifications go. */
@@ -16,7 +22,12 @@ export interface Channels {
   channel(topic: string): string;
   /** The live patterns, whose channels matching events also go to. */
   readonly patterns: PatternTable;
+  /** The event log, when the bus keeps history. */
+  readonly log?: PostgresLog | undefined;
 }
+
+/** Bytes a notification leaves free for its position. */
+const POSITION_BYTES = 100;
 
 /**
  * Notifies every event in one statement on `sql` (a connection or a
@@ -28,10 +39,11 @@ export async function notify(
   channels: Channels,
   store: PayloadStore,
 ): Promise<void> {
-  const { texts, rows } = store.encode(events);
+  const log = channels.log;
+  const { texts, rows } = store.encode(events, log ? POSITION_BYTES : 0);
   const names = events.map((event) => channels.channel(event.topic));
   const topics = events.map((event) => comparable(event.topic));
-  if (rows.length === 0 && events.length === 1) {
+  if (rows.length === 0 && events.length === 1 && log === undefined) {
     // One event (what a lone publish sends): the same, in a simpler
     // statement that plans and runs faster.
     const [text, topic] = [texts[0]!, topics[0]!];
@@ -46,15 +58,26 @@ export async function notify(
   // Each event on its topic's channel, then on each matching pattern's
   // channel, in publish order. Patterns are matched once per distinct topic
   // (materialized: inlined, the planner matched every event with every
-  // pattern, a thousand times the work).
-  const notified = sql`
-    t as (
+  // pattern, a thousand times the work). With history, each event is
+  // logged (its whole body: b) and its notification (q) carries its
+  // position.
+  const unnested = log === undefined
+    ? sql`t as (
       select * from unnest(${names}::text[], ${topics}::text[], ${texts}::text[])
         with ordinality as t(c, topic, p, i)
-    ),
+    )`
+    : sql`t as (
+      select c, topic, p, coalesce(b, p) as b, i from unnest(
+        ${names}::text[], ${topics}::text[], ${texts}::text[],
+        ${bodies(events, rows.length)}::text[]
+      ) with ordinality as t(c, topic, p, b, i)
+    ), ${log.logged(sql)}`;
+  const t = sql(log === undefined ? "t" : "q");
+  const notified = sql`
+    ${unnested},
     m as materialized (
       select d.topic, l.channel
-      from (select distinct topic from t) d
+      from (select distinct topic from ${t}) d
       join (
         select distinct channel, pattern_like from ${
     sql(channels.patterns.table)
@@ -63,9 +86,9 @@ export async function notify(
       ) l on d.topic like l.pattern_like
     )
     select count(pg_notify(c, p)) from (
-      select c, p, i, 0 as k from t
+      select c, p, i, 0 as k from ${t}
       union all
-      select m.channel, t.p, t.i, 1 from t join m using (topic)
+      select m.channel, e.p, e.i, 1 from ${t} e join m using (topic)
       order by i, k
     ) n`;
   if (rows.length === 0) {
@@ -77,6 +100,18 @@ export async function notify(
   await sql`with spilled as (
     insert into ${sql(store.table)} ${sql(rows, "id", "body")}
   ), ${notified}`;
+}
+
+/**
+ * With history, the whole body of each event the batch stores as a large
+ * payload (null for the others, whose notification is their body).
+ */
+function bodies(events: readonly Event[], spilled: number): (string | null)[] {
+  return events.map((event) => {
+    if (spilled === 0) return null;
+    const text = event.toJSONString();
+    return byteLength(text) + POSITION_BYTES < NOTIFY_LIMIT ? null : text;
+  });
 }
 
 /** A session's backend process: its pid and start (pids are reused). */
@@ -122,6 +157,7 @@ export class PostgresPublisher implements PublishLink {
     this.#cleanup = setInterval(() => {
       store.cleanup(connection.sql).catch(() => {});
       channels.patterns.expire(connection.sql).catch(() => {});
+      channels.log?.trim(connection.sql).catch(() => {});
     }, every);
   }
 
@@ -180,6 +216,14 @@ export class PostgresPublisher implements PublishLink {
       }
     }
     return outcomes;
+  }
+
+  head(): Promise<Head> {
+    return this.#channels.log!.head(this.#connection.sql);
+  }
+
+  read(from: string | undefined, limit: number): Promise<LogPage> {
+    return this.#channels.log!.read(this.#connection.sql, from, limit);
   }
 
   /** `pg_notification_queue_usage()`, from 0 to 1. */

@@ -3,6 +3,9 @@
 // the large-payload table (_postgres_payloads.ts) and the table of live
 // patterns (_postgres_patterns.ts).
 
+import type { Positions } from "./_history.ts";
+import type { Retention } from "./_options.ts";
+import { POSTGRES_POSITIONS, PostgresLog } from "./_postgres_log.ts";
 import { PayloadStore } from "./_postgres_payloads.ts";
 import { PatternTable } from "./_postgres_patterns.ts";
 import {
@@ -41,6 +44,8 @@ export interface Settings {
   readonly leaseMs: number;
   /** The channel of a topic (postgresChannel with this prefix). */
   readonly channel: (topic: string) => string;
+  /** The retention of the log, when the bus keeps history. */
+  readonly history: Retention | undefined;
 }
 
 /** Roughly how much notification text one batch carries: one transaction's
@@ -55,6 +60,7 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
   readonly batch: { readonly events: number; readonly chars: number };
   readonly channels: Channels;
   readonly store: PayloadStore;
+  readonly positions: Positions | undefined;
   readonly #settings: Settings;
   readonly #names = new Map<string, string>();
 
@@ -63,10 +69,13 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
     this.label = settings.label;
     this.batch = { events: settings.maxBatch, chars: BATCH_CHARS };
     this.store = new PayloadStore(settings.prefix, settings.ttlMs);
+    const { history, prefix } = settings;
     this.channels = {
       channel: (topic) => this.channel(topic),
-      patterns: new PatternTable(settings.prefix, settings.leaseMs),
+      patterns: new PatternTable(prefix, settings.leaseMs),
+      log: history && new PostgresLog(prefix, history),
     };
+    this.positions = history && POSTGRES_POSITIONS;
   }
 
   async openPublisher(
@@ -82,6 +91,7 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
     await this.#opening(opened, signal, async () => {
       await this.store.create(opened.sql);
       await this.channels.patterns.create(opened.sql);
+      await this.channels.log?.create(opened.sql);
       backend = await backendOf(opened.sql);
     });
     return new PostgresPublisher(opened, this.channels, this.store, backend);

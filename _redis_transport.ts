@@ -9,6 +9,8 @@ import { plainHint, tlsHint } from "./_tls.ts";
 import {
   type Arrivals,
   type Interest,
+  type LogPage,
+  POSITION_KEY,
   type PublishLink,
   type ReceiveLink,
   Refusal,
@@ -16,6 +18,8 @@ import {
   type Transport,
   Unsent,
 } from "./_transport.ts";
+import type { Head, Positions } from "./_history.ts";
+import type { Retention } from "./_options.ts";
 import type { Event } from "./types.ts";
 
 /** What RedisEventBus resolved from its options. */
@@ -26,23 +30,139 @@ export interface Settings {
   readonly prefix: string;
   /** Whether connections use TLS. */
   readonly tls: boolean;
+  /** The retention of the log, when the bus keeps history. */
+  readonly history: Retention | undefined;
 }
+
+/** Where the log is, and what it keeps. */
+interface RedisLog extends Retention {
+  /** The stream, then the key of its epoch. */
+  readonly keys: readonly [string, string];
+}
+
+const REDIS_POSITION = /^([0-9a-f]{8})-(\d{1,15})-(\d{1,19})$/;
+
+/**
+ * Positions in a Redis log: `<epoch>-<stream id>`. The epoch is made
+ * anew when its key is missing: a server restarted without its data
+ * starts a new one, whose ids say nothing of what was lost.
+ */
+const REDIS_POSITIONS: Positions = {
+  valid: (position) => REDIS_POSITION.test(position),
+  compare: (a, b) => {
+    const [epochA, ...x] = parsePosition(a), [epochB, ...y] = parsePosition(b);
+    if (epochA !== epochB) return 1;
+    return x[0] !== y[0] ? Number(x[0]! - y[0]!) : Number(x[1]! - y[1]!);
+  },
+  floor: (position) => position,
+};
+
+function parsePosition(position: string): [string, bigint, bigint] {
+  const match = REDIS_POSITION.exec(position);
+  if (match === null) {
+    throw new TypeError(`Not a position of a Redis log: ${position}`);
+  }
+  return [match[1]!, BigInt(match[2]!), BigInt(match[3]!)];
+}
+
+/** A random epoch: 8 hex digits. */
+const newEpoch = (): string => crypto.randomUUID().slice(0, 8);
 
 /**
  * Publishes a run of events in one command: ARGV holds channel, message
  * pairs. Each PUBLISH goes through pcall, so an event the server refuses
  * (an ACL channel rule) stops neither the others nor the script; the reply
  * lists the refused ones as position (from 1), error message, ….
+ *
+ * With history, KEYS are the log's stream and its epoch key, and ARGV
+ * starts with the retention (events, milliseconds) and an epoch to use
+ * when the key is missing (a new log, or a server that lost its data):
+ * each event is appended to the stream (XADD … MAXLEN ~) and published
+ * with its position, `<epoch>-<stream id>`, as one more key of its JSON
+ * object (see POSITION_KEY); one the server refuses is not kept.
  */
-const PUBLISH_ALL = `local refused = {}
-for i = 1, #ARGV, 2 do
-  local reply = redis.pcall('PUBLISH', ARGV[i], ARGV[i + 1])
+const PUBLISH_ALL = `local refused, epoch, first = {}, nil, 1
+if #KEYS == 2 then
+  epoch = redis.call('GET', KEYS[2])
+  if not epoch then
+    epoch = ARGV[3]
+    redis.call('SET', KEYS[2], epoch)
+  end
+  first = 4
+end
+for i = first, #ARGV, 2 do
+  local message, id = ARGV[i + 1], nil
+  local reply = {}
+  if epoch then
+    reply = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', message)
+    if type(reply) == 'string' then
+      id = reply
+      message = string.sub(message, 1, -2) .. ',"${POSITION_KEY}":"' .. epoch .. '-' .. id .. '"}'
+    end
+  end
+  if not (type(reply) == 'table' and reply.err) then
+    reply = redis.pcall('PUBLISH', ARGV[i], message)
+    if id and type(reply) == 'table' and reply.err then
+      redis.call('XDEL', KEYS[1], id)
+    end
+  end
   if type(reply) == 'table' and reply.err then
-    refused[#refused + 1] = (i + 1) / 2
+    refused[#refused + 1] = (i - first) / 2 + 1
     refused[#refused + 1] = reply.err
   end
 end
+if epoch then
+  local now = redis.call('TIME')
+  local oldest = now[1] * 1000 + math.floor(now[2] / 1000) - ARGV[2]
+  if oldest > 0 then
+    redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d', oldest))
+  end
+end
 return refused`;
+
+/**
+ * The head of the log: its epoch (made when missing) and the last id, as
+ * `<epoch>-<id>` (`0-0` when empty). KEYS: stream, epoch key; ARGV: an
+ * epoch to use when the key is missing.
+ */
+const HEAD = `local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('SET', KEYS[2], epoch)
+end
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local id = '0-0'
+if #last > 0 then id = last[1][1] end
+return epoch .. '-' .. id`;
+
+/**
+ * Entries of the log from an id (inclusive) of an epoch, or from the
+ * oldest (ARGV[1] '-', ARGV[3] ''). KEYS: stream, epoch key; ARGV: from,
+ * limit, the epoch of from. The reply: epoch (or ''), lost (1 when entries
+ * after from are gone: another epoch, from itself no longer kept, or for
+ * 0-0 an entry ever trimmed), then the entries.
+ */
+const READ = `local epoch = redis.call('GET', KEYS[2]) or ''
+local from, lost = ARGV[1], 0
+if ARGV[3] ~= '' and epoch ~= ARGV[3] then
+  lost, from = 1, '-'
+end
+local entries = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', ARGV[2])
+if lost == 0 and ARGV[3] ~= '' then
+  if from == '0-0' then
+    if redis.call('EXISTS', KEYS[1]) == 1 then
+      local info = redis.call('XINFO', 'STREAM', KEYS[1])
+      for i = 1, #info, 2 do
+        if info[i] == 'max-deleted-entry-id' and info[i + 1] ~= '0-0' then
+          lost = 1
+        end
+      end
+    end
+  elseif #entries == 0 or entries[1][1] ~= from then
+    lost = 1
+  end
+end
+return {epoch, lost, entries}`;
 
 /** The most events one PUBLISH_ALL carries. */
 const SCRIPT_EVENTS = 1000;
@@ -61,13 +181,21 @@ export class RedisTransport implements Transport<RedisPublisher> {
   readonly label: string;
   /** A send is cut into scripts here, and pipelined. */
   readonly batch = { events: 8 * SCRIPT_EVENTS, chars: 8 * SCRIPT_CHARS };
+  readonly positions: Positions | undefined;
   readonly #settings: Settings;
   readonly #prefix: string;
+  readonly #log: RedisLog | undefined;
 
   constructor(settings: Settings) {
     this.#settings = settings;
     this.label = settings.label;
     this.#prefix = `${settings.prefix}:`;
+    const kept = settings.history;
+    if (kept !== undefined) {
+      this.positions = REDIS_POSITIONS;
+      const stream = `${settings.prefix}:log`;
+      this.#log = { ...kept, keys: [stream, `${stream}:epoch`] };
+    }
   }
 
   async openPublisher(
@@ -81,9 +209,15 @@ export class RedisTransport implements Transport<RedisPublisher> {
     const scripted = await client.eval(PUBLISH_ALL, 0).then(
       () => true,
       (error: Error) => {
-        if (error.name === "ReplyError") return false;
+        if (error.name === "ReplyError" && this.#log === undefined) {
+          return false;
+        }
         destroy(client);
-        throw error;
+        throw error.name === "ReplyError"
+          ? new Error(
+            `history needs Lua scripts (EVAL), which this server refuses (${error.message}); allow EVAL for this user, or create the bus without history`,
+          )
+          : error;
       },
     );
     // The session as the server knows it (Redis 6.2+), to fence it off once
@@ -92,7 +226,7 @@ export class RedisTransport implements Transport<RedisPublisher> {
       (text) => /\bid=(\d+) addr=(\S+)/.exec(text)?.slice(1),
       () => undefined,
     );
-    return new RedisPublisher(client, this.#prefix, scripted, info);
+    return new RedisPublisher(client, this.#prefix, scripted, info, this.#log);
   }
 
   async openReceiver(
@@ -242,6 +376,7 @@ class RedisPublisher extends RedisLink implements PublishLink {
   readonly #prefix: string;
   /** `[id, addr]` of this session, as the server names it. */
   readonly #session: string[] | undefined;
+  readonly #log: RedisLog | undefined;
   #scripted: boolean;
 
   constructor(
@@ -249,11 +384,13 @@ class RedisPublisher extends RedisLink implements PublishLink {
     prefix: string,
     scripted: boolean,
     session: string[] | undefined,
+    log: RedisLog | undefined,
   ) {
     super(client);
     this.#prefix = prefix;
     this.#scripted = scripted;
     this.#session = session;
+    this.#log = log;
   }
 
   // CLIENT KILL by id and address: a session of a restarted server with
@@ -271,22 +408,25 @@ class RedisPublisher extends RedisLink implements PublishLink {
   }
 
   // One pipeline (one write): runs of events as one PUBLISH_ALL each, a
-  // lone or large event as a PUBLISH; one PUBLISH an event where the
-  // server refuses scripts.
+  // lone or large event as a PUBLISH (with history, as a PUBLISH_ALL too);
+  // one PUBLISH an event where the server refuses scripts.
   async send(events: readonly Event[]): Promise<(Refusal | undefined)[]> {
     const parts = this.#parts(events);
     const pipeline = this.client.pipeline();
+    const log = this.#log;
     for (const part of parts) {
-      if (part.length === 1) {
+      if (part.length === 1 && log === undefined) {
         const event = part[0]!;
         pipeline.publish(this.#prefix + event.topic, event.toJSONString());
         continue;
       }
-      const args: string[] = [];
+      const args: (string | number)[] = log === undefined
+        ? []
+        : [...log.keys, log.maxEvents, log.maxAgeMs, newEpoch()];
       for (const event of part) {
         args.push(this.#prefix + event.topic, event.toJSONString());
       }
-      pipeline.eval(PUBLISH_ALL, 0, ...args);
+      pipeline.eval(PUBLISH_ALL, log === undefined ? 0 : 2, ...args);
     }
     const replies = await pipeline.exec();
     return parts.flatMap((part, i) => {
@@ -344,16 +484,45 @@ class RedisPublisher extends RedisLink implements PublishLink {
       }
       return part.map(() => refused);
     }
-    if (part.length === 1) return [undefined];
+    if (!Array.isArray(result)) return [undefined];
     const why = new Map<unknown, string>();
-    const list = Array.isArray(result) ? result : [];
-    for (let i = 0; i < list.length; i += 2) {
-      why.set(list[i], String(list[i + 1]));
+    for (let i = 0; i < result.length; i += 2) {
+      why.set(result[i], String(result[i + 1]));
     }
     return part.map((_, i) => {
       const message = why.get(i + 1);
       return message === undefined ? undefined : new Refusal(message);
     });
+  }
+
+  async head(): Promise<Head> {
+    const [stream, epoch] = this.#log!.keys;
+    const mark = await this.client.eval(HEAD, 2, stream, epoch, newEpoch());
+    return { mark: String(mark), seen: [] };
+  }
+
+  async read(from: string | undefined, limit: number): Promise<LogPage> {
+    const [stream, epochKey] = this.#log!.keys;
+    const [fromEpoch, ms, seq] = from === undefined
+      ? ["", undefined, undefined]
+      : parsePosition(from);
+    const start = ms === undefined ? "-" : `${ms}-${seq}`;
+    const [epoch, lost, entries] = await this.client.eval(
+      READ,
+      2,
+      stream,
+      epochKey,
+      start,
+      limit,
+      fromEpoch,
+    ) as [string, number, [string, string[]][]];
+    return {
+      lost: lost === 1,
+      entries: entries.map(([id, fields]) => ({
+        position: `${epoch}-${id}`,
+        text: fields[1]!,
+      })),
+    };
   }
 }
 

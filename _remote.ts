@@ -4,6 +4,7 @@
 // accounting. Delivery itself is the dispatcher's (_dispatch.ts).
 
 import { Timeout } from "./_deadline.ts";
+import { type Log, type Position, splitPosition } from "./_history.ts";
 import { Down, Keeper, Stopped, type Timing } from "./_keeper.ts";
 import { Outbox } from "./_outbox.ts";
 import { scrub } from "./_scrub.ts";
@@ -28,12 +29,14 @@ import {
 export interface Core {
   /** Decodes wire text; a malformed message is reported, giving undefined. */
   decode(text: string): Event | undefined;
-  /** Delivers an event that arrived for an interest. */
-  deliver(event: Event, interest: Interest): void;
+  /** Delivers an event that arrived for an interest (at a log position). */
+  deliver(event: Event, interest: Interest, position?: Position): void;
   /** Reports an error through `onError`. */
   report(error: unknown): void;
   /** `ready` or `reconnecting`, once connected. */
   setState(state: ConnectionState): void;
+  /** The receiving connection was lost (a gap is reported once it is back). */
+  paused(): void;
   /** Reports a span in which events may have been missed. */
   gap(gap: Gap): void;
 }
@@ -92,6 +95,7 @@ export class Remote {
       up: () => this.#receiverUp(),
       down: (cause) => {
         this.#gapSince ??= receiver.provenAt;
+        this.#core.paused();
         this.#down("receiving", cause);
       },
       retrying: (cause) => this.#retrying("receiving", cause),
@@ -113,6 +117,50 @@ export class Remote {
     this.#publisher = publisher;
     this.#receiver = receiver;
     this.#outbox.use(publisher);
+  }
+
+  /**
+   * The log, read through the publishing connection (waiting up to
+   * `connectTimeoutMs` for it), when the transport keeps one.
+   */
+  get log(): Log | undefined {
+    const positions = this.#transport.positions;
+    if (positions === undefined) return undefined;
+    const read = <T>(command: (link: PublishLink) => Promise<T>) =>
+      this.#onPublisher("read the event log", command);
+    return {
+      valid: (position) => positions.valid(position),
+      compare: (a, b) => positions.compare(a, b),
+      floor: (position) => positions.floor(position),
+      head: () =>
+        read((link) => link.head!()).catch((error) => {
+          throw new EventBusError(
+            "SUBSCRIBE_FAILED",
+            `Cannot subscribe: the event log at ${this.#where()} could not be read (${
+              (error as Error).message
+            }); retry once bus.state is "ready"`,
+            { cause: scrub(error) },
+          );
+        }),
+      read: async (from, limit) => {
+        const page = await read((link) => link.read!(from, limit));
+        const entries = page.entries.flatMap(({ position, text }) => {
+          const event = this.#core.decode(text);
+          return event === undefined ? [] : [{ position, event }];
+        });
+        return { entries, lost: page.lost };
+      },
+    };
+  }
+
+  async #onPublisher<T>(
+    what: string,
+    command: (link: PublishLink) => Promise<T>,
+  ): Promise<T> {
+    const publisher = this.#publisher;
+    if (publisher === undefined) throw new Stopped("the bus is not open");
+    await publisher.whenUp(this.#timing.connectTimeoutMs, what);
+    return await publisher.run(what, command, this.#timing.commandTimeoutMs);
   }
 
   /** Publishes an event (see Outbox.push). */
@@ -248,9 +296,12 @@ export class Remote {
     };
   }
 
-  #arrive(route: Route, text: string, channel: string | undefined): void {
+  #arrive(route: Route, wire: string, channel: string | undefined): void {
     const interests = this.#routes.get(route);
     if (interests === undefined) return;
+    const [text, position] = this.#transport.positions === undefined
+      ? [wire, undefined]
+      : splitPosition(wire);
     const event = this.#core.decode(text);
     if (event === undefined) return;
     if (
@@ -264,7 +315,9 @@ export class Remote {
       );
       return;
     }
-    for (const interest of interests) this.#core.deliver(event, interest);
+    for (const interest of interests) {
+      this.#core.deliver(event, interest, position);
+    }
   }
 
   #receiverUp(): void {

@@ -10,7 +10,10 @@
 // on a connection it gives up on. A transport need not time anything out
 // itself, but must never leave a socket or timer behind after `destroy()`.
 
+import type { Head, Positions } from "./_history.ts";
 import type { Event } from "./types.ts";
+
+export { POSITION_KEY } from "./_history.ts";
 
 /** What the receiving connection listens on for an interest: opaque to the core. */
 export type Route = string;
@@ -48,6 +51,25 @@ export interface PublishLink extends Link {
    * unless the rejection is an {@linkcode Unsent}.
    */
   send(events: readonly Event[]): Promise<readonly (Refusal | undefined)[]>;
+  /**
+   * With history (see Transport.positions): up to `limit` entries of the
+   * log at or after `from` (from the oldest when undefined), in log order;
+   * `lost` when entries after `from` are gone (trimmed, or the log was
+   * lost and started again).
+   */
+  read?(from: string | undefined, limit: number): Promise<LogPage>;
+  /** With history: where a subscription made now starts (see Head). */
+  head?(): Promise<Head>;
+}
+
+/** Entries of a log as the server holds them. */
+export interface LogPage {
+  readonly entries: readonly {
+    readonly position: string;
+    /** The event's wire text. */
+    readonly text: string;
+  }[];
+  readonly lost: boolean;
 }
 
 /** The connection events arrive on. */
@@ -108,6 +130,14 @@ export interface Transport<P extends PublishLink = PublishLink> {
   route(interest: Interest): Route;
   /** The channel a topic's events are sent on. */
   channel(topic: string): string;
+  /**
+   * Given when the bus keeps history: how the log's positions order. Then
+   * `send` appends each event to the log in the same step as its live
+   * message, which carries its position (the event's JSON object with one
+   * more key, last: `"dataknobs_position":"<position>"`, see
+   * `POSITION_KEY`), and the publishing connection can `read` and `head`.
+   */
+  readonly positions?: Positions | undefined;
   /**
    * A hint for a failed connect, in the user's terms ("is the server
    * speaking TLS on this port?"), or undefined. `error` is what opening a

@@ -44,6 +44,7 @@ import {
 export {
   type ConnectionState,
   type ConnectOptions,
+  type Delivery,
   type ErrorHandler,
   Event,
   type EventBus,
@@ -59,6 +60,7 @@ export {
   EventType,
   type ExactOptions,
   type Gap,
+  type HistoryOptions,
   type JsonObject,
   type JsonSafe,
   type JsonValue,
@@ -77,6 +79,25 @@ export {
 } from "./types.ts";
 export { InMemoryEventBus } from "./memory.ts";
 export type { TlsOptions } from "./_tls.ts";
+
+/**
+ * The config key `history` (see {@linkcode HistoryOptions}): keep a log of
+ * what the bus publishes, for replay.
+ *
+ * @example A log of at most 10,000 events
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type HistoryConfig } from "@dataknobs/events";
+ * const history: HistoryConfig = { max_events: 10_000, max_age_ms: 3_600_000 };
+ * assert.equal(createEventBus({ backend: "memory", history }).state, "idle");
+ * ```
+ */
+export interface HistoryConfig {
+  /** The most events kept. Default 100000. */
+  readonly max_events?: number;
+  /** The longest time an event is kept, in milliseconds. Default a day. */
+  readonly max_age_ms?: number;
+}
 
 /**
  * The config of the in-memory backend.
@@ -98,6 +119,8 @@ export interface MemoryConfig {
    * @default 1048576
    */
   readonly max_event_bytes?: number;
+  /** Keep a log for replay (the `history` option; this key wins over it). */
+  readonly history?: HistoryConfig;
 }
 
 /**
@@ -126,6 +149,8 @@ export interface PostgresConfigKeys {
    * @default 1048576
    */
   readonly max_event_bytes?: number;
+  /** Keep a log for replay (the `history` option; this key wins over it). */
+  readonly history?: HistoryConfig;
   /**
    * A `postgres://` or `postgresql://` URL (`postgresql+asyncpg://` is read
    * as `postgresql://`); `""` or `null`: not given. Used as written unless
@@ -222,6 +247,8 @@ export interface RedisConfig {
    * @default 1048576
    */
   readonly max_event_bytes?: number;
+  /** Keep a log for replay (the `history` option; this key wins over it). */
+  readonly history?: HistoryConfig;
   /**
    * The Redis host.
    * @default "localhost" (or the host of `url`)
@@ -519,10 +546,23 @@ function busOptions(
   config: Readonly<Record<string, unknown>>,
   options: EventBusOptions,
 ): EventBusOptions {
-  const { max_event_bytes } = config as MemoryConfig;
-  return max_event_bytes === undefined
-    ? options
-    : { ...options, maxEventBytes: max_event_bytes };
+  const { max_event_bytes, history } = config as MemoryConfig;
+  return {
+    ...options,
+    ...(max_event_bytes === undefined
+      ? {}
+      : { maxEventBytes: max_event_bytes }),
+    ...(history === undefined ? {} : {
+      history: {
+        ...(history.max_events === undefined
+          ? {}
+          : { maxEvents: history.max_events }),
+        ...(history.max_age_ms === undefined
+          ? {}
+          : { maxAgeMs: history.max_age_ms }),
+      },
+    }),
+  };
 }
 
 function redisOptions(c: RedisConfig): RedisEventBusOptions {

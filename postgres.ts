@@ -35,7 +35,7 @@ import type { ISql } from "postgres";
 import { BusBase } from "./_bus.ts";
 import { fnv1a64 } from "./_fnv.ts";
 import type { Timing } from "./_keeper.ts";
-import { OptionChecks } from "./_options.ts";
+import { OptionChecks, retention } from "./_options.ts";
 import { notify, type PostgresPublisher } from "./_postgres_publisher.ts";
 import { PostgresTransport, type Settings } from "./_postgres_transport.ts";
 import { postgresTls } from "./_postgres_tls.ts";
@@ -354,5 +354,6 @@ function resolve(
     probeMs: timing.commandTimeoutMs,
     leaseMs: PATTERN_LEASE_HEARTBEATS * timing.heartbeatMs,
     channel: (topic) => postgresChannel(topic, prefix),
+    history: retention(options),
   };
 }

@@ -30,7 +30,7 @@
 
 import type { RedisOptions } from "ioredis";
 import { BusBase } from "./_bus.ts";
-import { OptionChecks } from "./_options.ts";
+import { OptionChecks, retention } from "./_options.ts";
 import { RedisTransport, type Settings } from "./_redis_transport.ts";
 import { nodeTls, OPTION_NAMES, type TlsOptions, tlsProblem } from "./_tls.ts";
 import {
@@ -206,6 +206,7 @@ function resolve(options: RedisEventBusOptions, check: OptionChecks): Settings {
     redis,
     prefix,
     tls: useTls,
+    history: retention(options),
   };
 }
 

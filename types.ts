@@ -757,6 +757,7 @@ export function show(value: unknown): string {
  */
 export type EventHandler<P = JsonObject> = (
   event: Event<P>,
+  delivery: Delivery,
 ) => void | Promise<void>;
 
 /**
@@ -809,6 +810,62 @@ export type ExactOptions<T, O extends SubscribeOptions> = string extends keyof T
 export type PatternOptions<O extends SubscribeOptions> = O & {
   readonly pattern: string;
 };
+
+/**
+ * What a handler is told about one delivery of an event (its second
+ * argument).
+ *
+ * @example Save the position to resume from after a restart
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type Delivery, Event } from "@dataknobs/events";
+ * const bus = createEventBus({}, { history: { maxEvents: 100 } });
+ * await bus.connect();
+ * let saved: string | undefined;
+ * await bus.subscribe("t", (_event, delivery: Delivery) => {
+ *   saved = delivery.position;
+ * });
+ * await bus.publish("t", new Event({ type: "created", topic: "t" }));
+ * assert.equal(typeof saved, "string");
+ * await bus.close();
+ * ```
+ */
+export interface Delivery {
+  /**
+   * The event's place in the bus's log: an opaque string to give back as
+   * `subscribe(topic, handler, { from: position })`. Absent on a bus
+   * without `history`, and for an event that is not in the log (one a
+   * Python dataknobs bus published).
+   */
+  readonly position?: string;
+}
+
+/**
+ * How much of what a bus publishes its log keeps (see
+ * {@linkcode EventBusOptions.history}): the newest `maxEvents` events that
+ * are at most `maxAgeMs` old, whichever limit is reached first. Redis
+ * trims approximately (`MAXLEN ~`, `MINID ~`): it may keep a few more.
+ *
+ * @example A log of a day, at most a million events
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type HistoryOptions } from "@dataknobs/events";
+ * const history: HistoryOptions = { maxEvents: 1_000_000, maxAgeMs: 86_400_000 };
+ * assert.equal(createEventBus({}, { history }).state, "idle");
+ * ```
+ */
+export interface HistoryOptions {
+  /**
+   * The most events kept.
+   * @default 100000
+   */
+  readonly maxEvents?: number;
+  /**
+   * The longest time an event is kept, in milliseconds.
+   * @default 86400000 (a day)
+   */
+  readonly maxAgeMs?: number;
+}
 
 /**
  * A live subscription. Cancel it to stop receiving events; `await using`
@@ -905,6 +962,15 @@ export interface Gap {
   readonly since: Date;
   /** When every subscription was confirmed again by the server. */
   readonly until: Date;
+  /**
+   * On a bus with `history`: true, and events in the span are lost for
+   * good (the log no longer holds them: trimmed by retention, or a server
+   * restarted without its data). Such a bus reports no other gap: what the
+   * log holds is delivered instead. For a `from` position the log no
+   * longer holds, `since` is the Unix epoch (the log cannot tell when the
+   * lost events were published) and `until` when the replay began.
+   */
+  readonly lost?: boolean;
 }
 
 /**
@@ -987,9 +1053,21 @@ export interface EventBusOptions {
   /**
    * Called when a remote bus has restored its subscriptions after losing its
    * connection: events published during the gap may have been missed.
+   * With `history`, only for what the log can no longer supply
+   * (`lost: true`).
    * @default none
    */
   readonly onGap?: (gap: Gap) => void;
+  /**
+   * Keep a log of what this bus publishes, so that subscriptions get what
+   * they missed: after a lost connection (every event the log holds, in
+   * order, exactly once, before newer ones) and after a restart
+   * (`subscribe(topic, handler, { from })`). Handlers get each event's
+   * `delivery.position`. Config key: `history: { max_events?, max_age_ms? }`.
+   * See the README's "History and replay".
+   * @default none (no log, no positions, no `from`)
+   */
+  readonly history?: HistoryOptions;
 }
 
 /**
@@ -1140,7 +1218,7 @@ export interface EventBus<T extends TopicMap<T> = UntypedTopics>
    */
   subscribe(
     topic: string,
-    handler: (event: TopicEvent<T>) => void | Promise<void>,
+    handler: (event: TopicEvent<T>, delivery: Delivery) => void | Promise<void>,
     options: string | PatternOptions<SubscribeOptions>,
   ): Promise<Subscription>;
   /**
@@ -1292,6 +1370,17 @@ export interface SubscribeOptions {
    * with its reason and nothing stays subscribed.
    */
   readonly signal?: AbortSignal;
+  /**
+   * On a bus with `history`: start with every event the log holds after
+   * this position (a `delivery.position` a handler saw, saved by the
+   * application), or with the oldest it holds (`"earliest"`), then go on
+   * live. Events between the saved position and a crash may come again:
+   * deduplicate by `eventId`. A position the log no longer holds is
+   * reported through `onGap` (`lost: true`), then delivery starts from the
+   * oldest event the log holds.
+   * @default none (only events published from now on)
+   */
+  readonly from?: string;
 }
 
 /**

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import {
   type ConnectionState,
+  type Delivery,
   Event,
   type EventBus,
   EventBusError,
@@ -879,5 +880,162 @@ export function conformance(name: string, factory: BusFactory): void {
     assert.doesNotMatch(String(bus), /secret|password=/i);
     assert.match(String(bus), /ready\)$/);
     return Promise.resolve();
+  });
+  historyConformance(name, factory);
+}
+
+/** Records what a handler got: payload `n`s and positions. */
+class Positioned extends Inbox {
+  readonly positions: (string | undefined)[] = [];
+  readonly record = (event: Event, delivery: Delivery): void => {
+    this.positions.push(delivery.position);
+    this.handler(event);
+  };
+}
+
+/** Publishes events `n` = from..to on `topic`, each awaited. */
+async function publishRange(
+  bus: EventBus,
+  topic: string,
+  from: number,
+  to: number,
+): Promise<void> {
+  for (let n = from; n <= to; n++) {
+    await bus.publish(topic, makeEvent(topic, { n }));
+  }
+}
+
+const range = (from: number, to: number): number[] =>
+  Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/**
+ * The history tier: a bus made with `history` logs what it publishes,
+ * gives positions, and replays from one (on another bus too, as after a
+ * restart).
+ */
+export function historyConformance(name: string, factory: BusFactory): void {
+  const test = (
+    title: string,
+    fn: (
+      open: (options?: EventBusOptions) => Promise<Observed<EventBus>>,
+    ) => Promise<void>,
+  ) =>
+    Deno.test(`${name} history: ${title}`, async () => {
+      const buses: EventBus[] = [];
+      const open = async (options: EventBusOptions = {}) => {
+        const made = await observed((hooks) =>
+          factory({ history: {}, ...hooks, ...options })
+        );
+        buses.push(made.bus);
+        return made;
+      };
+      try {
+        await fn(open);
+      } finally {
+        await Promise.all(buses.map((bus) => bus.close()));
+      }
+    });
+
+  test("handlers get delivery.position; without history it is absent", async (open) => {
+    const topic = uniqueTopic("positions");
+    const { bus, errors, gaps } = await open();
+    const inbox = new Positioned();
+    await bus.subscribe(topic, inbox.record);
+    await publishRange(bus, topic, 1, 3);
+    await inbox.until(3);
+    assert.ok(inbox.positions.every((p) => typeof p === "string" && p !== ""));
+    assert.equal(new Set(inbox.positions).size, 3);
+    const plain = factory({});
+    try {
+      await plain.connect();
+      const seen = new Positioned();
+      await plain.subscribe(topic, seen.record);
+      await plain.publish(topic, makeEvent(topic, { n: 4 }));
+      await seen.until(1);
+      assert.deepEqual(seen.positions, [undefined]);
+      await assert.rejects(
+        plain.subscribe(topic, () => {}, { from: "earliest" }),
+        TypeError,
+      );
+    } finally {
+      await plain.close();
+    }
+    await assert.rejects(
+      bus.subscribe(topic, () => {}, { from: "not a position" }),
+      TypeError,
+    );
+    assert.deepEqual(errors, []);
+    assert.deepEqual(gaps, []);
+  });
+
+  test("subscribe({ from }): every event after the position, then live, each once", async (open) => {
+    const topic = uniqueTopic("from");
+    const first = await open();
+    const inbox = new Positioned();
+    await first.bus.subscribe(topic, inbox.record);
+    await publishRange(first.bus, topic, 1, 5);
+    await inbox.until(5);
+    // As after a restart (another process: see the backends' own tests),
+    // a new subscription resumes after event 2.
+    const second = first;
+    const resumed = new Positioned();
+    const patterned = new Positioned();
+    await second.bus.subscribe(topic, resumed.record, {
+      from: inbox.positions[1]!,
+    });
+    await second.bus.subscribe("label", patterned.record, {
+      pattern: `${topic}*`,
+      from: inbox.positions[1]!,
+    });
+    await resumed.until(3);
+    await publishRange(first.bus, topic, 6, 7);
+    await resumed.until(5);
+    await patterned.until(5);
+    assert.deepEqual(resumed.payloads, [3, 4, 5, 6, 7]);
+    assert.deepEqual(patterned.payloads, [3, 4, 5, 6, 7]);
+    // The same positions as the first bus saw.
+    assert.deepEqual(resumed.positions, inbox.positions.slice(2));
+    assert.deepEqual(first.errors, []);
+    assert.deepEqual(first.gaps, []);
+  });
+
+  test('subscribe({ from: "earliest" }) replays what the log holds, then goes live', async (open) => {
+    const topic = uniqueTopic("earliest");
+    const { bus, errors, gaps } = await open();
+    await publishRange(bus, topic, 1, 3);
+    const inbox = new Positioned();
+    await bus.subscribe(topic, inbox.record, { from: "earliest" });
+    await publishRange(bus, topic, 4, 4);
+    await inbox.until(4);
+    assert.deepEqual(inbox.payloads, [1, 2, 3, 4]);
+    assert.deepEqual(errors, []);
+    assert.deepEqual(gaps, []);
+  });
+
+  test("a position past maxEvents: a lost gap, then delivery from the oldest event kept", async (open) => {
+    const topic = uniqueTopic("retention");
+    const { bus, errors, gaps } = await open({ history: { maxEvents: 10 } });
+    const inbox = new Positioned();
+    await bus.subscribe(topic, inbox.record);
+    // Enough that even an approximate trim (Redis MAXLEN ~) drops event 2.
+    const total = 400;
+    await Promise.all(
+      range(1, total).map((n) => bus.publish(topic, makeEvent(topic, { n }))),
+    );
+    await inbox.until(total);
+    const resumed = new Positioned();
+    await bus.subscribe(topic, resumed.record, { from: inbox.positions[0]! });
+    await publishRange(bus, topic, total + 1, total + 1);
+    // Up to the live event (how many come before it depends on the trim).
+    while (resumed.payloads.at(-1) !== total + 1) {
+      await resumed.until(resumed.events.length + 1);
+    }
+    const got = resumed.payloads as number[];
+    const oldest = got[0]!;
+    assert.ok(oldest > 2, `event ${oldest} should have been trimmed`);
+    assert.deepEqual(got, range(oldest, total + 1));
+    assert.equal(gaps.length, 1);
+    assert.equal(gaps[0]!.lost, true);
+    assert.deepEqual(errors, []);
   });
 }

@@ -82,6 +82,16 @@ Deno.test({
 });
 
 Deno.test({
+  name: "examples/resume.ts resumes after a restart from the saved position",
+  ignore: !redis,
+  fn: async () =>
+    assert.equal(
+      await run("resume.ts"),
+      "handled job 1\nhandled job 2\nrestarted\nhandled job 3\nhandled job 4\n",
+    ),
+});
+
+Deno.test({
   name: "examples/postgres.ts round trips a large event through PostgreSQL",
   ignore: !pg,
   fn: async () =>

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { createEventBus, Event, EventType, InMemoryEventBus } from "../mod.ts";
+import {
+  createEventBus,
+  Event,
+  EventType,
+  type Gap,
+  InMemoryEventBus,
+  type MemoryConfig,
+} from "../mod.ts";
 import { conformance, Inbox, makeEvent, uniqueTopic } from "./conformance.ts";
 
 conformance(
@@ -184,4 +191,73 @@ Deno.test("events() with drop-oldest reports the event it dropped, the oldest", 
   for (let i = 0; i < 3; i++) read.push((await it.next()).value!.payload.n);
   assert.deepEqual(read, [7, 8, 9]);
   assert.match(String(errors[1]), /dropped 6 more event/);
+});
+
+Deno.test("InMemoryEventBus history: a position of another bus (a restarted process) is a lost gap, then the oldest event kept", async () => {
+  const gaps: Gap[] = [];
+  await using old = new InMemoryEventBus({ history: {} });
+  await using bus = new InMemoryEventBus({
+    history: { maxEvents: 2 },
+    onGap: (gap) => void gaps.push(gap),
+  });
+  await Promise.all([old.connect(), bus.connect()]);
+  let saved: string | undefined;
+  await old.subscribe(
+    "t",
+    (_event, delivery) => void (saved = delivery.position),
+  );
+  await old.publish("t", makeEvent("t", { n: 0 }));
+  for (const n of [1, 2, 3]) await bus.publish("t", makeEvent("t", { n }));
+  const inbox = new Inbox();
+  await bus.subscribe("t", inbox.handler, { from: saved! });
+  await inbox.until(2);
+  assert.deepEqual(inbox.payloads, [2, 3]);
+  assert.equal(gaps.length, 1);
+  assert.equal(gaps[0]!.lost, true);
+  assert.equal(gaps[0]!.since.getTime(), 0);
+});
+
+Deno.test("InMemoryEventBus history: events older than maxAgeMs are dropped from the log", async () => {
+  await using bus = new InMemoryEventBus({ history: { maxAgeMs: 20 } });
+  await bus.connect();
+  await bus.publish("t", makeEvent("t", { n: 1 }));
+  await new Promise((resolve) => setTimeout(resolve, 40));
+  await bus.publish("t", makeEvent("t", { n: 2 }));
+  const inbox = new Inbox();
+  await bus.subscribe("t", inbox.handler, { from: "earliest" });
+  await inbox.until(1);
+  assert.deepEqual(inbox.payloads, [2]);
+});
+
+Deno.test("InMemoryEventBus history option: bad values are refused", () => {
+  assert.throws(
+    () => new InMemoryEventBus({ history: { maxEvents: 0 } }),
+    RangeError,
+  );
+  assert.throws(
+    () => new InMemoryEventBus({ history: { maxAgeMs: -1 } }),
+    RangeError,
+  );
+  // @ts-expect-error: not an object
+  assert.throws(() => new InMemoryEventBus({ history: true }), TypeError);
+});
+
+Deno.test("createEventBus() config key history: { max_events, max_age_ms } sets the retention; bad values are refused", async () => {
+  await using bus = createEventBus({
+    backend: "memory",
+    history: { max_events: 2, max_age_ms: 60_000 },
+  });
+  await bus.connect();
+  for (const n of [1, 2, 3]) await bus.publish("t", makeEvent("t", { n }));
+  const inbox = new Inbox();
+  await bus.subscribe("t", inbox.handler, { from: "earliest" });
+  await inbox.until(2);
+  assert.deepEqual(inbox.payloads, [2, 3]);
+  const bad: unknown[] = [{ max_events: 0 }, { maxEvents: 5 }, [], 7];
+  for (const history of bad) {
+    assert.throws(
+      () => createEventBus({ backend: "memory", history } as MemoryConfig),
+      /"history" must be an object \{ max_events\?, max_age_ms\? \}/,
+    );
+  }
 });

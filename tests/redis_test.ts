@@ -30,6 +30,12 @@ if (ok) {
       port: Number(port) || 6379,
     }, options);
   });
+  // The history tier's log (channel prefix "events") is removed at the end.
+  Deno.test("redis history: (clean-up of the conformance tier's log)", async () => {
+    const admin = new Redis(REDIS_URL);
+    await admin.del("events:log", "events:log:epoch");
+    admin.disconnect();
+  });
 }
 
 const connected = (options: Partial<RedisEventBusOptions> = {}) =>

@@ -44,6 +44,8 @@ export interface StreamConfig {
   readonly pattern: boolean;
   readonly intervalMs: number;
   readonly timing: Timing;
+  /** Buses keep history (a log, replayed after a lost connection). */
+  readonly history?: boolean;
 }
 
 export interface ConnectConfig {
@@ -211,7 +213,7 @@ function makeBus(
   backend: Backend,
   url: string,
   prefix: string,
-  timing: Timing,
+  timing: Timing & { readonly history?: Record<string, never> },
   hooks: Hooks,
 ): Bus {
   // connectTimeoutMs and commandTimeoutMs are new options: cast, so that this
@@ -286,7 +288,10 @@ async function stream(config: StreamConfig, lines: AsyncIterator<string>) {
   for (const spec of config.buses) {
     buses.set(
       spec.name,
-      makeBus(config.backend, spec.url, config.prefix, timing, {
+      makeBus(config.backend, spec.url, config.prefix, {
+        ...timing,
+        ...(config.history ? { history: {} } : {}),
+      }, {
         onGap: ({ since, until }) => {
           const gap = {
             bus: spec.name,

@@ -313,6 +313,11 @@ export interface StreamScenario {
   /** Also subscribe with a pattern (default true). */
   readonly pattern?: boolean;
   readonly recoveryBoundMs?: number;
+  /**
+   * Buses keep history: then nothing may be lost at all, inside a gap or
+   * not, and no gap is reported.
+   */
+  readonly history?: boolean;
   fault(ctx: FaultContext): Promise<void>;
 }
 
@@ -430,6 +435,7 @@ export async function runStream(scenario: StreamScenario): Promise<void> {
     pattern: scenario.pattern ?? true,
     intervalMs: INTERVAL_MS,
     timing: TIMING,
+    history: scenario.history ?? false,
   });
   let stats: StreamStats | undefined;
   let recovery: number | null = null;
@@ -545,10 +551,22 @@ export async function runStream(scenario: StreamScenario): Promise<void> {
         `${sub.name}: ${sub.duplicates} duplicates`,
       );
       summary.check(
+        !scenario.history || sub.lostInside === 0,
+        `${sub.name}: ${sub.lostInside} resolved events never received, with history`,
+      );
+      summary.check(
         sub.reordered === 0,
         `${sub.name}: ${sub.reordered} events out of order`,
       );
     }
+  }
+  if (scenario.history) {
+    summary.check(
+      r.gaps === 0,
+      `${r.gaps} gaps reported with history: ${
+        JSON.stringify((r.timeline as { gaps?: unknown } | undefined)?.gaps)
+      }`,
+    );
   }
   r.recoveryMs = recovery;
   summary.check(

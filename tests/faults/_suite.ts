@@ -4,8 +4,10 @@
 import { startProxy } from "./_proxy.ts";
 import {
   type Backend,
+  type BusSpec,
   checkDownBurst,
   DOWN_MS,
+  type FaultContext,
   type FaultServer,
   FREEZE_MS,
   HALF_OPEN_RECOVERY_BOUND_MS,
@@ -20,8 +22,11 @@ import {
 export interface SuiteSetup {
   /** Skip every test (the server binaries are missing and CI is not set). */
   readonly ignore: boolean;
-  /** Starts a fresh throwaway server. */
-  server(): Promise<FaultServer>;
+  /**
+   * Starts a fresh throwaway server; `persistent`: one that keeps its data
+   * across a restart (Redis: append-only file, fsync always).
+   */
+  server(persistent?: boolean): Promise<FaultServer>;
   /** A bus URL for a server at this loopback port. */
   urlAt(port: number): string;
 }
@@ -172,6 +177,46 @@ export function faultSuite(backend: Backend, setup: SuiteSetup): void {
       },
     });
   });
+
+  // With history, the same faults lose nothing and report no gap.
+  const withHistory = (
+    name: string,
+    buses: (server: FaultServer) => BusSpec[],
+    fault: (server: FaultServer, ctx: FaultContext) => Promise<void>,
+  ) =>
+    test(`${name}, with history: nothing lost, no gap`, async () => {
+      await using server = await setup.server(true);
+      await runStream({
+        name: `${name} (history)`,
+        backend,
+        history: true,
+        buses: buses(server),
+        fault: (ctx) => fault(server, ctx),
+      });
+    });
+  withHistory(
+    "a. subscriber connection killed",
+    (server) => oneBus(server.url),
+    async (server, ctx) => {
+      await ctx.rush(200);
+      ctx.check(await server.killSubscriber() >= 1, "no subscriber killed");
+      await ctx.rush(200);
+    },
+  );
+  withHistory(
+    "b. publisher connection killed",
+    (server) => oneBus(server.url),
+    async (server, ctx) => {
+      await ctx.rush(200);
+      ctx.check(await server.killPublisher() >= 1, "no publisher killed");
+      await ctx.rush(200);
+    },
+  );
+  withHistory(
+    "c2. server restarted (two buses)",
+    (server) => twoBuses(server.url, server.url),
+    (server) => restart(server),
+  );
 
   test("f. server that never answers: connect() times out, abort and close() settle promptly", async () => {
     await using proxy = startProxy(null); // accepts, never answers

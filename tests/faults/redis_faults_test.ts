@@ -68,8 +68,13 @@ async function killClients(
 
 const urlAt = (port: number) => `redis://127.0.0.1:${port}`;
 
-async function server(): Promise<FaultServer> {
-  const redis = await startRedis();
+async function server(persistent = false): Promise<FaultServer> {
+  const dir = persistent ? await Deno.makeTempDir() : undefined;
+  const redis = await startRedis(
+    dir === undefined
+      ? []
+      : ["--appendonly", "yes", "--appendfsync", "always", "--dir", dir],
+  );
   const port = Number(new URL(redis.url).port);
   return {
     url: redis.url,
@@ -93,7 +98,10 @@ async function server(): Promise<FaultServer> {
     start: () => redis.start(),
     freeze: () => redis.signal("SIGSTOP"),
     thaw: () => redis.signal("SIGCONT"),
-    [Symbol.asyncDispose]: () => redis[Symbol.asyncDispose](),
+    [Symbol.asyncDispose]: async () => {
+      await redis[Symbol.asyncDispose]();
+      if (dir !== undefined) await Deno.remove(dir, { recursive: true });
+    },
   };
 }
 

@@ -1,0 +1,335 @@
+// History and replay, once for every backend: each subscription's cursor
+// in the bus's log (what it has had), and the catch-up that gives it what
+// it missed — after a lost connection, or from a saved position — before
+// newer live events, each exactly once. A backend supplies only the log
+// (Log): memory keeps one in process (_memory_log.ts), the remote buses
+// read theirs through their transport (_remote.ts).
+
+import { backoff, sleep } from "./_deadline.ts";
+import type { Event, Gap } from "./types.ts";
+
+/** A place in a log: opaque outside the backend that made it. */
+export type Position = string;
+
+/** An event of the log, at its position. */
+export interface Logged {
+  readonly position: Position;
+  readonly event: Event;
+}
+
+/** What one read of the log gives. */
+export interface Page {
+  /** The entries at or after the position read from, in log order. */
+  readonly entries: readonly Logged[];
+  /**
+   * Entries after the position read from are gone (trimmed, or the log
+   * itself was lost): `entries` start at the oldest the log still holds.
+   */
+  readonly lost: boolean;
+}
+
+/**
+ * Where a new subscription starts: it is owed nothing before `mark` (all
+ * of it when undefined: the log is empty), nor the entries in `seen`.
+ */
+export interface Head {
+  readonly mark: Position | undefined;
+  readonly seen: readonly Position[];
+}
+
+/**
+ * How positions order: log order. A log whose entries become visible in
+ * log order (memory, Redis) has `floor(p) === p`; one where they may not
+ * (PostgreSQL: transactions commit out of id order) gives the earliest
+ * position whose entries could still have been missed when `p` was seen.
+ */
+export interface Positions {
+  /** Whether a string is a position of this log (maybe of another epoch). */
+  valid(position: string): boolean;
+  /**
+   * Log order; a position of another epoch of the log (one that was lost
+   * and started again) counts as later, both ways round.
+   */
+  compare(a: Position, b: Position): number;
+  /** Every entry before this was visible before `position` was. */
+  floor(position: Position): Position;
+}
+
+/** A bus's log, as the core reads it. */
+export interface Log extends Positions {
+  /** Where a subscription made now starts (see Head). */
+  head(): Promise<Head>;
+  /** Up to `limit` entries at or after `from` (the oldest when undefined). */
+  read(from: Position | undefined, limit: number): Promise<Page>;
+}
+
+/** What a cursor delivers to: one subscription. */
+export interface Follower {
+  /** Whether this event is for the subscription (its topic or pattern). */
+  wants(event: Event): boolean;
+  /** Hands over a replayed or released event (it passed `admit`). */
+  take(event: Event, position: Position): void;
+  /** Whether the subscription was cancelled (the catch-up stops). */
+  readonly cancelled: boolean;
+}
+
+/** Entries one read asks for. */
+const PAGE = 1000;
+
+/**
+ * A subscription's place in the log: every entry before `mark` was
+ * delivered (or is older than the subscription), and so was each in
+ * `seen`. While it catches up, live events wait in `held`.
+ */
+export class Cursor {
+  readonly #log: Log;
+  readonly #follower: Follower;
+  #mark: Position | undefined;
+  #seen = new Set<Position>();
+  /** Live events waiting for the catch-up; undefined when live. */
+  #held: [Event, Position][] | undefined = [];
+  #catching: Promise<void> | undefined;
+  #again = false;
+  /** Whether it has a place in the log yet (see start, startFrom). */
+  started = false;
+
+  /** A cursor that holds live events until `start` or `catchUp` ends. */
+  constructor(log: Log, follower: Follower) {
+    this.#log = log;
+    this.#follower = follower;
+  }
+
+  /** Whether live events wait (a catch-up is due or running). */
+  get holding(): boolean {
+    return this.#held !== undefined;
+  }
+
+  /** Keeps a live event for after the catch-up. */
+  hold(event: Event, position: Position): void {
+    this.#held!.push([event, position]);
+  }
+
+  /**
+   * Whether the entry at `position` is new to the subscription; if it is,
+   * it counts as delivered from now on.
+   */
+  admit(position: Position): boolean {
+    const log = this.#log;
+    const mark = this.#mark;
+    if (this.#seen.has(position)) return false;
+    if (mark !== undefined && log.compare(position, mark) < 0) return false;
+    this.#seen.add(position);
+    const floor = log.floor(position);
+    if (mark === undefined || log.compare(floor, mark) > 0) {
+      this.#mark = floor;
+      for (const seen of this.#seen) {
+        if (log.compare(seen, floor) < 0) this.#seen.delete(seen);
+      }
+    }
+    return true;
+  }
+
+  /** Starts at the head of the log, then lets held live events through. */
+  start(head: Head): void {
+    this.started = true;
+    this.#mark = head.mark;
+    for (const position of head.seen) this.#seen.add(position);
+    this.#release();
+  }
+
+  /**
+   * Starts after `from` (a position a handler saw), or at the oldest
+   * entry (`"earliest"`), and catches up.
+   */
+  startFrom(from: string, hooks: CatchUpHooks): Promise<void> {
+    this.started = true;
+    if (from !== "earliest") {
+      this.#mark = this.#log.floor(from);
+      this.#seen.add(from);
+    }
+    return this.catchUp(hooks);
+  }
+
+  /** Holds live events from now on (the connection was lost). */
+  pause(): void {
+    this.#held ??= [];
+  }
+
+  /**
+   * Delivers what the log holds after the mark, then the held live events
+   * (those not delivered by then); calls `hooks.lost` once if the log no
+   * longer holds some of it. Asked again while running, it runs once more
+   * after. A failed read is reported (the first of a run) and retried
+   * until the subscription or the bus ends.
+   */
+  catchUp(hooks: CatchUpHooks): Promise<void> {
+    this.pause();
+    if (this.#catching !== undefined) {
+      this.#again = true;
+      return this.#catching;
+    }
+    this.#catching = this.#run(hooks).finally(() => {
+      this.#catching = undefined;
+    });
+    return this.#catching;
+  }
+
+  async #run(hooks: CatchUpHooks): Promise<void> {
+    do {
+      this.#again = false;
+      for (let attempt = 1; !this.#ended(hooks); attempt++) {
+        try {
+          await this.#replay(hooks);
+          break;
+        } catch (error) {
+          if (attempt === 1) hooks.report(error);
+          await sleep(backoff(attempt, 2000), hooks.signal);
+        }
+      }
+    } while (this.#again && !this.#ended(hooks));
+    this.#release();
+  }
+
+  #ended(hooks: CatchUpHooks): boolean {
+    return this.#follower.cancelled || hooks.signal.aborted;
+  }
+
+  // Pages through the log from the mark, handing over every entry the
+  // subscription wants and has not had.
+  async #replay(hooks: CatchUpHooks): Promise<void> {
+    let from = this.#mark;
+    for (let first = true; !this.#ended(hooks); first = false) {
+      const page = await this.#log.read(from, PAGE);
+      if (first && page.lost) hooks.lost();
+      for (const { position, event } of page.entries) {
+        if (this.#follower.wants(event) && this.admit(position)) {
+          this.#follower.take(event, position);
+        }
+      }
+      if (page.entries.length < PAGE) return;
+      from = page.entries.at(-1)!.position;
+    }
+  }
+
+  #release(): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const [event, position] of held) {
+      if (this.admit(position)) this.#follower.take(event, position);
+    }
+  }
+}
+
+/** What a catch-up reports to, and when it stops. */
+export interface CatchUpHooks {
+  /** The log no longer holds some of what is owed (see Gap.lost). */
+  lost(): void;
+  /** A read of the log failed (it is retried with backoff). */
+  report(error: unknown): void;
+  /** Aborts when the bus closes. */
+  readonly signal: AbortSignal;
+}
+
+/** The key a live message carries its position under (see `withPosition`). */
+export const POSITION_KEY = "dataknobs_position";
+const SUFFIX = `,"${POSITION_KEY}":"`;
+
+/**
+ * `text` with the position `source` carries, if any (a large event's body
+ * fetched for a reference notification that carried its position).
+ */
+export function withPositionOf(source: string, text: string): string {
+  const [, position] = splitPosition(source);
+  return position === undefined
+    ? text
+    : `${text.slice(0, -1)}${SUFFIX}${position}"}`;
+}
+
+/**
+ * Splits a live message into the event's wire text and its position, when
+ * it carries one: the event's JSON object with one more key, last,
+ * `"dataknobs_position":"<position>"` (a reader that does not know it,
+ * such as the Python bus, ignores it).
+ */
+export function splitPosition(
+  text: string,
+): [text: string, position: Position | undefined] {
+  if (!text.endsWith('"}')) return [text, undefined];
+  const at = text.lastIndexOf(SUFFIX);
+  if (at < 0) return [text, undefined];
+  const position = text.slice(at + SUFFIX.length, -2);
+  if (!/^[\w.:-]+$/.test(position)) return [text, undefined];
+  return [`${text.slice(0, at)}}`, position];
+}
+
+/** What the history of a bus reports to. */
+export interface HistoryHooks extends Omit<CatchUpHooks, "lost"> {
+  /** Reports events the log can no longer supply. */
+  gap(gap: Gap): void;
+}
+
+/**
+ * The history of one bus: its log and the cursors of its subscriptions,
+ * which it pauses when the receiving connection is lost and catches up
+ * once it is back.
+ */
+export class History {
+  readonly log: Log;
+  readonly #hooks: HistoryHooks;
+  readonly #cursors = new Set<Cursor>();
+
+  constructor(log: Log, hooks: HistoryHooks) {
+    this.log = log;
+    this.#hooks = hooks;
+  }
+
+  /** A cursor for a new subscription (holding live events until started). */
+  cursor(follower: Follower): Cursor {
+    const cursor = new Cursor(this.log, follower);
+    this.#cursors.add(cursor);
+    return cursor;
+  }
+
+  /**
+   * Starts a cursor once its subscription is confirmed: at the head of the
+   * log (a round trip on a remote bus), or after `from` (the catch-up
+   * runs on; a `from` the log no longer holds is a gap from the epoch).
+   */
+  async start(cursor: Cursor, from: string | undefined): Promise<void> {
+    if (from === undefined) {
+      cursor.start(await this.log.head());
+      return;
+    }
+    const since = new Date(0);
+    void cursor.startFrom(from, {
+      ...this.#hooks,
+      lost: () => this.#hooks.gap({ since, until: new Date(), lost: true }),
+    });
+  }
+
+  /** Forgets the cursor of a cancelled subscription. */
+  forget(cursor: Cursor): void {
+    this.#cursors.delete(cursor);
+  }
+
+  /** The receiving connection was lost: live events wait from now on. */
+  pause(): void {
+    for (const cursor of this.#cursors) cursor.pause();
+  }
+
+  /**
+   * The receiving connection is back (lost since `since`): every cursor
+   * catches up; what the log no longer holds is one gap.
+   */
+  resume(since: Date): void {
+    let reported = false;
+    const lost = () => {
+      if (reported) return;
+      reported = true;
+      this.#hooks.gap({ since, until: new Date(), lost: true });
+    };
+    for (const cursor of this.#cursors) {
+      if (cursor.started) void cursor.catchUp({ ...this.#hooks, lost });
+    }
+  }
+}

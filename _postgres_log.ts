@@ -1,0 +1,184 @@
+// The event log of the PostgreSQL bus with history: the `<prefix>_log`
+// table, written by the publishing statement itself (so in the user's
+// transaction for a transactional publish), and read for replay.
+//
+// Ids are assigned at insert, but transactions commit in another order: a
+// reader that kept only "the largest id seen" would skip a transaction
+// that committed late. So the log is ordered by (transaction id, id), and
+// each entry also records its floor: `pg_snapshot_xmin` when it was
+// written. Every transaction with a smaller id had ended by then, so every
+// entry before the floor was visible before this one was. Live delivery
+// never waits for anything; a reader that saw an entry owes only what is
+// at or after its floor (the core keeps the entries it has seen there).
+//
+// A position is `<epoch>-<xid>-<id>-<floor>`; the epoch is the table's oid,
+// so a table deleted and made again starts a new one.
+
+import type { ISql, Sql } from "postgres";
+import type { Head, Positions } from "./_history.ts";
+import type { Retention } from "./_options.ts";
+import { POSITION_KEY } from "./_transport.ts";
+import type { LogPage } from "./_transport.ts";
+
+const POSITION = /^(\d{1,10})-(\d{1,20})-(\d{1,19})-(\d{1,20})$/;
+
+function parse(position: string): [string, bigint, bigint, string] {
+  const match = POSITION.exec(position);
+  if (match === null) {
+    throw new TypeError(`Not a position of a PostgreSQL log: ${position}`);
+  }
+  return [match[1]!, BigInt(match[2]!), BigInt(match[3]!), match[4]!];
+}
+
+/** Positions in a PostgreSQL log; see the comment at the top. */
+export const POSTGRES_POSITIONS: Positions = {
+  valid: (position) => POSITION.test(position),
+  compare: (a, b) => {
+    const [epochA, xidA, idA] = parse(a), [epochB, xidB, idB] = parse(b);
+    if (epochA !== epochB) return 1;
+    return xidA !== xidB ? Number(xidA - xidB) : Number(idA - idB);
+  },
+  floor: (position) => {
+    const [epoch, , , floor] = parse(position);
+    return `${epoch}-${floor}-0-${floor}`;
+  },
+};
+
+/** The `<prefix>_log` table and the record of what retention removed. */
+export class PostgresLog {
+  readonly table: string;
+  /** One row: the largest (xid, id) retention deleted. */
+  readonly trimmed: string;
+  readonly #retention: Retention;
+
+  constructor(prefix: string, retention: Retention) {
+    this.table = `${prefix}_log`;
+    this.trimmed = `${prefix}_log_trimmed`;
+    this.#retention = retention;
+  }
+
+  /** Creates the tables if they do not exist (two processes may race). */
+  async create(sql: Sql): Promise<void> {
+    const statements = [
+      sql`create table if not exists ${sql(this.table)} (
+        id bigserial primary key,
+        xid xid8 not null default pg_current_xact_id(),
+        floor xid8 not null,
+        body text not null,
+        created_at timestamptz not null default now()
+      )`,
+      sql`create index if not exists ${sql(`${this.table}_order`)}
+        on ${sql(this.table)} (xid, id)`,
+      sql`create table if not exists ${sql(this.trimmed)} (
+        k int primary key, xid xid8 not null, id bigint not null
+      )`,
+    ];
+    for (const statement of statements) {
+      await statement.catch((error) => {
+        // Two sessions creating it at once: the loser sees it exist.
+        if (!["42P07", "42710", "23505"].includes(error.code)) throw error;
+      });
+    }
+  }
+
+  /**
+   * The part of a publishing statement that logs the events of CTE `t`
+   * (columns `p`, the notification text, `b`, the body, and `i`), and
+   * names `q`: `t` with `p` carrying the position.
+   */
+  logged(sql: ISql): ReturnType<ISql> {
+    const table = sql(this.table);
+    return sql`h as (
+      select to_regclass(${this.table})::oid::text as epoch,
+        pg_current_xact_id() as xid,
+        pg_snapshot_xmin(pg_current_snapshot()) as floor
+    ),
+    n as (
+      select t.*, nextval(pg_get_serial_sequence(${this.table}, 'id')) as id
+      from t order by i
+    ),
+    logged as (
+      insert into ${table} (id, xid, floor, body)
+      select n.id, h.xid, h.floor, n.b from n, h
+    ),
+    q as (
+      select n.c, n.topic, n.i, left(n.p, -1) || ${`,"${POSITION_KEY}":"`} ||
+        h.epoch || '-' || h.xid || '-' || n.id || '-' || h.floor || '"}' as p
+      from n, h
+    )`;
+  }
+
+  /** Where a subscription made now starts. */
+  async head(sql: Sql): Promise<Head> {
+    const [row] = await sql`select
+        to_regclass(${this.table})::oid::text as epoch,
+        pg_snapshot_xmin(pg_current_snapshot())::text as floor`;
+    const { epoch, floor } = row as { epoch: string; floor: string };
+    const seen = await sql`select xid::text, id::text, floor::text
+      from ${sql(this.table)} where xid >= ${floor}::xid8`;
+    return {
+      mark: `${epoch}-${floor}-0-${floor}`,
+      seen: seen.map((r) => `${epoch}-${r.xid}-${r.id}-${r.floor}`),
+    };
+  }
+
+  /** Applies the retention, then reads (see PublishLink.read). */
+  async read(
+    sql: Sql,
+    from: string | undefined,
+    limit: number,
+  ): Promise<LogPage> {
+    await this.trim(sql);
+    const [row] = await sql`select
+        to_regclass(${this.table})::oid::text as epoch,
+        (select xid::text || '-' || id from ${sql(this.trimmed)}) as trimmed`;
+    const { epoch, trimmed } = row as { epoch: string; trimmed: string | null };
+    let after = sql``;
+    let lost = false;
+    if (from !== undefined) {
+      const [fromEpoch, xid, id] = parse(from);
+      lost = fromEpoch !== epoch ||
+        (trimmed !== null &&
+          POSTGRES_POSITIONS.compare(`${epoch}-${trimmed}-0`, from) > 0);
+      if (!lost || fromEpoch === epoch) {
+        after = sql`where (xid, id) >= (${String(xid)}::xid8, ${String(id)})`;
+      }
+    }
+    const rows = await sql`select xid::text, id::text, floor::text, body
+      from ${sql(this.table)} ${after} order by xid, id limit ${limit}`;
+    return {
+      lost,
+      entries: rows.map((r) => ({
+        position: `${epoch}-${r.xid}-${r.id}-${r.floor}`,
+        text: r.body as string,
+      })),
+    };
+  }
+
+  /**
+   * Deletes what the retention no longer keeps (one session at a time:
+   * others skip), recording the largest (xid, id) deleted.
+   */
+  async trim(sql: ISql): Promise<void> {
+    const { maxEvents, maxAgeMs } = this.#retention;
+    const table = sql(this.table);
+    await sql`with lock as (
+      select pg_try_advisory_xact_lock(hashtext(${this.table})) as got
+    ), gone as (
+      delete from ${table} where (select got from lock) and id in (
+        select id from (
+          select id, created_at from ${table} order by id limit 10000
+        ) o
+        where o.id <= (select max(id) from ${table}) - ${maxEvents}
+          or o.created_at < now() - ${maxAgeMs} * interval '1 millisecond'
+      )
+      returning xid, id
+    ), top as (
+      select xid, id from gone order by xid desc, id desc limit 1
+    )
+    insert into ${sql(this.trimmed)} (k, xid, id) select 1, xid, id from top
+    on conflict (k) do update set xid = excluded.xid, id = excluded.id
+      where (${sql(this.trimmed)}.xid, ${sql(this.trimmed)}.id)
+        < (excluded.xid, excluded.id)`;
+  }
+}

@@ -1,0 +1,147 @@
+// History on PostgreSQL, against a throwaway server (tests/faults/
+// _postgres_server.ts): transactions that commit out of id order while the
+// listener is away, and transactions left open elsewhere.
+
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import type { Delivery, Event, Gap } from "../mod.ts";
+import { PostgresEventBus } from "../postgres.ts";
+import { makeEvent, uniqueTopic } from "./conformance.ts";
+import {
+  findPostgres,
+  initCluster,
+  type PostgresCluster,
+  type PostgresServer,
+} from "./faults/_postgres_server.ts";
+
+const found = await findPostgres();
+let cluster: PostgresCluster | undefined;
+if ("missing" in found) {
+  console.warn(`Skipping the PostgreSQL history tests: ${found.missing}`);
+} else {
+  cluster = await initCluster(found.bindir);
+  const made = cluster;
+  globalThis.addEventListener("unload", () => made.remove());
+}
+
+const test = (name: string, fn: (server: PostgresServer) => Promise<void>) =>
+  Deno.test({
+    name,
+    ignore: cluster === undefined,
+    fn: async () => {
+      const server = await cluster!.start();
+      try {
+        await fn(server);
+      } finally {
+        await server.stop();
+      }
+    },
+  });
+
+class Received {
+  readonly seen: unknown[] = [];
+  readonly gaps: Gap[] = [];
+  readonly handler = (event: Event, _delivery: Delivery): void =>
+    void this.seen.push(event.payload.n);
+
+  async until(count: number, ms = 10_000): Promise<void> {
+    for (const end = Date.now() + ms; this.seen.length < count;) {
+      if (Date.now() > end) {
+        throw new Error(`Timed out: ${JSON.stringify(this.seen)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+}
+
+async function historyBus(
+  url: string,
+  received: Received,
+): Promise<PostgresEventBus> {
+  const bus = new PostgresEventBus({
+    connectionString: url,
+    history: {},
+    heartbeatMs: 200,
+    maxReconnectDelayMs: 100,
+    onGap: (gap) => void received.gaps.push(gap),
+    onError: () => {},
+  });
+  await bus.connect();
+  return bus;
+}
+
+const killListener = (server: PostgresServer) =>
+  server.psql(
+    "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'dataknobs-events-listener'",
+  );
+
+test("PostgresEventBus history: two transactions committed out of id order while the listener is away are both replayed, once", async (server) => {
+  const received = new Received();
+  const bus = await historyBus(server.url, received);
+  const sql = postgres(server.url, { max: 2, onnotice: () => {} });
+  try {
+    const topic = uniqueTopic("order");
+    await bus.subscribe(topic, received.handler);
+    await bus.publish(topic, makeEvent(topic, { n: "before" }));
+    await received.until(1);
+    // A takes the smaller transaction id and log id, B the larger.
+    const a = await sql.reserve(), b = await sql.reserve();
+    await a`begin`;
+    await bus.publish(topic, makeEvent(topic, { n: "A" }), { sql: a });
+    await b`begin`;
+    await bus.publish(topic, makeEvent(topic, { n: "B" }), { sql: b });
+    await killListener(server);
+    await b`commit`;
+    await a`commit`;
+    a.release();
+    b.release();
+    await received.until(3);
+    await bus.publish(topic, makeEvent(topic, { n: "after" }));
+    await received.until(4);
+    assert.deepEqual(received.seen.slice(0, 1), ["before"]);
+    assert.deepEqual(new Set(received.seen.slice(1, 3)), new Set(["A", "B"]));
+    assert.deepEqual(received.seen.slice(3), ["after"]);
+    assert.deepEqual(received.gaps, []);
+  } finally {
+    await sql.end();
+    await bus.close();
+  }
+});
+
+test("PostgresEventBus history: a transaction left open (here and in another database) delays neither live delivery nor the replay after a lost connection", async (server) => {
+  await server.psql("create database elsewhere");
+  const received = new Received();
+  const bus = await historyBus(server.url, received);
+  const here = postgres(server.url, { max: 1, onnotice: () => {} });
+  const there = postgres(server.url.replace(/postgres$/, "elsewhere"), {
+    max: 1,
+    onnotice: () => {},
+  });
+  try {
+    const topic = uniqueTopic("open");
+    await bus.subscribe(topic, received.handler);
+    const [x, y] = [await here.reserve(), await there.reserve()];
+    for (const open of [x, y]) {
+      await open`begin`;
+      await open`select pg_current_xact_id()`; // takes a transaction id
+    }
+    for (const n of [1, 2, 3]) {
+      await bus.publish(topic, makeEvent(topic, { n }));
+    }
+    await received.until(3);
+    await killListener(server);
+    for (const n of [4, 5, 6]) {
+      await bus.publish(topic, makeEvent(topic, { n })).catch(() => {});
+    }
+    await received.until(6);
+    assert.deepEqual(received.seen, [1, 2, 3, 4, 5, 6]);
+    assert.deepEqual(received.gaps, []);
+    for (const open of [x, y]) {
+      await open`rollback`;
+      open.release();
+    }
+  } finally {
+    await Promise.all([here.end(), there.end()]);
+    await bus.close();
+  }
+});

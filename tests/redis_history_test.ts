@@ -1,0 +1,129 @@
+// History on Redis, against throwaway servers (tests/_redis_server.ts):
+// reconnect replay and a server restarted without its data.
+
+import assert from "node:assert/strict";
+import { Redis } from "ioredis";
+import type { Delivery, Event, Gap } from "../mod.ts";
+import { RedisEventBus, type RedisEventBusOptions } from "../redis.ts";
+import { makeEvent, uniqueTopic } from "./conformance.ts";
+import { startRedis } from "./_redis_server.ts";
+
+/** What a subscription got, and the gaps, in the order they came. */
+class Timeline {
+  readonly seen: (number | "gap")[] = [];
+  readonly positions: string[] = [];
+  readonly handler = (event: Event, delivery: Delivery): void => {
+    this.seen.push(event.payload.n as number);
+    this.positions.push(delivery.position!);
+  };
+  readonly gap = (_gap: Gap): void => void this.seen.push("gap");
+
+  async until(done: () => boolean, ms = 10_000): Promise<void> {
+    for (const end = Date.now() + ms; !done();) {
+      if (Date.now() > end) {
+        throw new Error(`Timed out; have ${this.seen.length} entries`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+}
+
+const range = (from: number, to: number): number[] =>
+  Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+async function withBus(
+  url: string,
+  options: Partial<RedisEventBusOptions>,
+): Promise<RedisEventBus> {
+  const bus = new RedisEventBus({
+    url,
+    heartbeatMs: 200,
+    maxReconnectDelayMs: 100,
+    history: {},
+    onError: () => {},
+    ...options,
+  });
+  await bus.connect();
+  return bus;
+}
+
+Deno.test("RedisEventBus history: the subscriber connection killed mid-stream → every event once, in order, no gap", async () => {
+  await using server = await startRedis();
+  const gaps: Gap[] = [];
+  const errors: unknown[] = [];
+  const bus = await withBus(server.url, {
+    onGap: (gap) => void gaps.push(gap),
+    onError: (error) => void errors.push(error),
+  });
+  const topic = uniqueTopic("kill");
+  const exact = new Timeline(), pattern = new Timeline();
+  await bus.subscribe(topic, exact.handler);
+  await bus.subscribe("label", pattern.handler, { pattern: `${topic}*` });
+  const admin = new Redis(server.url);
+  try {
+    const total = 600;
+    for (let n = 1; n <= total; n++) {
+      await bus.publish(topic, makeEvent(topic, { n })).catch(() => {});
+      if (n === 200) await admin.client("KILL", "TYPE", "pubsub");
+    }
+    await exact.until(() => exact.seen.length >= total);
+    await pattern.until(() => pattern.seen.length >= total);
+    assert.deepEqual(exact.seen, range(1, total));
+    assert.deepEqual(pattern.seen, range(1, total));
+    assert.deepEqual(gaps, []);
+    assert.ok(errors.length >= 1, "the lost connection was reported");
+  } finally {
+    admin.disconnect();
+    await bus.close();
+  }
+});
+
+Deno.test("RedisEventBus history: a server restarted without its data → a lost gap before anything newer, then delivery goes on", async () => {
+  await using server = await startRedis();
+  const timeline = new Timeline();
+  const bus = await withBus(server.url, { onGap: timeline.gap });
+  const topic = uniqueTopic("restart");
+  await bus.subscribe(topic, timeline.handler);
+  for (const n of [1, 2, 3]) await bus.publish(topic, makeEvent(topic, { n }));
+  await timeline.until(() => timeline.seen.length === 3);
+  await server.stop();
+  await server.start();
+  try {
+    await timeline.until(() => timeline.seen.includes("gap"));
+    await timeline.until(() => bus.state === "ready");
+    for (const n of [4, 5]) await bus.publish(topic, makeEvent(topic, { n }));
+    await timeline.until(() => timeline.seen.length === 6);
+    assert.deepEqual(timeline.seen, [1, 2, 3, "gap", 4, 5]);
+    // A new epoch: the old positions are not this log's.
+    const [before, after] = [timeline.positions[2]!, timeline.positions[3]!];
+    assert.notEqual(before.slice(0, 8), after.slice(0, 8));
+  } finally {
+    await bus.close();
+  }
+});
+
+Deno.test("RedisEventBus history: a position from before a restart without data → a lost gap, then the oldest event kept", async () => {
+  await using server = await startRedis();
+  const timeline = new Timeline();
+  const bus = await withBus(server.url, { onGap: timeline.gap });
+  const topic = uniqueTopic("epoch");
+  try {
+    await bus.subscribe(topic, timeline.handler);
+    await bus.publish(topic, makeEvent(topic, { n: 1 }));
+    await timeline.until(() => timeline.seen.length === 1);
+    const saved = timeline.positions[0]!;
+    await server.stop();
+    await server.start();
+    await timeline.until(() =>
+      bus.state === "ready" && timeline.seen.length === 2
+    );
+    await bus.publish(topic, makeEvent(topic, { n: 2 }));
+    const resumed = new Timeline();
+    await bus.subscribe(topic, resumed.handler, { from: saved });
+    await resumed.until(() => resumed.seen.length === 1);
+    assert.deepEqual(resumed.seen, [2]);
+    assert.deepEqual(timeline.seen.filter((x) => x === "gap").length, 2);
+  } finally {
+    await bus.close();
+  }
+});
