@@ -83,6 +83,13 @@ function typeChecks(bus: EventBus<Topics>, untyped: EventBus): void {
     signal: AbortSignal.timeout(1),
   });
 
+  // Handlers get the delivery too (its position, on a bus with history).
+  void bus.subscribe("registry:bots", (_event, delivery) => {
+    const position: string | undefined = delivery.position;
+    void position;
+  }, { from: "earliest" });
+  void bus.subscribe("all", (_event, delivery) => void delivery.position, "*");
+
   // once() and events() are typed the same way.
   void bus.once("registry:bots", {
     filter: (event) => event.payload.bot_id === "b1",
