@@ -143,8 +143,28 @@ export type JsonSafe<T> = unknown extends T ? T
  * ```
  */
 export type TopicMap<T> = {
-  readonly [K in keyof T]: object & JsonSafe<T[K]>;
+  readonly [K in keyof T]: T[K] extends readonly unknown[] ? never
+    : object & JsonSafe<T[K]>;
 };
+
+/**
+ * What `payload` of {@linkcode EventInit} takes: on an untyped event
+ * (`P` is {@linkcode JsonObject}, the default), any plain object, checked
+ * at run time; on a typed one, a `P` that JSON carries (see
+ * {@linkcode JsonSafe}), which must be an object.
+ *
+ * @example The payload of a typed event
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { PayloadInit } from "@dataknobs/events";
+ * const payload: PayloadInit<{ id: number }> = { id: 1 };
+ * assert.equal(payload.id, 1);
+ * ```
+ */
+export type PayloadInit<P> = [P] extends [JsonObject]
+  ? [JsonObject] extends [P] ? Readonly<Record<string, unknown>>
+  : P & JsonSafe<P> & object
+  : P & JsonSafe<P> & object;
 
 /**
  * The topic map of a bus made without one: any topic, payloads of type
@@ -216,7 +236,7 @@ export interface EventInit<P = JsonObject> {
    * The event's data: a plain object that JSON carries unchanged.
    * @default {}
    */
-  readonly payload?: P & JsonSafe<P>;
+  readonly payload?: PayloadInit<P>;
   /**
    * When the event happened: a `Date`, or an ISO 8601 string with a UTC
    * offset (microseconds are kept).
@@ -365,7 +385,7 @@ export class Event<P = JsonObject> {
    * JSON cannot carry faithfully or nests deeper than
    * {@linkcode Event.MAX_DEPTH}.
    */
-  constructor(init: EventInit<P>) {
+  constructor(init: EventInit<NoInfer<P>>) {
     const given = checked;
     checked = undefined;
     const givenBytes = checkedBytes;
@@ -425,7 +445,8 @@ export class Event<P = JsonObject> {
   withCorrelation(correlationId: string): Event<P> {
     checked = this.#instant;
     checkedBytes = this.#dataBytes;
-    return new Event({ ...this.#init(), correlationId }) as Event<P>;
+    const copy: Event = new Event({ ...this.#init(), correlationId });
+    return copy as unknown as Event<P>;
   }
 
   /**

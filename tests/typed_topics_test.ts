@@ -109,18 +109,40 @@ function typeChecks(bus: EventBus<Topics>, untyped: EventBus): void {
   // @ts-expect-error once on a topic not in the map
   void bus.once("registry:bot");
 
-  // Types JSON cannot carry are compile errors where the type is known.
+  // Types JSON cannot carry are compile errors where the type is known:
+  // a stated payload type, a topic map, a typed bus's publish.
+  const when = new Date();
+  const base = { type: "created", topic: "t" } as const;
   // @ts-expect-error a Date
-  new Event({ type: "created", topic: "t", payload: { when: new Date() } });
+  new Event<{ when: Date }>({ ...base, payload: { when } });
   // @ts-expect-error a bigint
-  new Event({ type: "created", topic: "t", payload: { n: 1n } });
+  new Event<{ n: bigint }>({ ...base, payload: { n: 1n } });
+  const f = () => 1;
+  type F = typeof f;
   // @ts-expect-error a function
-  new Event({ type: "created", topic: "t", payload: { f: () => 1 } });
+  new Event<{ f: F }>({ ...base, payload: { f } });
+  const m = new Map<string, number>();
+  type M = typeof m;
   // @ts-expect-error a Map
-  new Event({ type: "created", topic: "t", payload: { m: new Map() } });
+  new Event<{ m: M }>({ ...base, payload: { m } });
   const maybe: { a: string | undefined } = { a: undefined };
+  type Maybe = typeof maybe;
   // @ts-expect-error a required key that may be undefined
-  new Event({ type: "created", topic: "t", payload: maybe });
+  new Event<Maybe>({ ...base, payload: maybe });
+  void bus.publish(
+    "registry:bots",
+    // @ts-expect-error inline on a typed bus: the topic's type is known
+    new Event({ type: "created", topic: "t", payload: { bot_id: when } }),
+  );
+  // Payloads are objects, typed or not.
+  // @ts-expect-error a string payload
+  new Event({ type: "created", topic: "t", payload: "hello" });
+  // @ts-expect-error an array payload
+  new Event({ type: "created", topic: "t", payload: [1, 2] });
+  // @ts-expect-error a stated payload type that is not an object
+  new Event<string>({ type: "created", topic: "t", payload: "x" });
+  // @ts-expect-error a map whose payload is an array
+  createEventBus<{ t: string[] }>();
   // @ts-expect-error a map with a Date payload
   createEventBus<{ t: { when: Date } }>();
   // @ts-expect-error a map with a payload that is not an object
@@ -134,6 +156,14 @@ function typeChecks(bus: EventBus<Topics>, untyped: EventBus): void {
   void safe;
 
   // Without a type argument, everything behaves as before.
+  const unknownData: unknown = 1;
+  const store: Event[] = [];
+  store.push(
+    new Event({ type: "created", topic: "t", payload: { unknownData } }),
+  );
+  const make = (payload: Record<string, unknown>): Event =>
+    new Event({ type: "created", topic: "t", payload });
+  void make;
   void untyped.subscribe("anything", (event) => {
     const value: unknown = event.payload.anything;
     const payload: JsonObject = event.payload;

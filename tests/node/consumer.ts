@@ -53,8 +53,15 @@ export function misuses(bus: EventBus<Topics>): void {
   // @ts-expect-error a topic not in the map
   void bus.publish("registry:bot", event);
   const when = new Date();
+  const dated = { type: "created", topic: "t", payload: { when } } as const;
   // @ts-expect-error a Date does not survive JSON
-  void new Event({ type: "created", topic: "t", payload: { when } });
+  void new Event<{ when: Date }>(dated);
+  const data: unknown = 1;
+  // Untyped events take any object, as before (checked at run time).
+  const untypedEvents: Event[] = [
+    new Event({ type: "created", topic: "t", payload: { data } }),
+  ];
+  void untypedEvents;
   // @ts-expect-error a payload map with a bigint
   void createEventBus<{ t: { n: bigint } }>;
   // @ts-expect-error a handler for another topic's payload
