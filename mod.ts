@@ -68,6 +68,7 @@ export {
   type OncePromise,
   type OverflowPolicy,
   type PatternOptions,
+  type PayloadInit,
   type PublishedEvent,
   type RemoteEventBusOptions,
   type SubscribeOptions,
