@@ -4,6 +4,7 @@
 // connections the remote core (_remote.ts) keeps; the in-memory bus has
 // none and delivers in place.
 
+import { untilAborted } from "./_deadline.ts";
 import { Dispatcher, logError } from "./_dispatch.ts";
 import { History } from "./_history.ts";
 import type { Timing } from "./_keeper.ts";
@@ -162,7 +163,8 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
     const resolved = () => Promise.resolve();
     this.#dispatcher = new Dispatcher(
       {
-        watch: (interest) => this.#remote?.watch(interest) ?? resolved(),
+        watch: (interest, since) =>
+          this.#remote?.watch(interest, since) ?? resolved(),
         unwatch: (interest) => this.#remote?.unwatch(interest) ?? resolved(),
       },
       onError,
@@ -551,7 +553,7 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
         this.#closeWatchers.add(fn);
         return () => void this.#closeWatchers.delete(fn);
       },
-      report: (error, sub) => this.#dispatcher.report(error, null, sub),
+      report: (error, event, sub) => this.#dispatcher.report(error, event, sub),
     };
   }
 
@@ -640,15 +642,4 @@ export function unusable(
       "NOT_CONNECTED",
       `${what}: the bus is not connected; await bus.connect() first`,
     );
-}
-
-// Settles like `promise`, or rejects with the signal's reason when it aborts.
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const abort = () => reject(signal.reason);
-    signal.addEventListener("abort", abort, { once: true });
-    promise.then(resolve, reject).finally(() =>
-      signal.removeEventListener("abort", abort)
-    );
-  });
 }

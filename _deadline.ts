@@ -63,3 +63,25 @@ export function backoff(attempt: number, maxMs: number): number {
   const ceiling = Math.min(50 * 2 ** Math.min(attempt - 1, 16), maxMs);
   return ceiling / 2 + Math.random() * ceiling / 2;
 }
+
+/**
+ * Settles like `promise`, or rejects with `signal.reason` as soon as
+ * `signal` aborts (at once if it has). `promise` goes on: its outcome is
+ * then ignored.
+ */
+export function untilAborted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal,
+): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise((resolve, reject) => {
+    const abort = () => reject(signal.reason);
+    signal.addEventListener("abort", abort, { once: true });
+    promise.then(resolve, reject).finally(() =>
+      signal.removeEventListener("abort", abort)
+    );
+  });
+}

@@ -3,6 +3,7 @@
 // A backend only tells it "this event (or these bytes) arrived" and is told
 // when to start and stop listening for a topic or pattern.
 
+import { untilAborted } from "./_deadline.ts";
 import { type Deferred, deferred } from "./_deferred.ts";
 import { compilePattern } from "./_pattern.ts";
 import type { Interest } from "./_transport.ts";
@@ -21,7 +22,8 @@ const UNLOGGED: Delivery = Object.freeze({});
 
 /** What the core asks of a backend when interests come and go. */
 export interface Listener {
-  watch(interest: Interest): Promise<void>;
+  /** Starts listening; `since` is when subscribe was called (epoch ms). */
+  watch(interest: Interest, since: number): Promise<void>;
   unwatch(interest: Interest): Promise<void>;
 }
 
@@ -86,6 +88,7 @@ export class Dispatcher {
     signal?: AbortSignal,
     from?: string,
   ): Promise<Subscription> {
+    const since = Date.now();
     const table = pattern === null ? this.#exact : this.#patterns;
     const name = pattern ?? topic;
     let entry = table.get(name);
@@ -100,7 +103,7 @@ export class Dispatcher {
         subs: new Set(),
         ready: Promise.resolve(),
       };
-      created.ready = this.#change(() => this.#listener.watch(interest));
+      created.ready = this.#change(() => this.#listener.watch(interest, since));
       created.ready.catch(() => {
         if (table.get(name) === created) table.delete(name);
       });
@@ -109,19 +112,22 @@ export class Dispatcher {
     }
     const sub = new Sub(this, entry, topic, handler, pattern, signal);
     entry.subs.add(sub);
+    const made = entry.ready.then(() =>
+      sub.cursor === undefined
+        ? undefined
+        : this.history!.start(sub.cursor, from)
+    );
     try {
-      await entry.ready;
-      if (sub.cursor !== undefined) {
-        await this.history!.start(sub.cursor, from);
-      }
+      await (signal === undefined ? made : untilAborted(made, signal));
     } catch (error) {
+      if (signal?.aborted) {
+        // Given up: the backend may still confirm; cancel() then undoes it.
+        void sub.cancel();
+        throw signal.reason;
+      }
       entry.subs.delete(sub);
       sub.forget();
       throw error;
-    }
-    if (signal?.aborted) {
-      await sub.cancel();
-      throw signal.reason;
     }
     return sub;
   }

@@ -204,7 +204,7 @@ export class Remote {
    * `connectTimeoutMs`; a connection lost meanwhile is restored with this
    * route among the others.
    */
-  async watch(interest: Interest): Promise<void> {
+  async watch(interest: Interest, since: number): Promise<void> {
     const route = this.#transport.route(interest);
     const interests = this.#routes.get(route);
     if (interests !== undefined) {
@@ -214,7 +214,7 @@ export class Remote {
     const added = new Set([interest]);
     this.#routes.set(route, added);
     try {
-      await this.#onReceiver(interest, (link) => link.listen([route]));
+      await this.#onReceiver(interest, since, (link) => link.listen([route]));
     } catch (error) {
       added.delete(interest);
       if (added.size === 0) this.#routes.delete(route);
@@ -252,20 +252,25 @@ export class Remote {
     await Promise.all(keepers.map((keeper) => keeper?.stop(ms)));
   }
 
+  // Runs a receiving command; a connection that is down must be restored
+  // within connectTimeoutMs of `since` (when subscribe was called, so a
+  // subscribe queued behind others does not wait longer).
   async #onReceiver(
     interest: Interest,
+    since: number,
     command: (link: ReceiveLink) => Promise<void>,
   ): Promise<void> {
     const { connectTimeoutMs, commandTimeoutMs } = this.#timing;
     const receiver = this.#receiver;
+    const left = () => Math.max(0, since + connectTimeoutMs - Date.now());
     try {
       if (receiver === undefined) throw new Stopped("the bus is closing");
-      await receiver.whenUp(connectTimeoutMs, "subscribe");
+      await receiver.whenUp(left(), "subscribe");
       await receiver.run("subscribe", command, commandTimeoutMs).catch(
         (error) => {
           if (error instanceof Refusal || error instanceof Stopped) throw error;
           // The connection was lost: its replacement listens on this route.
-          return receiver.whenUp(connectTimeoutMs, "subscribe");
+          return receiver.whenUp(left(), "subscribe");
         },
       );
     } catch (error) {

@@ -21,7 +21,7 @@ export interface StreamHost {
   /** Calls `fn` when the bus starts closing; returns a function to stop. */
   onClose(fn: () => void): () => void;
   /** Reports to the bus's onError. */
-  report(error: unknown, sub: Subscription | null): void;
+  report(error: unknown, event: Event | null, sub: Subscription | null): void;
 }
 
 /** The next event that passes `filter`; see EventBus.once. */
@@ -88,7 +88,9 @@ export function once(
       (error) => finish(() => reject(error)),
     );
   });
-  return Object.assign(next, { ready: quiet(subscribed.then(() => {})) });
+  // Ready once subscribed; failed if the wait ends first (abort, timeout).
+  const ready = Promise.race([subscribed, next]).then(() => {});
+  return Object.assign(next, { ready: quiet(ready) });
 }
 
 /** A once() that failed before subscribing: both promises reject. */
@@ -123,6 +125,8 @@ export class EventStream implements EventIterator {
   // the next read, once (`#failed` tells an `undefined` reason apart).
   #ended = false;
   #failed = false;
+  /** Rejected when iteration fails (what `ready` then rejects with). */
+  readonly #gaveUp = deferred<never>();
   #failure: unknown;
   #dropped = 0;
   #stopClose: () => void;
@@ -140,6 +144,7 @@ export class EventStream implements EventIterator {
     this.#size = size;
     this.#overflow = overflow;
     this.#signal = signal;
+    this.#gaveUp.promise.catch(() => {}); // `ready` may never be read
     this.#stopClose = host.onClose(() => this.#end(false, undefined));
     if (signal?.aborted) {
       this.#sub = Promise.resolve(undefined);
@@ -149,7 +154,10 @@ export class EventStream implements EventIterator {
     }
     signal?.addEventListener("abort", this.#abort, { once: true });
     const subscribed = host.subscribe(this.#push, pattern);
-    this.ready = quiet(subscribed.then(() => {}));
+    // Ready once subscribed; failed if iteration fails first (abort).
+    this.ready = quiet(
+      Promise.race([subscribed, this.#gaveUp.promise]).then(() => {}),
+    );
     this.#sub = subscribed.then(
       (sub) => {
         this.#made = sub;
@@ -216,6 +224,7 @@ export class EventStream implements EventIterator {
             : " (further drops are counted and reported once it reads)"
         }`,
       ),
+      event,
       this.#made ?? null,
     );
   }
@@ -243,6 +252,7 @@ export class EventStream implements EventIterator {
     this.#readers = [];
     if (fail) {
       this.#failed = true;
+      this.#gaveUp.reject(failure);
       this.#failure = failure;
     }
     for (const reader of readers) {

@@ -873,6 +873,13 @@ export function conformance(name: string, factory: BusFactory): void {
       assert.equal(reports.length, drops);
       assert.ok(reports.every(code("QUEUE_FULL")));
       if (drops) assert.match(String(reports[1]), /2 more event/);
+      // The first report names the dropped event (the oldest, or the new one).
+      if (drops) {
+        assert.equal(
+          errors[0]![1]?.payload.n,
+          overflow === "drop-oldest" ? 1 : 3,
+        );
+      }
     });
   }
 

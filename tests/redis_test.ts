@@ -222,6 +222,49 @@ test("RedisEventBus: publish fails fast while Redis is down, and the bus recover
   await bus.close();
 });
 
+test("RedisEventBus: during an outage a subscribe's signal gives up at once, and queued subscribes wait connectTimeoutMs from their call, not one after another", async () => {
+  await using server = await startRedis();
+  const connectTimeoutMs = 800;
+  const { bus } = await connected({
+    url: server.url,
+    maxReconnectDelayMs: 100,
+    connectTimeoutMs,
+  });
+  await server.stop();
+  for (let i = 0; i < 200 && bus.state !== "reconnecting"; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const reason = new Error("gave up");
+  const controller = new AbortController();
+  const started = Date.now();
+  const queued = Array.from(
+    { length: 5 },
+    (_, i) => bus.subscribe(uniqueTopic(`outage-${i}`), () => {}),
+  );
+  const aborted = bus.subscribe(uniqueTopic("outage-abort"), () => {}, {
+    signal: controller.signal,
+  });
+  const waiting = bus.once(uniqueTopic("outage-once"));
+  setTimeout(() => controller.abort(reason), 50);
+  await assert.rejects(aborted, (e) => e === reason);
+  const outcomes = await Promise.allSettled([...queued, waiting.ready]);
+  const elapsed = Date.now() - started;
+  for (const outcome of outcomes) {
+    assert.equal(outcome.status, "rejected");
+    const error = (outcome as PromiseRejectedResult).reason;
+    assert.ok(
+      error instanceof EventBusError && error.code === "SUBSCRIBE_FAILED",
+      String(error),
+    );
+  }
+  // Serially each would add connectTimeoutMs (5 × 800 ms); together they
+  // end near one connectTimeoutMs (the bound leaves room for a slow machine).
+  assert.ok(elapsed < 3 * connectTimeoutMs, `took ${elapsed} ms`);
+  await waiting.catch(() => {});
+  await server.start();
+  await bus.close();
+});
+
 test("RedisEventBus: a connection that cannot be restored says why, once per reason", async () => {
   const first = "pw-" + crypto.randomUUID();
   await using server = await startRedis(["--requirepass", first]);
