@@ -66,6 +66,8 @@ export async function connection(
   const options = {
     // Always given, so that neither the URL nor PGSSL… variables decide.
     ssl: target.ssl,
+    // postgres.js splits a URL's host at ":", which breaks "[::1]".
+    ...where(target.url),
     max: 1,
     max_lifetime: null,
     idle_timeout: 0,
@@ -100,7 +102,10 @@ export async function connection(
       return socket;
     },
   };
-  const sql = makeSql(target.url, options as Options<Record<string, never>>);
+  const sql = makeSql(
+    target.url,
+    options as unknown as Options<Record<string, never>>,
+  );
   return {
     sql,
     get refusedTls() {
@@ -111,6 +116,17 @@ export async function connection(
       for (const socket of sockets) socket.destroy();
       sql.end({ timeout: 0 }).catch(quiet);
     },
+  };
+}
+
+// The host (an IPv6 address without brackets) and port of a URL, as
+// postgres.js options; none when the URL names no host.
+function where(url: string): { host?: string[]; port?: number[] } {
+  const { hostname, port } = new URL(url);
+  if (hostname === "") return {};
+  return {
+    host: [hostname.replace(/^\[(.*)\]$/, "$1")],
+    port: [Number(port) || 5432],
   };
 }
 

@@ -320,6 +320,16 @@ function resolve(
     /^postgres(ql)?:$/,
     "postgres://",
   );
+  if (parsed.pathname.includes("@")) {
+    check.fail(
+      'connectionString has "@" after its host: a password with "/", "?" or "#" in it must be %-escaped (%2F, %3F, %23)',
+    );
+  }
+  if (parsed.hostname.includes(",")) {
+    check.fail(
+      "connectionString names several hosts; give one (the bus keeps one connection per role, to one server)",
+    );
+  }
   for (const name of parsed.searchParams.keys()) {
     if (LIBPQ_ONLY.has(name)) {
       check.fail(

@@ -469,6 +469,60 @@ Deno.test("a Redis or Postgres host must be a host name or IP address; one with 
   }
 });
 
+Deno.test("a Postgres URL with @ after its host (an unescaped / in a password) or several hosts is refused, never echoed", () => {
+  for (
+    const url of [
+      "postgres://postgres:/SECRETpw@127.0.0.1:5432/postgres",
+      "postgres://u@h/SECRETdb@x",
+      "postgres://u:SECRET@h1,h2/db",
+    ]
+  ) {
+    for (
+      const make of [
+        () => new PostgresEventBus({ connectionString: url }),
+        () => createEventBus({ backend: "postgres", connection_string: url }),
+        () =>
+          createEventBus({
+            backend: "postgres",
+            connection_string: url,
+            user: "other",
+          }),
+      ]
+    ) {
+      assert.throws(make, (e: unknown) => {
+        assert.ok(e instanceof TypeError, String(e));
+        assert.ok(!/SECRET/.test(e.message), e.message);
+        return true;
+      });
+    }
+  }
+});
+
+Deno.test("a Postgres IPv6 host is connected to without its brackets", async () => {
+  let listener: Deno.Listener;
+  try {
+    listener = Deno.listen({ hostname: "::1", port: 0 });
+  } catch (error) {
+    if (Deno.env.get("CI")) throw error;
+    console.warn(`skipped: no IPv6 loopback here (${error})`);
+    return;
+  }
+  const { port } = listener.addr as Deno.NetAddr;
+  const accepted = listener.accept().then((conn) => {
+    conn.close();
+    return true;
+  });
+  const bus = new PostgresEventBus({
+    connectionString: `postgres://postgres@[::1]:${port}/postgres`,
+    connectTimeoutMs: 2000,
+  });
+  const connecting = bus.connect().catch((e: Error) => e.message);
+  assert.equal(await accepted, true);
+  assert.doesNotMatch(String(await connecting), /ENOTFOUND/);
+  await bus.close();
+  listener.close();
+});
+
 Deno.test("createEventBus() with an unknown backend lists the registered ones", () => {
   assert.throws(
     () => createEventBus({ backend: "kafka" } as never),
