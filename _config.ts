@@ -86,7 +86,7 @@ const SCHEMAS: Readonly<Record<string, Record<string, KeySpec>>> = {
     host: { kind: "string" },
     port: { kind: "port" },
     ssl: { kind: "tls", secret: true },
-    password: { kind: "string", secret: true, nullable: true },
+    password: { kind: "text", secret: true, nullable: true },
     db: { kind: "db" },
     channel_prefix: { kind: "prefix" },
     url: { kind: "redis_url", secret: true },

@@ -92,9 +92,8 @@ function defined(parts: Found): Parts {
 }
 
 function noConnection(denied: boolean): string {
-  const names = ["DATABASE_URL", ...Object.values(ENV)].join(",");
   const why = denied
-    ? `; this program may not read them: run Deno with --allow-env (or --allow-env=${names})`
+    ? "; this program may not read them: run Deno with --allow-env (the drivers read PG* variables too, so a remote bus needs it in any case)"
     : "";
   return `no connection given: set "connection_string", or any of "host", "port", "database", "user", "password", or the environment variables DATABASE_URL or POSTGRES_HOST, POSTGRES_PORT, POSTGRES_DB, POSTGRES_USER, POSTGRES_PASSWORD${why}`;
 }

@@ -572,7 +572,8 @@ function redisOptions(c: RedisConfig): RedisEventBusOptions {
     ["host", c.host ?? (c.url === undefined ? "localhost" : undefined)],
     ["port", c.port === undefined ? undefined : portNumber(c.port)],
     ["tls", c.ssl === undefined ? undefined : tlsOption(c.ssl)],
-    ["password", c.password ?? undefined],
+    // "" is no password, as redis-py sends no AUTH for it.
+    ["password", c.password || undefined],
     ["db", c.db],
     ["channelPrefix", c.channel_prefix],
     ["url", c.url],
