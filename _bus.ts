@@ -9,6 +9,7 @@ import type { Timing } from "./_keeper.ts";
 import { MAX_TIMER_MS } from "./_options.ts";
 import { Remote } from "./_remote.ts";
 import { EventStream, once, type StreamHost } from "./_stream.ts";
+import { Telemetry } from "./_telemetry.ts";
 import type { PublishLink, Transport } from "./_transport.ts";
 import {
   bytesOver,
@@ -59,6 +60,7 @@ export class BusBase implements EventBus {
   readonly #maxEventBytes: number;
   readonly #onStateChange: ((state: ConnectionState) => void) | undefined;
   readonly #onGap: EventBusOptions["onGap"];
+  readonly #telemetry: Telemetry | undefined;
   #state: ConnectionState = "idle";
   #connecting:
     | { readonly done: Promise<void>; readonly abort: AbortController }
@@ -75,6 +77,7 @@ export class BusBase implements EventBus {
       maxEventBytes = MAX_EVENT_BYTES,
       onStateChange,
       onGap,
+      telemetry,
     } = options;
     for (
       const [name, fn] of Object.entries({ onError, onStateChange, onGap })
@@ -124,6 +127,12 @@ export class BusBase implements EventBus {
       maxQueuedEvents,
     );
     const dispatcher = this.#dispatcher;
+    this.#telemetry = telemetry && new Telemetry(telemetry, {
+      // The transport's server name: "redis", "postgresql".
+      system: remote?.transport.server.toLowerCase() ?? "memory",
+      queued: () => dispatcher.queued(),
+      state: () => this.#state,
+    });
     this.#remote = remote && new Remote(remote.transport, remote.timing, {
       decode: (text) => dispatcher.decode(text),
       deliver: (event, interest) =>
@@ -225,6 +234,7 @@ export class BusBase implements EventBus {
       await this.#remote?.shutdown(Math.min(this.#closeTimeoutMs, 1000));
     } finally {
       this.#setState("closed");
+      this.#telemetry?.close();
     }
   }
 
@@ -249,8 +259,26 @@ export class BusBase implements EventBus {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.#remote !== undefined) return this.#remote.send(event);
-    return this.#dispatcher.deliver(event, null, true) ?? Promise.resolve();
+    return this.traced(
+      event,
+      (sent) =>
+        this.#remote !== undefined
+          ? this.#remote.send(sent)
+          : this.#dispatcher.deliver(sent, null, true) ?? Promise.resolve(),
+    );
+  }
+
+  /**
+   * Sends a checked event through `send`: with telemetry, in a publish
+   * span, as a copy carrying the trace context in its metadata.
+   */
+  protected traced(
+    event: Event,
+    send: (event: Event) => Promise<void>,
+  ): Promise<void> {
+    return this.#telemetry === undefined
+      ? send(event)
+      : this.#telemetry.publish(event, send);
   }
 
   /**
@@ -321,7 +349,8 @@ export class BusBase implements EventBus {
       return Promise.reject(error);
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
-    return this.#dispatcher.subscribe(topic, handler, pattern, signal);
+    const traced = this.#telemetry?.handler(handler) ?? handler;
+    return this.#dispatcher.subscribe(topic, traced, pattern, signal);
   }
 
   /**

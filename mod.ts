@@ -65,6 +65,7 @@ export {
 } from "./types.ts";
 export { InMemoryEventBus } from "./memory.ts";
 export type { TlsOptions } from "./_tls.ts";
+export type { OpenTelemetryApi, TelemetryOptions } from "./_telemetry.ts";
 
 /**
  * The seed's config for the in-memory backend.
