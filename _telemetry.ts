@@ -206,6 +206,7 @@ export class Telemetry {
     const api = this.#api;
     const parent = api.context.active();
     const attributes = this.#attributes(event, "publish", "send");
+    const measured = this.#measured(event, "publish");
     const span = this.#tracer.startSpan(
       `publish ${event.topic}`,
       { kind: api.SpanKind.PRODUCER, attributes },
@@ -224,10 +225,10 @@ export class Telemetry {
       sent = Promise.reject(error);
     }
     return sent.then(() => {
-      this.#sent.add(1, attributes);
+      this.#sent.add(1, measured);
       span.end();
     }, (error) => {
-      this.#sent.add(1, { ...attributes, "error.type": errorType(error) });
+      this.#sent.add(1, { ...measured, "error.type": errorType(error) });
       this.#fail(span, error);
       throw error;
     });
@@ -242,6 +243,7 @@ export class Telemetry {
       const [event] = args;
       const api = this.#api;
       const attributes = this.#attributes(event, "process", "process");
+      const measured = this.#measured(event, "process");
       const parent = api.propagation.extract(
         api.context.active(),
         event.metadata,
@@ -252,17 +254,17 @@ export class Telemetry {
         { kind: api.SpanKind.CONSUMER, attributes },
         parent,
       );
-      this.#consumed.add(1, attributes);
+      this.#consumed.add(1, measured);
       const start = performance.now();
       const end = (failed: boolean, error?: unknown) => {
         const seconds = (performance.now() - start) / 1000;
         if (!failed) {
-          this.#duration.record(seconds, attributes);
+          this.#duration.record(seconds, measured);
           span.end();
           return;
         }
         const type = errorType(error);
-        this.#duration.record(seconds, { ...attributes, "error.type": type });
+        this.#duration.record(seconds, { ...measured, "error.type": type });
         this.#fail(span, error);
       };
       let result: void | Promise<void>;
@@ -283,6 +285,15 @@ export class Telemetry {
         end(true, error);
         throw error;
       });
+    };
+  }
+
+  // A metric's attributes: never the message ids (one series each).
+  #measured(event: Event, operation: string): Attributes {
+    return {
+      "messaging.system": this.#system,
+      "messaging.destination.name": event.topic,
+      "messaging.operation.name": operation,
     };
   }
 
