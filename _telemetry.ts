@@ -28,7 +28,7 @@ export interface OpenTelemetryApi {
     getTracer(name: string, version?: string): {
       startSpan(
         name: string,
-        options: { kind: number; attributes: Attributes },
+        options: { kind: number; attributes: Record<string, string | number> },
         context: unknown,
       ): {
         setAttribute(key: string, value: string): unknown;
@@ -62,15 +62,41 @@ export interface OpenTelemetryApi {
   /** Meters: counters, histograms and observable gauges. */
   readonly metrics: {
     getMeter(name: string, version?: string): {
-      createCounter(name: string, options: Instrument): {
-        add(value: number, attributes: Attributes): void;
+      createCounter(
+        name: string,
+        options: { description: string; unit: string },
+      ): {
+        add(value: number, attributes: Record<string, string | number>): void;
       };
-      createHistogram(name: string, options: Instrument): {
-        record(value: number, attributes: Attributes): void;
+      createHistogram(
+        name: string,
+        options: { description: string; unit: string },
+      ): {
+        record(
+          value: number,
+          attributes: Record<string, string | number>,
+        ): void;
       };
-      createObservableGauge(name: string, options: Instrument): {
-        addCallback(callback: (result: Observation) => void): void;
-        removeCallback(callback: (result: Observation) => void): void;
+      createObservableGauge(
+        name: string,
+        options: { description: string; unit: string },
+      ): {
+        addCallback(
+          callback: (result: {
+            observe(
+              value: number,
+              attributes: Record<string, string | number>,
+            ): void;
+          }) => void,
+        ): void;
+        removeCallback(
+          callback: (result: {
+            observe(
+              value: number,
+              attributes: Record<string, string | number>,
+            ): void;
+          }) => void,
+        ): void;
       };
     };
   };
@@ -97,15 +123,12 @@ export interface TelemetryOptions {
 }
 
 type Attributes = Record<string, string | number>;
-type Instrument = { description: string; unit: string };
-type Observation = {
-  observe(value: number, attributes: Attributes): void;
-};
 type Tracer = ReturnType<OpenTelemetryApi["trace"]["getTracer"]>;
 type Span = ReturnType<Tracer["startSpan"]>;
 type Gauge = ReturnType<
   ReturnType<OpenTelemetryApi["metrics"]["getMeter"]>["createObservableGauge"]
 >;
+type Observation = Parameters<Parameters<Gauge["addCallback"]>[0]>[0];
 
 /** The instrumentation scope's name: spans and metrics come from it. */
 export const SCOPE = "@dataknobs/events";
