@@ -89,14 +89,8 @@ export interface OpenTelemetryApi {
             ): void;
           }) => void,
         ): void;
-        removeCallback(
-          callback: (result: {
-            observe(
-              value: number,
-              attributes: Record<string, string | number>,
-            ): void;
-          }) => void,
-        ): void;
+        /** Removes a callback `addCallback` was given. */
+        removeCallback(callback: (result: unknown) => void): void;
       };
     };
   };
@@ -217,7 +211,7 @@ export class Telemetry {
   /** Stops reporting the gauges (the bus is closed). */
   close(): void {
     for (const [gauge, callback] of this.#gauges) {
-      gauge.removeCallback(callback);
+      gauge.removeCallback(callback as (result: unknown) => void);
     }
   }
 
