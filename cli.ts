@@ -161,14 +161,16 @@ async function tail(
     }
     if (seen === limit) resolve();
   }, { pattern: pattern as string | null });
-  await err(
-    `Tailing ${pattern === null ? `"${topic}"` : `pattern "${pattern}"`} on ${
-      String(bus)
-    }; Ctrl-C to stop`,
-  );
+  // Listening before saying so: a Ctrl-C right after the line is seen.
   const stop = () => reject(signal.reason);
   signal.addEventListener("abort", stop, { once: true });
+  if (signal.aborted) stop();
   try {
+    await err(
+      `Tailing ${pattern === null ? `"${topic}"` : `pattern "${pattern}"`} on ${
+        String(bus)
+      }; Ctrl-C to stop`,
+    );
     await ended;
   } finally {
     signal.removeEventListener("abort", stop);
