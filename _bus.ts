@@ -12,6 +12,7 @@ import { MemoryLog } from "./_memory_log.ts";
 import { MAX_TIMER_MS, retention } from "./_options.ts";
 import { Remote } from "./_remote.ts";
 import { EventStream, once, refusedOnce, type StreamHost } from "./_stream.ts";
+import { Telemetry } from "./_telemetry.ts";
 import type { PublishLink, Transport } from "./_transport.ts";
 import {
   bytesOver,
@@ -79,6 +80,7 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
   /** The in-process log of a memory bus with history. */
   readonly #log: MemoryLog | undefined;
   readonly #stopped = new AbortController();
+  readonly #telemetry: Telemetry | undefined;
   #state: ConnectionState = "idle";
   #connecting:
     | { readonly done: Promise<void>; readonly abort: AbortController }
@@ -95,6 +97,7 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
       maxEventBytes = MAX_EVENT_BYTES,
       onStateChange,
       onGap,
+      telemetry,
     } = options;
     for (
       const [name, fn] of Object.entries({ onError, onStateChange, onGap })
@@ -171,6 +174,13 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
       maxQueuedEvents,
       history,
     );
+    const dispatcher = this.#dispatcher;
+    this.#telemetry = telemetry && new Telemetry(telemetry, {
+      // The transport's server name: "redis", "postgresql".
+      system: remote?.transport.server.toLowerCase() ?? "memory",
+      queued: () => dispatcher.queued(),
+      state: () => this.#state,
+    });
   }
 
   #gap(gap: Gap): void {
@@ -265,6 +275,7 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
       await this.#remote?.shutdown(Math.min(this.#closeTimeoutMs, 1000));
     } finally {
       this.#setState("closed");
+      this.#telemetry?.close();
     }
   }
 
@@ -294,10 +305,25 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.#remote !== undefined) return this.#remote.send(event);
-    const position = this.#log?.append(event);
-    return this.#dispatcher.deliver(event, null, true, position) ??
-      Promise.resolve();
+    return this.traced(event, (sent) => {
+      if (this.#remote !== undefined) return this.#remote.send(sent);
+      const position = this.#log?.append(sent);
+      return this.#dispatcher.deliver(sent, null, true, position) ??
+        Promise.resolve();
+    });
+  }
+
+  /**
+   * Sends a checked event through `send`: with telemetry, in a publish
+   * span, as a copy carrying the trace context in its metadata.
+   */
+  protected traced(
+    event: Event,
+    send: (event: Event) => Promise<void>,
+  ): Promise<void> {
+    return this.#telemetry === undefined
+      ? send(event)
+      : this.#telemetry.publish(event, send);
   }
 
   /**
@@ -408,7 +434,8 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
       return Promise.reject(error);
     }
     if (signal?.aborted) return Promise.reject(signal.reason);
-    return this.#dispatcher.subscribe(topic, handler, pattern, signal, from);
+    const traced = this.#telemetry?.handler(handler) ?? handler;
+    return this.#dispatcher.subscribe(topic, traced, pattern, signal, from);
   }
 
   // The `from` of subscribe's options, checked.

@@ -213,6 +213,17 @@ export class Dispatcher {
     return pending;
   }
 
+  /** How many events wait for handlers, over every subscription. */
+  queued(): number {
+    let count = 0;
+    for (const table of [this.#exact, this.#patterns]) {
+      for (const entry of table.values()) {
+        for (const sub of entry.subs) count += sub.queued;
+      }
+    }
+    return count;
+  }
+
   /** Decodes wire text; a malformed message is reported, giving undefined. */
   decode(text: string): Event | undefined {
     try {
@@ -508,6 +519,11 @@ class Sub implements Subscription, Follower {
     this.#idle?.resolve();
     this.#idle = undefined;
     return undefined;
+  }
+
+  /** How many events wait for the handler. */
+  get queued(): number {
+    return this.#queue.length - this.#head;
   }
 
   /** Resolves when the handler has finished everything queued. */

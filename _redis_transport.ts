@@ -22,6 +22,14 @@ import type { Head, Positions } from "./_history.ts";
 import type { Retention } from "./_options.ts";
 import type { Event } from "./types.ts";
 
+/** See {@linkcode RedisEventBus.prototype.subscriberCounts}. */
+export interface RedisSubscriberCounts {
+  /** Subscribers of each topic that has any, as the server counts them. */
+  readonly topics: Readonly<Record<string, number>>;
+  /** Pattern subscriptions on the server, of every client and prefix. */
+  readonly patterns: number;
+}
+
 /** What RedisEventBus resolved from its options. */
 export interface Settings {
   readonly label: string;
@@ -372,7 +380,7 @@ class RedisLink {
 }
 
 /** The publishing connection. */
-class RedisPublisher extends RedisLink implements PublishLink {
+export class RedisPublisher extends RedisLink implements PublishLink {
   readonly #prefix: string;
   /** `[id, addr]` of this session, as the server names it. */
   readonly #session: string[] | undefined;
@@ -405,6 +413,25 @@ class RedisPublisher extends RedisLink implements PublishLink {
         if (error.name !== "ReplyError") throw error; // e.g. NOPERM: skipped
       },
     );
+  }
+
+  /**
+   * What the server counts: subscribers of each channel under the prefix
+   * that has any (by topic), and pattern subscriptions of every client.
+   */
+  async subscribers(): Promise<RedisSubscriberCounts> {
+    const glob = `${escapeRedisGlob(this.#prefix)}*`;
+    const channels = await this.client.call("PUBSUB", "CHANNELS", glob);
+    const counts = (channels as string[]).length === 0
+      ? []
+      : await this.client.call("PUBSUB", "NUMSUB", ...(channels as string[]));
+    const topics: Record<string, number> = {};
+    const list = counts as (string | number)[];
+    for (let i = 0; i < list.length; i += 2) {
+      topics[String(list[i]).slice(this.#prefix.length)] = Number(list[i + 1]);
+    }
+    const patterns = Number(await this.client.call("PUBSUB", "NUMPAT"));
+    return { topics, patterns };
   }
 
   // One pipeline (one write): runs of events as one PUBLISH_ALL each, a

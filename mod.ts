@@ -80,6 +80,7 @@ export {
 } from "./types.ts";
 export { InMemoryEventBus } from "./memory.ts";
 export type { TlsOptions } from "./_tls.ts";
+export type { OpenTelemetryApi, TelemetryOptions } from "./_telemetry.ts";
 
 /**
  * The config key `history` (see {@linkcode HistoryOptions}): keep a log of

@@ -247,13 +247,17 @@ export class PostgresEventBus<T extends TopicMap<T> = UntypedTopics>
       return Promise.reject(error);
     }
     const { channels, store, label } = this.#transport;
-    return notify(sql, [event], channels, store).catch((error: Error) => {
-      throw new EventBusError(
-        "PUBLISH_FAILED",
-        `Cannot publish to "${topic}" in the transaction: PostgreSQL at ${label} refused the notification (${error.message}); it will not be delivered`,
-        { cause: error },
-      );
-    });
+    return this.traced(
+      event,
+      (sent) =>
+        notify(sql, [sent], channels, store).catch((error: Error) => {
+          throw new EventBusError(
+            "PUBLISH_FAILED",
+            `Cannot publish to "${topic}" in the transaction: PostgreSQL at ${label} refused the notification (${error.message}); it will not be delivered`,
+            { cause: error },
+          );
+        }),
+    );
   }
 
   /**

@@ -31,7 +31,12 @@
 import type { RedisOptions } from "ioredis";
 import { BusBase } from "./_bus.ts";
 import { OptionChecks, retention } from "./_options.ts";
-import { RedisTransport, type Settings } from "./_redis_transport.ts";
+import {
+  type RedisPublisher,
+  type RedisSubscriberCounts,
+  RedisTransport,
+  type Settings,
+} from "./_redis_transport.ts";
 import { nodeTls, OPTION_NAMES, type TlsOptions, tlsProblem } from "./_tls.ts";
 import {
   type RemoteEventBusOptions,
@@ -41,6 +46,7 @@ import {
 } from "./types.ts";
 
 export type { TlsOptions } from "./_tls.ts";
+export type { RedisSubscriberCounts } from "./_redis_transport.ts";
 
 /**
  * Options of {@linkcode RedisEventBus}. Give `host` or `url`.
@@ -136,6 +142,34 @@ export class RedisEventBus<T extends TopicMap<T> = UntypedTopics>
       transport: new RedisTransport(settings),
       timing: check.timing(options),
     });
+  }
+
+  /**
+   * How many subscribers the server counts: per topic of this bus's channel
+   * prefix that has any (exact subscriptions, this bus's own included), and
+   * the pattern subscriptions of every client on the server (Redis does not
+   * tell them by prefix).
+   *
+   * @returns `PUBSUB CHANNELS <prefix>:*`, `PUBSUB NUMSUB` and `PUBSUB NUMPAT`.
+   * @throws {EventBusError} `NOT_CONNECTED` before `connect()`;
+   * `CONNECTION_FAILED` while the connection is down or without an answer
+   * within `commandTimeoutMs`.
+   * @example Count the subscribers of a topic
+   * ```ts ignore
+   * import { RedisEventBus } from "@dataknobs/events/redis";
+   * await using bus = new RedisEventBus({ host: "127.0.0.1" });
+   * await bus.connect();
+   * await bus.subscribe("registry:bots", () => {});
+   * const { topics } = await bus.subscriberCounts();
+   * console.log(topics["registry:bots"]); // 1, or more with other processes
+   * ```
+   */
+  subscriberCounts(): Promise<RedisSubscriberCounts> {
+    return this.command(
+      "count the subscribers",
+      // The publishing connections of this bus's transport are these.
+      (link) => (link as RedisPublisher).subscribers(),
+    );
   }
 }
 

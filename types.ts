@@ -21,6 +21,7 @@ import {
   textBytes,
   utf8Length,
 } from "./_json.ts";
+import type { TelemetryOptions } from "./_telemetry.ts";
 
 /**
  * The category of an event. The values are the wire strings, shared with the
@@ -307,6 +308,16 @@ let checkedBytes = 0;
 let dataBytes: (event: Event) => number;
 
 /**
+ * A copy of `event` whose metadata has `extra`'s keys as well (they win
+ * over keys of the same name): how a publish adds the trace context. The
+ * event given is not changed; nothing is checked again but the new keys.
+ */
+export let withMetadata: (
+  event: Event,
+  extra: Readonly<Record<string, string>>,
+) => Event;
+
+/**
  * The UTF-8 length of `event.toJSONString()` when it is more than `limit`
  * bytes, else 0. An event far below the limit is judged by the upper bound
  * tallied when it was made, without making its text (that would cost more
@@ -374,6 +385,20 @@ export class Event<P = JsonObject> {
 
   static {
     dataBytes = (event) => event.#dataBytes;
+    withMetadata = (event, extra) => {
+      let bytes = event.#dataBytes;
+      for (const [key, value] of Object.entries(extra)) {
+        requireWellFormed(key, "metadata key");
+        requireWellFormed(value, `metadata "${key}"`);
+        bytes += textBytes(key) + textBytes(value) + 2;
+      }
+      checked = event.#instant;
+      checkedBytes = bytes;
+      return new Event({
+        ...event.#init(),
+        metadata: Object.freeze({ ...event.metadata, ...extra }),
+      });
+    };
   }
 
   /**
@@ -1089,6 +1114,17 @@ export interface EventBusOptions {
    * @default none (no log, no positions, no `from`)
    */
   readonly history?: HistoryOptions;
+  /**
+   * OpenTelemetry tracing and metrics: give the `@opentelemetry/api`
+   * module the application uses, with its SDK set up before the bus is
+   * made. Every publish is then a `publish <topic>` span, every handler
+   * call a `process <topic>` span in the publisher's trace (the context
+   * travels in the event's `metadata` as `traceparent` and `tracestate`);
+   * see {@linkcode TelemetryOptions} and the README's OpenTelemetry
+   * section.
+   * @default none: no span, no metric, nothing loaded
+   */
+  readonly telemetry?: TelemetryOptions;
 }
 
 /**

@@ -75,7 +75,8 @@ function events(topic: string, count: number, pad: number): Event[] {
 // delivered before the next.
 const BURST_BYTES = 8 * 2 ** 20;
 
-async function throughput(
+/** Events/s of `list` published to `subscribers` handlers, in bursts. */
+export async function throughput(
   endpoint: Endpoint,
   subscribers: number,
   list: Event[],

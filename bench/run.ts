@@ -8,6 +8,7 @@ import { memoryRows } from "./memory.ts";
 import { dispatchRows, patternTaxRows } from "./patterns.ts";
 import { postgresRows } from "./postgres.ts";
 import { redisRows } from "./redis.ts";
+import { telemetryRows } from "./telemetry.ts";
 
 // The machine's cores, read before pinning (a pinned process sees one).
 const cores = navigator.hardwareConcurrency;
@@ -39,13 +40,22 @@ const only = (Deno.env.get("BENCH_ONLY") ?? "memory,redis,postgres").split(",");
 const groups: [string, () => Promise<Row[]>][] = [
   [
     "memory",
-    async () => [...await memoryRows(), ...await dispatchRows("memory")],
+    async () => [
+      ...await memoryRows(),
+      ...await dispatchRows("memory"),
+      ...await telemetryRows("memory"),
+    ],
   ],
-  ["redis", async () => [...await redisRows(), ...await dispatchRows("redis")]],
+  ["redis", async () => [
+    ...await redisRows(),
+    ...await dispatchRows("redis"),
+    ...await telemetryRows("redis"),
+  ]],
   ["postgres", async () => [
     ...await postgresRows(),
     ...await patternTaxRows(),
     ...await dispatchRows("postgres"),
+    ...await telemetryRows("postgres"),
   ]],
 ];
 const rows: Row[] = [];

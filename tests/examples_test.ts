@@ -122,3 +122,24 @@ Deno.test({
     assert.match(text, /cache: evicted bot-\w+; reloaded \{"model":"large"\}/);
   },
 });
+
+Deno.test({
+  name:
+    "examples/tracing.ts puts the subscriber's span in the publisher's trace",
+  ignore: !redis,
+  fn: async () => {
+    const text = await run("tracing.ts");
+    const publish = text.match(
+      /^publisher: span "publish orders" trace (\w{32}) span (\w{16}) parent none$/m,
+    );
+    assert.ok(publish, text);
+    const [, trace, span] = publish;
+    assert.match(
+      text,
+      new RegExp(
+        `^subscriber: span "process orders" trace ${trace} span \\w{16} parent ${span}$`,
+        "m",
+      ),
+    );
+  },
+});

@@ -59,11 +59,15 @@ try {
   );
   await run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error"]);
 
-  // The published sources: every top-level .ts file.
+  // The published sources: every top-level .ts file but the command line
+  // (cli.ts, _cli_*.ts), which runs on Deno only (`deno run … /cli`).
   await Deno.mkdir(`${dir}/src`);
   const sources: string[] = [];
   for await (const file of Deno.readDir(root)) {
-    if (file.isFile && file.name.endsWith(".ts")) {
+    if (
+      file.isFile && file.name.endsWith(".ts") &&
+      !/^_?cli[_.]/.test(file.name)
+    ) {
       await Deno.copyFile(new URL(file.name, root), `${dir}/src/${file.name}`);
       sources.push(`${dir}/src/${file.name}`);
     }

@@ -1,0 +1,284 @@
+// OpenTelemetry with the real SDK: spans in one trace from publisher to
+// handler (on memory in one process, on Redis and PostgreSQL across
+// processes), their attributes, handler errors, metrics; and nothing at
+// all without the `telemetry` option.
+import assert from "node:assert/strict";
+import * as api from "@opentelemetry/api";
+import {
+  createEventBus,
+  Event,
+  type EventBus,
+  type EventBusConfig,
+  EventType,
+} from "../mod.ts";
+import { lines } from "./faults/_lines.ts";
+import { setUpOtel, type SpanRecord } from "./_otel.ts";
+import { DATABASE_URL, reachable, REDIS_URL } from "./_servers.ts";
+
+const redis = await reachable("Redis", "REDIS_URL", REDIS_URL);
+const pg = await reachable("PostgreSQL", "DATABASE_URL", DATABASE_URL);
+const otel = setUpOtel();
+const PRODUCER = 3, CONSUMER = 4, ERROR = 2;
+
+function event(topic: string, correlationId: string | null = "c-1"): Event {
+  return new Event({
+    type: EventType.CREATED,
+    topic,
+    payload: { n: 1 },
+    correlationId,
+  });
+}
+
+/** Checks a publish span and its process span: one trace, the semconv attributes. */
+function assertTrace(
+  publish: SpanRecord,
+  process: SpanRecord,
+  sent: Event,
+  system: string,
+): void {
+  assert.equal(publish.name, `publish ${sent.topic}`);
+  assert.equal(publish.kind, PRODUCER);
+  assert.equal(process.name, `process ${sent.topic}`);
+  assert.equal(process.kind, CONSUMER);
+  assert.equal(process.traceId, publish.traceId, "one trace");
+  assert.equal(process.parentSpanId, publish.spanId);
+  for (
+    const [span, type] of [[publish, "send"], [process, "process"]] as const
+  ) {
+    assert.deepEqual(span.attributes, {
+      "messaging.system": system,
+      "messaging.destination.name": sent.topic,
+      "messaging.operation.name": type === "send" ? "publish" : "process",
+      "messaging.operation.type": type,
+      "messaging.message.id": sent.eventId,
+      "messaging.message.conversation_id": "c-1",
+    });
+  }
+}
+
+Deno.test("telemetry on memory: publish and process spans in one trace, with the semconv attributes", async () => {
+  otel.spans.reset();
+  await using bus = createEventBus({}, { telemetry: { api } });
+  await bus.connect();
+  const got: Event[] = [];
+  await bus.subscribe("otel:mem", (e) => void got.push(e));
+  const sent = event("otel:mem");
+  await bus.publish("otel:mem", sent);
+  const [process, publish] = otel.finished();
+  assert.ok(publish && process, "two spans");
+  assertTrace(publish, process, sent, "memory");
+  // The handler gets a copy with the trace context; the event given is unchanged.
+  assert.deepEqual(sent.metadata, {});
+  assert.equal(got[0]!.eventId, sent.eventId);
+  assert.match(
+    String(got[0]!.metadata.traceparent),
+    new RegExp(`^00-${publish.traceId}-${publish.spanId}-01$`),
+  );
+});
+
+Deno.test("telemetry: a throwing or rejecting handler sets the process span's status to ERROR", async () => {
+  otel.spans.reset();
+  await using bus = createEventBus({}, {
+    telemetry: { api },
+    onError: () => {},
+  });
+  await bus.connect();
+  await bus.subscribe("otel:err", () => {
+    throw new RangeError("sync boom");
+  });
+  await bus.subscribe("otel:err", async () => {
+    await undefined;
+    throw new Error("async boom");
+  });
+  await bus.publish("otel:err", event("otel:err", null));
+  const failed = otel.finished().filter((s) => s.name === "process otel:err");
+  assert.deepEqual(
+    failed.map((s) => [s.status, s.attributes["error.type"]]),
+    [
+      [{ code: ERROR, message: "sync boom" }, "RangeError"],
+      [{ code: ERROR, message: "async boom" }, "Error"],
+    ],
+  );
+  assert.equal(
+    failed[0]!.attributes["messaging.message.conversation_id"],
+    undefined,
+  );
+});
+
+Deno.test({
+  name:
+    "telemetry: a refused transactional publish ends its span with ERROR and error.type",
+  ignore: !pg,
+  fn: async () => {
+    otel.spans.reset();
+    const { PostgresEventBus } = await import("../postgres.ts");
+    const { default: postgres } = await import("postgres");
+    const prefix = `otel_${crypto.randomUUID().slice(0, 8)}`;
+    await using bus = new PostgresEventBus({
+      connectionString: DATABASE_URL,
+      channelPrefix: prefix,
+      telemetry: { api },
+    });
+    await bus.connect();
+    const sql = postgres(DATABASE_URL, { onnotice: () => {} });
+    let refused: unknown;
+    try {
+      await sql.begin(async (tx) => {
+        await tx`select 1/0`.catch(() => {}); // the transaction is aborted
+        refused = await bus.publish("otel:tx", event("otel:tx"), { sql: tx })
+          .catch((error) => error);
+      }).catch(() => {});
+    } finally {
+      await sql.end();
+    }
+    assert.equal((refused as { code?: string }).code, "PUBLISH_FAILED");
+    const [span] = otel.finished();
+    assert.equal(span?.name, "publish otel:tx");
+    assert.equal(span.status.code, ERROR);
+    assert.equal(span.attributes["error.type"], "PUBLISH_FAILED");
+  },
+});
+
+Deno.test("telemetry metrics: sent, consumed, process duration, queued events and connection state", async () => {
+  const bus = createEventBus({}, { telemetry: { api } });
+  await bus.connect();
+  await bus.subscribe("otel:metrics", () => {});
+  await bus.publish("otel:metrics", event("otel:metrics"));
+  const points = new Map<string, { attributes: unknown; value: unknown }[]>();
+  for (const scope of (await otel.metrics()).scopeMetrics) {
+    if (scope.scope.name !== "@dataknobs/events") continue;
+    for (const metric of scope.metrics) {
+      points.set(
+        metric.descriptor.name,
+        metric.dataPoints.map((p) => ({
+          attributes: p.attributes,
+          value: p.value,
+        })),
+      );
+    }
+  }
+  const mine = (name: string) =>
+    points.get(name)?.filter((p) =>
+      (p.attributes as Record<string, unknown>)[
+        "messaging.destination.name"
+      ] ===
+        "otel:metrics"
+    ) ?? [];
+  assert.equal(mine("messaging.client.sent.messages")[0]?.value, 1);
+  assert.equal(mine("messaging.client.consumed.messages")[0]?.value, 1);
+  const duration = mine("messaging.process.duration")[0]?.value as {
+    count: number;
+  };
+  assert.equal(duration.count, 1);
+  assert.ok(points.get("dataknobs.events.queued")?.length);
+  const states = points.get("dataknobs.events.connection.state") ?? [];
+  assert.ok(
+    states.some((p) =>
+      (p.attributes as Record<string, unknown>).state === "ready" &&
+      p.value === 1
+    ),
+  );
+  await bus.close();
+});
+
+Deno.test("without telemetry: no span, no trace metadata, and no OpenTelemetry module loaded", async () => {
+  otel.spans.reset();
+  await using bus = createEventBus();
+  await bus.connect();
+  const got: Event[] = [];
+  await bus.subscribe("otel:off", (e) => void got.push(e));
+  await bus.publish("otel:off", event("otel:off"));
+  assert.equal(otel.finished().length, 0);
+  assert.deepEqual(got[0]!.metadata, {});
+  for (const entry of ["mod.ts", "redis.ts", "postgres.ts", "cli.ts"]) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "info",
+        "--json",
+        new URL(`../${entry}`, import.meta.url).pathname,
+      ],
+      stdout: "piped",
+    }).output();
+    assert.ok(out.success);
+    const { modules } = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+      modules: { specifier: string }[];
+    };
+    assert.ok(modules.some((m) => m.specifier.endsWith(`/${entry}`)));
+    const otelModules = modules.filter((m) =>
+      /opentelemetry/i.test(m.specifier)
+    );
+    assert.deepEqual(otelModules, [], `${entry} loads OpenTelemetry`);
+  }
+});
+
+Deno.test("telemetry: a telemetry option that is not { api } is refused", () => {
+  assert.throws(
+    () => createEventBus({}, { telemetry: {} as never }),
+    /telemetry must be \{ api \} with api the @opentelemetry\/api module/,
+  );
+});
+
+/** Publishes here (process A), handles in a child (process B); checks the trace. */
+async function acrossProcesses(
+  backend: string,
+  url: string,
+  system: string,
+): Promise<void> {
+  otel.spans.reset();
+  const prefix = `otel_${crypto.randomUUID().slice(0, 8)}`;
+  const topic = "otel:cross";
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./_traced.ts", import.meta.url).pathname,
+      backend,
+      url,
+      prefix,
+      topic,
+    ],
+    stdout: "piped",
+  }).spawn();
+  const out = lines(child.stdout);
+  let bus: EventBus | undefined;
+  try {
+    assert.equal((await out.next()).value, "ready");
+    const config: EventBusConfig = backend === "redis"
+      ? { backend: "redis", url, channel_prefix: prefix }
+      : { backend: "postgres", connection_string: url, channel_prefix: prefix };
+    bus = createEventBus(config, { telemetry: { api } });
+    await bus.connect();
+    const sent = event(topic);
+    await bus.publish(topic, sent);
+    const { spans, metadata } = JSON.parse((await out.next()).value!) as {
+      spans: SpanRecord[];
+      metadata: Record<string, unknown>;
+    };
+    const [publish] = otel.finished();
+    assert.ok(publish && spans[0], "a span on each side");
+    assertTrace(publish, spans[0], sent, system);
+    assert.equal(typeof metadata.traceparent, "string");
+    assert.equal((await child.status).code, 0);
+  } finally {
+    await bus?.close();
+    await out.return(undefined);
+    try {
+      child.kill();
+    } catch { /* already ended */ }
+    await child.status;
+  }
+}
+
+Deno.test({
+  name:
+    "telemetry on Redis: publish in one process, handler in another, one trace",
+  ignore: !redis,
+  fn: () => acrossProcesses("redis", REDIS_URL, "redis"),
+});
+
+Deno.test({
+  name:
+    "telemetry on PostgreSQL: publish in one process, handler in another, one trace",
+  ignore: !pg,
+  fn: () => acrossProcesses("postgres", DATABASE_URL, "postgresql"),
+});
