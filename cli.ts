@@ -33,10 +33,13 @@ import { Event, type EventBus, EventType } from "./types.ts";
 const USAGE = `Usage: events <command> [arguments] [config flags]
 
 Commands:
-  tail <topic> [--pattern P] [--count N] [--json]
+  tail <topic> [--pattern P] [--count N] [--from POSITION] [--json]
       Print each event on <topic> (or matching the fnmatch pattern P; the
       topic is then only a label) until Ctrl-C or N events. --json prints
-      one wire-JSON line an event.
+      one wire-JSON line an event. --from starts with the events the log
+      holds after POSITION ("earliest": all of them); it needs the config
+      key history (in --config), and --json then prints each event's
+      position too.
   publish <topic> --type T [--payload JSON] [--source S] [--correlation-id C] [--json]
       Publish one event; print its id (--json: its wire JSON).
   status [--json]
@@ -51,7 +54,7 @@ Exit codes: 0 done, 1 the bus failed, 2 usage error, 130 interrupted.`;
 
 /** Flags of the commands (every other flag is a config key). */
 const TAKES: Readonly<Record<string, readonly string[]>> = {
-  tail: ["pattern", "count", "json"],
+  tail: ["pattern", "count", "from", "json"],
   publish: ["type", "payload", "source", "correlation-id", "json"],
   status: ["json"],
 };
@@ -140,7 +143,7 @@ async function tail(
   signal: AbortSignal,
 ): Promise<number> {
   const topic = onlyArgument(parsed, "tail <topic>");
-  const { pattern = null, count, json } = parsed.flags;
+  const { pattern = null, count, json, from } = parsed.flags;
   const limit = count === undefined ? Infinity : Number(count);
   if (!(Number.isSafeInteger(limit) && limit >= 1) && limit !== Infinity) {
     throw new UsageError(
@@ -149,18 +152,35 @@ async function tail(
   }
   const { promise: ended, resolve, reject } = Promise.withResolvers<void>();
   let seen = 0;
-  await bus.subscribe(topic, async (event) => {
+  if (from !== undefined && typeof from !== "string") {
+    throw new UsageError("--from needs a position or earliest");
+  }
+  await bus.subscribe(topic, async (event, { position }) => {
     if (seen >= limit) return;
     seen++;
+    const line = json !== true
+      ? pretty(event)
+      : from === undefined
+      ? event.toJSONString()
+      : JSON.stringify({ ...event.toDict(), position });
     try {
-      await out(json === true ? event.toJSONString() : pretty(event));
+      await out(line);
     } catch (error) {
       // A closed pipe (`| head`) ends the tail like a count does.
       if (error instanceof Deno.errors.BrokenPipe) resolve();
       else reject(error);
     }
     if (seen === limit) resolve();
-  }, { pattern: pattern as string | null });
+  }, {
+    pattern: pattern as string | null,
+    ...(from === undefined ? {} : { from }),
+  }).catch((error: Error) => {
+    // A bus without history cannot start from a position: a usage error.
+    if (from !== undefined && error instanceof TypeError) {
+      throw new UsageError(error.message);
+    }
+    throw error;
+  });
   // Listening before saying so: a Ctrl-C right after the line is seen.
   const stop = () => reject(signal.reason);
   signal.addEventListener("abort", stop, { once: true });

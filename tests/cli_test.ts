@@ -116,6 +116,70 @@ for (const backend of ["redis", "postgres"]) {
 
   Deno.test({
     name:
+      `cli tail on ${backend} --from a position prints what the log holds after it`,
+    ignore,
+    fn: async () => {
+      const config = flags(backend);
+      const prefix = config.at(-1)!;
+      const file = await Deno.makeTempFile({ suffix: ".json" });
+      await Deno.writeTextFile(
+        file,
+        JSON.stringify({ history: { max_events: 100 } }),
+      );
+      try {
+        for (const n of [1, 2, 3]) {
+          const sent = await cli(
+            "publish",
+            "cli:log",
+            "--type",
+            "created",
+            "--payload",
+            JSON.stringify({ n }),
+            "--config",
+            file,
+            ...config,
+          );
+          assert.equal(sent.code, 0, sent.stderr);
+        }
+        const read = async (from: string, count: number) => {
+          const ran = await cli(
+            "tail",
+            "cli:log",
+            "--from",
+            from,
+            "--count",
+            String(count),
+            "--json",
+            "--config",
+            file,
+            ...config,
+          );
+          assert.equal(ran.code, 0, ran.stderr);
+          return ran.stdout.trim().split("\n").map((line) => JSON.parse(line));
+        };
+        const all = await read("earliest", 3);
+        assert.deepEqual(all.map((e) => e.payload.n), [1, 2, 3]);
+        assert.ok(all.every((e) => typeof e.position === "string"));
+        const rest = await read(all[0].position, 2);
+        assert.deepEqual(rest.map((e) => e.payload.n), [2, 3]);
+        const refused = await cli(
+          "tail",
+          "cli:log",
+          "--from",
+          "earliest",
+          ...config,
+        );
+        assert.equal(refused.code, 2);
+        assert.match(refused.stderr, /keeps no history/);
+      } finally {
+        await Deno.remove(file);
+        await dropLog(backend, prefix);
+      }
+    },
+  });
+
+  Deno.test({
+    name:
       `cli tail on ${backend} with --pattern prints matching events readably`,
     ignore,
     fn: async () => {
@@ -253,7 +317,7 @@ Deno.test("cli refuses bad usage with a clear message and exit code 2", async ()
     ],
     [
       ["status", "--backend", "redis", "--host", "h", "--port", "x"],
-      /"port" must be an integer from 1 to 65535, got "x"/,
+      /"port" must be an integer from 1 to 65535 \(or its decimal text\), got "x"/,
     ],
     [["status", "--backend", "kafka"], /Unknown event bus backend "kafka"/],
     [
@@ -296,3 +360,20 @@ Deno.test("cli against an unreachable server says so and exits 1", async () => {
     assert.doesNotMatch(stderr, /secret/);
   }
 });
+
+// Removes what a bus with history left on the shared server.
+async function dropLog(backend: string, prefix: string): Promise<void> {
+  if (backend === "redis") {
+    const { Redis } = await import("ioredis");
+    const admin = new Redis(REDIS_URL);
+    await admin.del(`${prefix}:log`, `${prefix}:log:epoch`);
+    await admin.quit();
+    return;
+  }
+  const { default: postgres } = await import("postgres");
+  const sql = postgres(DATABASE_URL, { onnotice: () => {} });
+  for (const table of ["log", "log_trimmed", "patterns", "payloads"]) {
+    await sql`drop table if exists ${sql(`${prefix}_${table}`)}`;
+  }
+  await sql.end();
+}
