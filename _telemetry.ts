@@ -4,6 +4,14 @@
 // are the part of its API the bus uses, so the real module fits them.
 
 import {
+  type Attributes,
+  countsOf,
+  type CountingMeter,
+  type Observation,
+  topicCounts,
+  type TopicCounts,
+} from "./_telemetry_counts.ts";
+import {
   type ConnectionState,
   type Event,
   type EventHandler,
@@ -35,14 +43,23 @@ export interface OpenTelemetryApi {
         setStatus(status: { code: number; message?: string }): unknown;
         recordException(exception: Error | string): void;
         end(): void;
+        /** The span's ids (what the memory bus hands to handlers). */
+        spanContext(): object;
       };
     };
     setSpan(context: unknown, span: unknown): unknown;
+    /** `context` with a span of these ids (not recording) as its span. */
+    setSpanContext(context: unknown, spanContext: object): unknown;
   };
   /** The active context, and running code in another. */
   readonly context: {
     active(): unknown;
-    with<T>(context: unknown, fn: () => T): T;
+    with<A extends unknown[], T>(
+      context: unknown,
+      fn: (...args: A) => T,
+      thisArg?: unknown,
+      ...args: A
+    ): T;
   };
   /** The registered propagator (W3C trace context, with the SDK's default). */
   readonly propagation: {
@@ -59,15 +76,9 @@ export interface OpenTelemetryApi {
       },
     ): unknown;
   };
-  /** Meters: counters, histograms and observable gauges. */
+  /** Meters: observable counters and gauges, histograms. */
   readonly metrics: {
-    getMeter(name: string, version?: string): {
-      createCounter(
-        name: string,
-        options: { description: string; unit: string },
-      ): {
-        add(value: number, attributes: Record<string, string | number>): void;
-      };
+    getMeter(name: string, version?: string): CountingMeter & {
       createHistogram(
         name: string,
         options: { description: string; unit: string },
@@ -116,13 +127,12 @@ export interface TelemetryOptions {
   readonly api: OpenTelemetryApi;
 }
 
-type Attributes = Record<string, string | number>;
 type Tracer = ReturnType<OpenTelemetryApi["trace"]["getTracer"]>;
 type Span = ReturnType<Tracer["startSpan"]>;
+type SpanContext = ReturnType<Span["spanContext"]>;
 type Gauge = ReturnType<
   ReturnType<OpenTelemetryApi["metrics"]["getMeter"]>["createObservableGauge"]
 >;
-type Observation = Parameters<Parameters<Gauge["addCallback"]>[0]>[0];
 
 /** The instrumentation scope's name: spans and metrics come from it. */
 export const SCOPE = "@dataknobs/events";
@@ -160,25 +170,25 @@ export class Telemetry {
   readonly #api: OpenTelemetryApi;
   readonly #tracer: Tracer;
   readonly #system: string;
-  readonly #sent;
-  readonly #consumed;
+  readonly #counts: Map<string, TopicCounts>;
+  /** This bus's entries of #counts, by topic. */
+  readonly #topics = new Map<string, TopicCounts>();
   readonly #duration;
   readonly #gauges: [Gauge, (result: Observation) => void][];
+  /**
+   * In process (memory bus): the publish span's context of each event
+   * being delivered, instead of metadata.
+   */
+  readonly #published: WeakMap<Event, SpanContext> | undefined;
 
   constructor(options: TelemetryOptions, observed: Observed) {
     const api = checked(options);
     this.#api = api;
     this.#system = observed.system;
     this.#tracer = api.trace.getTracer(SCOPE);
+    if (observed.system === "memory") this.#published = new WeakMap();
     const meter = api.metrics.getMeter(SCOPE);
-    this.#sent = meter.createCounter("messaging.client.sent.messages", {
-      description: "Events the bus published (error.type set on failure)",
-      unit: "{message}",
-    });
-    this.#consumed = meter.createCounter(
-      "messaging.client.consumed.messages",
-      { description: "Events handed to handlers", unit: "{message}" },
-    );
+    this.#counts = countsOf(meter);
     this.#duration = meter.createHistogram("messaging.process.duration", {
       description: "How long handler calls took",
       unit: "s",
@@ -216,102 +226,141 @@ export class Telemetry {
   }
 
   /**
-   * Publishes `event` through `send` in a `publish <topic>` span: what is
-   * sent is a copy whose metadata holds the span's context.
+   * Publishes `event` through `send` in a `publish <topic>` span. A remote
+   * bus sends a copy whose metadata holds the span's context; the memory
+   * bus sends the event itself (a copy if it is being delivered already)
+   * and keeps the context beside it.
    */
   publish(event: Event, send: (event: Event) => Promise<void>): Promise<void> {
     const api = this.#api;
     const parent = api.context.active();
-    const attributes = this.#attributes(event, "publish", "send");
-    const measured = this.#measured(event, "publish");
     const span = this.#tracer.startSpan(
       `publish ${event.topic}`,
-      { kind: api.SpanKind.PRODUCER, attributes },
+      {
+        kind: api.SpanKind.PRODUCER,
+        attributes: this.#attributes(event, "publish", "send"),
+      },
       parent,
     );
-    const context = api.trace.setSpan(parent, span);
-    const carrier: Record<string, string> = {};
-    api.propagation.inject(context, carrier);
+    const counts = this.#topic(event.topic);
     let sent: Promise<void>;
     try {
-      sent = api.context.with(
-        context,
-        () => send(withMetadata(event, carrier)),
-      );
+      sent = send(this.#carrying(event, span, parent));
     } catch (error) {
       sent = Promise.reject(error);
     }
     return sent.then(() => {
-      this.#sent.add(1, measured);
+      counts.sent++;
       span.end();
     }, (error) => {
-      this.#sent.add(1, { ...measured, "error.type": errorType(error) });
-      this.#fail(span, error);
+      const type = errorType(error);
+      counts.failed.set(type, (counts.failed.get(type) ?? 0) + 1);
+      this.#fail(span, error, type);
       throw error;
     });
   }
 
+  // The event to send, carrying the publish span's context.
+  #carrying(event: Event, span: Span, parent: unknown): Event {
+    const published = this.#published;
+    if (published !== undefined) {
+      const own = published.has(event) ? withMetadata(event, {}) : event;
+      published.set(own, span.spanContext());
+      return own;
+    }
+    const api = this.#api;
+    const carrier: Record<string, string> = {};
+    api.propagation.inject(api.trace.setSpan(parent, span), carrier);
+    return withMetadata(event, carrier);
+  }
+
   /**
    * Wraps a handler: each call is a `process <topic>` span, a child of the
-   * publisher's span when the event carries its context.
+   * publisher's span when the event carries its context, active while the
+   * handler runs.
    */
   handler(handler: EventHandler): EventHandler {
-    return (...args: Parameters<EventHandler>) => {
-      const [event] = args;
+    return (event, delivery) => {
       const api = this.#api;
-      const attributes = this.#attributes(event, "process", "process");
-      const measured = this.#measured(event, "process");
-      const parent = api.propagation.extract(
-        api.context.active(),
-        event.metadata,
-        METADATA,
-      );
+      const parent = this.#parent(event);
       const span = this.#tracer.startSpan(
         `process ${event.topic}`,
-        { kind: api.SpanKind.CONSUMER, attributes },
+        {
+          kind: api.SpanKind.CONSUMER,
+          attributes: this.#attributes(event, "process", "process"),
+        },
         parent,
       );
-      this.#consumed.add(1, measured);
+      const counts = this.#topic(event.topic);
+      counts.consumed++;
       const start = performance.now();
-      const end = (failed: boolean, error?: unknown) => {
-        const seconds = (performance.now() - start) / 1000;
-        if (!failed) {
-          this.#duration.record(seconds, measured);
-          span.end();
-          return;
-        }
-        const type = errorType(error);
-        this.#duration.record(seconds, { ...measured, "error.type": type });
-        this.#fail(span, error);
-      };
       let result: void | Promise<void>;
       try {
         result = api.context.with(
           api.trace.setSpan(parent, span),
-          () => handler(...args),
+          handler,
+          undefined,
+          event,
+          delivery,
         );
       } catch (error) {
-        end(true, error);
+        this.#processed(span, counts, start, true, error);
         throw error;
       }
       if (typeof (result as Promise<void> | undefined)?.then !== "function") {
-        end(false);
+        this.#processed(span, counts, start, false);
         return result;
       }
-      return Promise.resolve(result).then(() => end(false), (error) => {
-        end(true, error);
-        throw error;
-      });
+      return Promise.resolve(result).then(
+        () => this.#processed(span, counts, start, false),
+        (error) => {
+          this.#processed(span, counts, start, true, error);
+          throw error;
+        },
+      );
     };
   }
 
-  // A metric's attributes: never the message ids (one series each).
-  #measured(event: Event, operation: string): Attributes {
-    return {
-      "messaging.system": this.#system,
-      "messaging.destination.name": event.topic,
-      "messaging.operation.name": operation,
-    };
+  // The parent of a process span: the publish span's context, kept beside
+  // the event (memory) or in its metadata; else the active context.
+  #parent(event: Event): unknown {
+    const api = this.#api;
+    const active = api.context.active();
+    const published = this.#published?.get(event);
+    if (published !== undefined) {
+      return api.trace.setSpanContext(active, published);
+    }
+    // No metadata, no context to extract (a peer without telemetry).
+    if (isEmpty(event.metadata)) return active;
+    return api.propagation.extract(active, event.metadata, METADATA);
+  }
+
+  // Ends a handler call's span and records its duration.
+  #processed(
+    span: Span,
+    counts: TopicCounts,
+    start: number,
+    failed: boolean,
+    error?: unknown,
+  ): void {
+    const seconds = (performance.now() - start) / 1000;
+    if (!failed) {
+      this.#duration.record(seconds, counts.process);
+      span.end();
+      return;
+    }
+    const type = errorType(error);
+    this.#duration.record(seconds, { ...counts.process, "error.type": type });
+    this.#fail(span, error, type);
+  }
+
+  #topic(topic: string): TopicCounts {
+    let counts = this.#topics.get(topic);
+    if (counts === undefined) {
+      counts = topicCounts(this.#counts, this.#system, topic);
+      this.#topics.set(topic, counts);
+    }
+    return counts;
   }
 
   #attributes(
@@ -332,13 +381,18 @@ export class Telemetry {
     return attributes;
   }
 
-  #fail(span: Span, error: unknown): void {
+  #fail(span: Span, error: unknown, type: string): void {
     const message = error instanceof Error ? error.message : String(error);
-    span.setAttribute("error.type", errorType(error));
+    span.setAttribute("error.type", type);
     span.setStatus({ code: this.#api.SpanStatusCode.ERROR, message });
     span.recordException(error instanceof Error ? error : message);
     span.end();
   }
+}
+
+function isEmpty(object: object): boolean {
+  for (const _ in object) return false;
+  return true;
 }
 
 // `error.type`: the error's code (EventBusError), else its class name.

@@ -394,10 +394,18 @@ export class Event<P = JsonObject> {
       }
       checked = event.#instant;
       checkedBytes = bytes;
-      return new Event({
+      const copy = new Event({
         ...event.#init(),
         metadata: Object.freeze({ ...event.metadata, ...extra }),
       });
+      // The wire text, when the event has it, with only its metadata (the
+      // last field) written anew.
+      const json = event.#json;
+      if (json !== undefined) {
+        const old = JSON.stringify(event.metadata).length + 1;
+        copy.#json = `${json.slice(0, -old)}${JSON.stringify(copy.metadata)}}`;
+      }
+      return copy;
     };
   }
 

@@ -67,13 +67,44 @@ Deno.test("telemetry on memory: publish and process spans in one trace, with the
   const [process, publish] = otel.finished();
   assert.ok(publish && process, "two spans");
   assertTrace(publish, process, sent, "memory");
-  // The handler gets a copy with the trace context; the event given is unchanged.
+  // In process the context travels beside the event: the handler gets
+  // the event published, its metadata unchanged.
+  assert.equal(got[0], sent);
   assert.deepEqual(sent.metadata, {});
-  assert.equal(got[0]!.eventId, sent.eventId);
-  assert.match(
-    String(got[0]!.metadata.traceparent),
-    new RegExp(`^00-${publish.traceId}-${publish.spanId}-01$`),
+});
+
+Deno.test("telemetry on memory: one event published twice at once gives each publish its own process span", async () => {
+  otel.spans.reset();
+  await using bus = createEventBus({}, { telemetry: { api } });
+  await bus.connect();
+  const got: Event[] = [];
+  await bus.subscribe("otel:twice", async (e) => {
+    await undefined;
+    got.push(e);
+  });
+  const sent = event("otel:twice");
+  await Promise.all([
+    bus.publish("otel:twice", sent),
+    bus.publish("otel:twice", sent),
+  ]);
+  await bus.close();
+  const spans = otel.finished();
+  const publishes = spans.filter((s) => s.kind === PRODUCER);
+  const processes = spans.filter((s) => s.kind === CONSUMER);
+  assert.equal(publishes.length, 2);
+  assert.deepEqual(
+    processes.map((s) => s.parentSpanId).sort(),
+    publishes.map((s) => s.spanId).sort(),
   );
+  for (const span of processes) {
+    assertTrace(
+      publishes.find((s) => s.spanId === span.parentSpanId)!,
+      span,
+      sent,
+      "memory",
+    );
+  }
+  assert.deepEqual(got.map((e) => e.eventId), [sent.eventId, sent.eventId]);
 });
 
 Deno.test("telemetry: a throwing or rejecting handler sets the process span's status to ERROR", async () => {
@@ -136,49 +167,102 @@ Deno.test({
     assert.equal(span?.name, "publish otel:tx");
     assert.equal(span.status.code, ERROR);
     assert.equal(span.attributes["error.type"], "PUBLISH_FAILED");
+    const sent = (await points("otel:tx")).get(
+      "messaging.client.sent.messages",
+    );
+    assert.deepEqual(sent?.map((p) => p.attributes["error.type"]), [
+      "PUBLISH_FAILED",
+    ]);
   },
 });
+
+/** The data points of this scope's metrics now, by metric name, of `topic` if given. */
+async function points(
+  topic?: string,
+): Promise<
+  Map<string, { attributes: Record<string, unknown>; value: unknown }[]>
+> {
+  const found = new Map<
+    string,
+    { attributes: Record<string, unknown>; value: unknown }[]
+  >();
+  for (const scope of (await otel.metrics()).scopeMetrics) {
+    if (scope.scope.name !== "@dataknobs/events") continue;
+    for (const metric of scope.metrics) {
+      found.set(
+        metric.descriptor.name,
+        metric.dataPoints.map((p) => ({
+          attributes: p.attributes,
+          value: p.value,
+        })).filter((p) =>
+          topic === undefined ||
+          p.attributes["messaging.destination.name"] === topic
+        ),
+      );
+    }
+  }
+  return found;
+}
 
 Deno.test("telemetry metrics: sent, consumed, process duration, queued events and connection state", async () => {
   const bus = createEventBus({}, { telemetry: { api } });
   await bus.connect();
   await bus.subscribe("otel:metrics", () => {});
   await bus.publish("otel:metrics", event("otel:metrics"));
-  const points = new Map<string, { attributes: unknown; value: unknown }[]>();
-  for (const scope of (await otel.metrics()).scopeMetrics) {
-    if (scope.scope.name !== "@dataknobs/events") continue;
-    for (const metric of scope.metrics) {
-      points.set(
-        metric.descriptor.name,
-        metric.dataPoints.map((p) => ({
-          attributes: p.attributes,
-          value: p.value,
-        })),
-      );
-    }
-  }
-  const mine = (name: string) =>
-    points.get(name)?.filter((p) =>
-      (p.attributes as Record<string, unknown>)[
-        "messaging.destination.name"
-      ] ===
-        "otel:metrics"
-    ) ?? [];
-  assert.equal(mine("messaging.client.sent.messages")[0]?.value, 1);
-  assert.equal(mine("messaging.client.consumed.messages")[0]?.value, 1);
-  const duration = mine("messaging.process.duration")[0]?.value as {
+  const mine = await points("otel:metrics");
+  const all = await points();
+  assert.deepEqual(mine.get("messaging.client.sent.messages"), [{
+    attributes: {
+      "messaging.system": "memory",
+      "messaging.destination.name": "otel:metrics",
+      "messaging.operation.name": "publish",
+    },
+    value: 1,
+  }]);
+  assert.equal(mine.get("messaging.client.consumed.messages")?.[0]?.value, 1);
+  const duration = mine.get("messaging.process.duration")?.[0]?.value as {
     count: number;
   };
   assert.equal(duration.count, 1);
-  assert.ok(points.get("dataknobs.events.queued")?.length);
-  const states = points.get("dataknobs.events.connection.state") ?? [];
+  assert.ok(all.get("dataknobs.events.queued")?.length);
+  const states = all.get("dataknobs.events.connection.state") ?? [];
   assert.ok(
-    states.some((p) =>
-      (p.attributes as Record<string, unknown>).state === "ready" &&
-      p.value === 1
-    ),
+    states.some((p) => p.attributes.state === "ready" && p.value === 1),
   );
   await bus.close();
+});
+
+Deno.test("telemetry metrics: two buses on one topic add up, a closed bus's counts stay, a failing handler's duration has error.type", async () => {
+  const topic = `otel:sum-${crypto.randomUUID().slice(0, 8)}`;
+  const buses = [0, 1].map(() =>
+    createEventBus({}, { telemetry: { api }, onError: () => {} })
+  );
+  for (const bus of buses) {
+    await bus.connect();
+    await bus.subscribe(topic, () => {});
+    await bus.subscribe(topic, () => {
+      throw new TypeError("no");
+    });
+  }
+  await buses[0]!.publish(topic, event(topic));
+  await buses[1]!.publish(topic, event(topic));
+  await buses[1]!.publish(topic, event(topic));
+  await buses[0]!.close();
+  const mine = await points(topic);
+  assert.deepEqual(
+    mine.get("messaging.client.sent.messages")?.map((p) => p.value),
+    [3],
+  );
+  assert.deepEqual(
+    mine.get("messaging.client.consumed.messages")?.map((p) => p.value),
+    [6],
+  );
+  const durations = mine.get("messaging.process.duration")!.map((p) => [
+    p.attributes["error.type"],
+    (p.value as { count: number }).count,
+  ]);
+  assert.deepEqual(durations, [[undefined, 3], ["TypeError", 3]]);
+  await buses[1]!.close();
 });
 
 Deno.test("without telemetry: no span, no trace metadata, and no OpenTelemetry module loaded", async () => {
