@@ -6,10 +6,9 @@
 import {
   type Attributes,
   countsOf,
-  type CountingMeter,
   type Observation,
-  topicCounts,
   type TopicCounts,
+  topicCounts,
 } from "./_telemetry_counts.ts";
 import {
   type ConnectionState,
@@ -78,17 +77,8 @@ export interface OpenTelemetryApi {
   };
   /** Meters: observable counters and gauges, histograms. */
   readonly metrics: {
-    getMeter(name: string, version?: string): CountingMeter & {
-      createHistogram(
-        name: string,
-        options: { description: string; unit: string },
-      ): {
-        record(
-          value: number,
-          attributes: Record<string, string | number>,
-        ): void;
-      };
-      createObservableGauge(
+    getMeter(name: string, version?: string): {
+      createObservableCounter(
         name: string,
         options: { description: string; unit: string },
       ): {
@@ -100,9 +90,30 @@ export interface OpenTelemetryApi {
             ): void;
           }) => void,
         ): void;
-        /** Removes a callback `addCallback` was given. */
-        removeCallback(callback: (result: unknown) => void): void;
       };
+      createHistogram(
+        name: string,
+        options: { description: string; unit: string },
+      ): {
+        record(
+          value: number,
+          attributes: Record<string, string | number>,
+        ): void;
+      };
+      /** An observable counter's, and `removeCallback`. */
+      createObservableGauge(
+        name: string,
+        options: { description: string; unit: string },
+      ):
+        & ReturnType<
+          ReturnType<
+            OpenTelemetryApi["metrics"]["getMeter"]
+          >["createObservableCounter"]
+        >
+        & {
+          /** Removes a callback `addCallback` was given. */
+          removeCallback(callback: (result: unknown) => void): void;
+        };
     };
   };
   /** Span kinds. */

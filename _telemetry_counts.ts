@@ -5,21 +5,23 @@
 // set once, so two buses on one topic must add up here), kept after a bus
 // closes as a cumulative SDK counter would keep its sums.
 
+import type { OpenTelemetryApi } from "./_telemetry.ts";
+
 /** Metric attributes. */
 export type Attributes = Record<string, string | number>;
 
-/** What an observable counter's callback is given. */
-export interface Observation {
-  observe(value: number, attributes: Attributes): void;
-}
+// The part of an OpenTelemetry meter the counts need.
+type CountingMeter = Pick<
+  ReturnType<OpenTelemetryApi["metrics"]["getMeter"]>,
+  "createObservableCounter"
+>;
 
-/** The part of an OpenTelemetry meter the counts need. */
-export interface CountingMeter {
-  createObservableCounter(
-    name: string,
-    options: { description: string; unit: string },
-  ): { addCallback(callback: (result: Observation) => void): void };
-}
+/** What an observable instrument's callback is given. */
+export type Observation = Parameters<
+  Parameters<
+    ReturnType<CountingMeter["createObservableCounter"]>["addCallback"]
+  >[0]
+>[0];
 
 /** The counts of one topic of one messaging system. */
 export interface TopicCounts {

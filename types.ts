@@ -310,7 +310,8 @@ let dataBytes: (event: Event) => number;
 /**
  * A copy of `event` whose metadata has `extra`'s keys as well (they win
  * over keys of the same name): how a publish adds the trace context. The
- * event given is not changed; nothing is checked again but the new keys.
+ * event given is not changed (but for its wire text, made and kept);
+ * nothing is checked again but the new keys.
  */
 export let withMetadata: (
   event: Event,
@@ -398,13 +399,11 @@ export class Event<P = JsonObject> {
         ...event.#init(),
         metadata: Object.freeze({ ...event.metadata, ...extra }),
       });
-      // The wire text, when the event has it, with only its metadata (the
-      // last field) written anew.
-      const json = event.#json;
-      if (json !== undefined) {
-        const old = JSON.stringify(event.metadata).length + 1;
-        copy.#json = `${json.slice(0, -old)}${JSON.stringify(copy.metadata)}}`;
-      }
+      // The wire text: the event's (made once, kept for its next publish)
+      // with only the metadata, the last field, written anew.
+      const json = event.toJSONString();
+      const old = JSON.stringify(event.metadata).length + 1;
+      copy.#json = `${json.slice(0, -old)}${JSON.stringify(copy.metadata)}}`;
       return copy;
     };
   }
@@ -1126,8 +1125,9 @@ export interface EventBusOptions {
    * OpenTelemetry tracing and metrics: give the `@opentelemetry/api`
    * module the application uses, with its SDK set up before the bus is
    * made. Every publish is then a `publish <topic>` span, every handler
-   * call a `process <topic>` span in the publisher's trace (the context
-   * travels in the event's `metadata` as `traceparent` and `tracestate`);
+   * call a `process <topic>` span in the publisher's trace (on Redis and
+   * PostgreSQL the context travels in the event's `metadata` as
+   * `traceparent` and `tracestate`; in process, beside the event);
    * see {@linkcode TelemetryOptions} and the README's OpenTelemetry
    * section.
    * @default none: no span, no metric, nothing loaded
