@@ -117,13 +117,18 @@ export function faultSuite(backend: Backend, setup: SuiteSetup): void {
     });
   });
 
-  test("e1. half-open subscriber: its bus's connections stalled, then resumed", async () => {
-    await using server = await setup.server();
+  // e1, also with history: then nothing may be lost and no gap reported.
+  const halfOpenSubscriber = (history: boolean) => async () => {
+    await using server = await setup.server(history);
     await using proxy = proxyTo(server);
     await runStream({
-      name: "e1. half-open subscriber (stall, resume)",
+      name: `e1. half-open subscriber (stall, resume)${
+        history ? " (history)" : ""
+      }`,
       backend,
-      // The publisher bus is direct; the subscriber bus goes through the proxy.
+      history,
+      // The publisher bus is direct; the subscriber bus goes through the
+      // proxy (with history, its reads of the log too).
       buses: twoBuses(server.url, setup.urlAt(proxy.port)),
       recoveryBoundMs: HALF_OPEN_RECOVERY_BOUND_MS,
       fault: async (ctx) => {
@@ -137,7 +142,15 @@ export function faultSuite(backend: Backend, setup: SuiteSetup): void {
         proxy.setExisting("pass");
       },
     });
-  });
+  };
+  test(
+    "e1. half-open subscriber: its bus's connections stalled, then resumed",
+    halfOpenSubscriber(false),
+  );
+  test(
+    "e1. half-open subscriber, with history: nothing lost, no gap",
+    halfOpenSubscriber(true),
+  );
 
   test("e2. half-open bus: every connection of a publishing and subscribing bus black-holed", async () => {
     await using server = await setup.server();
