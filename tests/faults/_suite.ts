@@ -152,12 +152,14 @@ export function faultSuite(backend: Backend, setup: SuiteSetup): void {
     halfOpenSubscriber(true),
   );
 
-  test("e2. half-open bus: every connection of a publishing and subscribing bus black-holed", async () => {
-    await using server = await setup.server();
+  // e2, also with history.
+  const halfOpenBus = (history: boolean) => async () => {
+    await using server = await setup.server(history);
     await using proxy = proxyTo(server);
     await runStream({
-      name: "e2. half-open bus (black hole)",
+      name: `e2. half-open bus (black hole)${history ? " (history)" : ""}`,
       backend,
+      history,
       buses: oneBus(setup.urlAt(proxy.port)),
       recoveryBoundMs: HALF_OPEN_RECOVERY_BOUND_MS,
       fault: async (ctx) => {
@@ -167,7 +169,15 @@ export function faultSuite(backend: Backend, setup: SuiteSetup): void {
         await ctx.faultEnded();
       },
     });
-  });
+  };
+  test(
+    "e2. half-open bus: every connection of a publishing and subscribing bus black-holed",
+    halfOpenBus(false),
+  );
+  test(
+    "e2. half-open bus, with history: nothing lost, no gap",
+    halfOpenBus(true),
+  );
 
   test("h. stalled publishing path that resumes after the bus moved on: nothing arrives late", async () => {
     await using server = await setup.server();
