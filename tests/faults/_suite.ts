@@ -2,6 +2,7 @@
 // its throwaway server (FaultServer) and this registers the tests.
 
 import { startProxy } from "./_proxy.ts";
+import { runRestart } from "./_restart.ts";
 import {
   type Backend,
   type BusSpec,
@@ -240,6 +241,11 @@ export function faultSuite(backend: Backend, setup: SuiteSetup): void {
     (server) => twoBuses(server.url, server.url),
     (server) => restart(server),
   );
+
+  test("r. process restart with history: SIGKILLed mid-stream, a new process resumes from the last saved position, nothing lost", async () => {
+    await using server = await setup.server(true);
+    await runRestart(backend, server.url);
+  });
 
   test("f. server that never answers: connect() times out, abort and close() settle promptly", async () => {
     await using proxy = startProxy(null); // accepts, never answers
