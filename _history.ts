@@ -58,6 +58,27 @@ export interface Positions {
   floor(position: Position): Position;
 }
 
+/**
+ * Log order of positions written `<epoch>-<n>-<n>…` (decimal numbers
+ * without leading zeros), by their first `numbers` numbers; a position of
+ * another epoch counts as later, both ways round (see Positions.compare).
+ * Runs for every event delivered: it compares digits, parsing nothing.
+ */
+export function comparePositions(
+  a: Position,
+  b: Position,
+  numbers: number,
+): number {
+  const x = a.split("-"), y = b.split("-");
+  if (x[0] !== y[0]) return 1;
+  for (let i = 1; i <= numbers; i++) {
+    const m = x[i]!, n = y[i]!;
+    const order = m.length - n.length || (m < n ? -1 : m > n ? 1 : 0);
+    if (order !== 0) return order;
+  }
+  return 0;
+}
+
 /** A bus's log, as the core reads it. */
 export interface Log extends Positions {
   /** Where a subscription made now starts (see Head). */

@@ -3,10 +3,16 @@
 // the bus's publishes, and the epoch is random per bus, so a position a
 // bus of an earlier process gave reads as lost, not as one of this log.
 
-import type { Head, Log, Page, Position } from "./_history.ts";
+import {
+  comparePositions,
+  type Head,
+  type Log,
+  type Page,
+  type Position,
+} from "./_history.ts";
 import type { Event } from "./types.ts";
 
-const POSITION = /^([0-9a-f]{8})-(\d{1,15})$/;
+const POSITION = /^([0-9a-f]{8})-(0|[1-9]\d{0,14})$/;
 
 /** An in-process log; see the comment at the top of this file. */
 export class MemoryLog implements Log {
@@ -38,15 +44,8 @@ export class MemoryLog implements Log {
     return POSITION.test(position);
   }
 
-  // Runs for every event delivered: positions of this log (the usual
-  // case) order by length, then as strings (numbers have no leading zeros).
   compare(a: Position, b: Position): number {
-    const epoch = this.#epoch;
-    if (a.startsWith(epoch) && b.startsWith(epoch)) {
-      return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
-    }
-    const [epochA, n] = parse(a), [epochB, m] = parse(b);
-    return epochA === epochB ? n - m : 1;
+    return comparePositions(a, b, 1);
   }
 
   floor(position: Position): Position {
@@ -99,8 +98,7 @@ export class MemoryLog implements Log {
   }
 }
 
-// Positions given to compare are valid (`valid` checked those from
-// outside): cut, not matched.
+// A position given to read is valid (`valid` checked it).
 function parse(position: Position): [string, number] {
   return [position.slice(0, 8), Number(position.slice(9))];
 }
