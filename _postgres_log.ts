@@ -141,12 +141,14 @@ export class PostgresLog {
         after = sql`where (xid, id) >= (${String(xid)}::xid8, ${String(id)})`;
       }
     }
-    const rows = await sql`select xid::text, id::text, floor::text, body
+    // Ordered by the columns (xid8, bigint), not by their text.
+    const rows = await sql`select xid::text as x, id::text as n,
+        floor::text as f, body
       from ${sql(this.table)} ${after} order by xid, id limit ${limit}`;
     return {
       lost,
       entries: rows.map((r) => ({
-        position: `${epoch}-${r.xid}-${r.id}-${r.floor}`,
+        position: `${epoch}-${r.x}-${r.n}-${r.f}`,
         text: r.body as string,
       })),
     };
