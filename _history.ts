@@ -29,8 +29,8 @@ export interface Page {
 }
 
 /**
- * Where a new subscription starts: it is owed nothing before `mark` (all
- * of it when undefined: the log is empty), nor the entries in `seen`.
+ * Where a new subscription starts: it is owed nothing at or before `mark`
+ * (all of it when undefined: the log is empty), nor the entries in `seen`.
  */
 export interface Head {
   readonly mark: Position | undefined;
@@ -51,8 +51,32 @@ export interface Positions {
    * and started again) counts as later, both ways round.
    */
   compare(a: Position, b: Position): number;
-  /** Every entry before this was visible before `position` was. */
+  /**
+   * Every entry at or before this, but `position` itself, was visible
+   * before `position` was.
+   */
   floor(position: Position): Position;
+}
+
+/**
+ * Log order of positions written `<epoch>-<n>-<n>…` (decimal numbers
+ * without leading zeros), by their first `numbers` numbers; a position of
+ * another epoch counts as later, both ways round (see Positions.compare).
+ * Runs for every event delivered: it compares digits, parsing nothing.
+ */
+export function comparePositions(
+  a: Position,
+  b: Position,
+  numbers: number,
+): number {
+  const x = a.split("-"), y = b.split("-");
+  if (x[0] !== y[0]) return 1;
+  for (let i = 1; i <= numbers; i++) {
+    const m = x[i]!, n = y[i]!;
+    const order = m.length - n.length || (m < n ? -1 : m > n ? 1 : 0);
+    if (order !== 0) return order;
+  }
+  return 0;
 }
 
 /** A bus's log, as the core reads it. */
@@ -75,9 +99,11 @@ export interface Follower {
 
 /** Entries one read asks for. */
 const PAGE = 1000;
+/** The smallest size at which a cursor's set of seen positions is swept. */
+const SWEEP = 64;
 
 /**
- * A subscription's place in the log: every entry before `mark` was
+ * A subscription's place in the log: every entry at or before `mark` was
  * delivered (or is older than the subscription), and so was each in
  * `seen`. While it catches up, live events wait in `held`.
  */
@@ -86,6 +112,8 @@ export class Cursor {
   readonly #follower: Follower;
   #mark: Position | undefined;
   #seen = new Set<Position>();
+  /** The size of `seen` at which it is next swept (see #sweep). */
+  #sweepAt = SWEEP;
   /** Live events waiting for the catch-up; undefined when live. */
   #held: [Event, Position][] | undefined = [];
   #catching: Promise<void> | undefined;
@@ -116,17 +144,29 @@ export class Cursor {
   admit(position: Position): boolean {
     const log = this.#log;
     const mark = this.#mark;
-    if (this.#seen.has(position)) return false;
-    if (mark !== undefined && log.compare(position, mark) < 0) return false;
-    this.#seen.add(position);
+    if (mark !== undefined && log.compare(position, mark) <= 0) return false;
+    if (this.#seen.size > 0 && this.#seen.has(position)) return false;
     const floor = log.floor(position);
-    if (mark === undefined || log.compare(floor, mark) > 0) {
-      this.#mark = floor;
-      for (const seen of this.#seen) {
-        if (log.compare(seen, floor) < 0) this.#seen.delete(seen);
-      }
+    // A log in order: the mark alone says what was delivered.
+    if (floor === position) {
+      this.#mark = position;
+      return true;
     }
+    this.#seen.add(position);
+    if (mark === undefined || log.compare(floor, mark) > 0) this.#mark = floor;
+    if (this.#seen.size >= this.#sweepAt) this.#sweep();
     return true;
+  }
+
+  // Forgets the positions seen at or before the mark (it covers them),
+  // once the set has doubled since the last sweep: amortized, a compare
+  // or so per event.
+  #sweep(): void {
+    const log = this.#log, mark = this.#mark!;
+    for (const seen of this.#seen) {
+      if (log.compare(seen, mark) <= 0) this.#seen.delete(seen);
+    }
+    this.#sweepAt = Math.max(SWEEP, 2 * this.#seen.size);
   }
 
   /** Starts at the head of the log, then lets held live events through. */

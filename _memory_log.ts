@@ -3,10 +3,16 @@
 // the bus's publishes, and the epoch is random per bus, so a position a
 // bus of an earlier process gave reads as lost, not as one of this log.
 
-import type { Head, Log, Page, Position } from "./_history.ts";
+import {
+  comparePositions,
+  type Head,
+  type Log,
+  type Page,
+  type Position,
+} from "./_history.ts";
 import type { Event } from "./types.ts";
 
-const POSITION = /^([0-9a-f]{8})-(\d{1,15})$/;
+const POSITION = /^([0-9a-f]{8})-(0|[1-9]\d{0,14})$/;
 
 /** An in-process log; see the comment at the top of this file. */
 export class MemoryLog implements Log {
@@ -27,9 +33,10 @@ export class MemoryLog implements Log {
 
   /** Appends an event; returns its position. */
   append(event: Event): Position {
+    const now = Date.now();
     this.#events.push(event);
-    this.#times.push(Date.now());
-    this.#trim();
+    this.#times.push(now);
+    this.#trim(now);
     return this.#at(this.#first + this.#events.length - this.#start - 1);
   }
 
@@ -38,8 +45,7 @@ export class MemoryLog implements Log {
   }
 
   compare(a: Position, b: Position): number {
-    const [epochA, n] = parse(a), [epochB, m] = parse(b);
-    return epochA === epochB ? n - m : 1;
+    return comparePositions(a, b, 1);
   }
 
   floor(position: Position): Position {
@@ -52,7 +58,7 @@ export class MemoryLog implements Log {
   }
 
   read(from: Position | undefined, limit: number): Promise<Page> {
-    this.#trim();
+    this.#trim(Date.now());
     let index = this.#start, lost = false;
     if (from !== undefined) {
       const [epoch, n] = parse(from);
@@ -77,8 +83,8 @@ export class MemoryLog implements Log {
 
   // Drops entries past the retention (count, then age), and compacts the
   // arrays once half of them is dropped entries.
-  #trim(): void {
-    const cutoff = Date.now() - this.#maxAgeMs;
+  #trim(now: number): void {
+    const cutoff = now - this.#maxAgeMs;
     const length = this.#events.length;
     let start = Math.max(this.#start, length - this.#maxEvents);
     while (start < length && this.#times[start]! < cutoff) start++;
@@ -92,10 +98,7 @@ export class MemoryLog implements Log {
   }
 }
 
+// A position given to read is valid (`valid` checked it).
 function parse(position: Position): [string, number] {
-  const match = POSITION.exec(position);
-  if (match === null) {
-    throw new TypeError(`Not a position of this log: ${position}`);
-  }
-  return [match[1]!, Number(match[2])];
+  return [position.slice(0, 8), Number(position.slice(9))];
 }

@@ -15,31 +15,28 @@
 // so a table deleted and made again starts a new one.
 
 import type { ISql, Sql } from "postgres";
-import type { Head, Positions } from "./_history.ts";
+import { comparePositions, type Head, type Positions } from "./_history.ts";
 import type { Retention } from "./_options.ts";
 import { POSITION_KEY } from "./_transport.ts";
 import type { LogPage } from "./_transport.ts";
 
-const POSITION = /^(\d{1,10})-(\d{1,20})-(\d{1,19})-(\d{1,20})$/;
+const POSITION =
+  /^(\d{1,10})-(0|[1-9]\d{0,19})-(0|[1-9]\d{0,18})-(0|[1-9]\d{0,19})$/;
 
-function parse(position: string): [string, bigint, bigint, string] {
+function parse(position: string): [string, bigint, bigint] {
   const match = POSITION.exec(position);
   if (match === null) {
     throw new TypeError(`Not a position of a PostgreSQL log: ${position}`);
   }
-  return [match[1]!, BigInt(match[2]!), BigInt(match[3]!), match[4]!];
+  return [match[1]!, BigInt(match[2]!), BigInt(match[3]!)];
 }
 
 /** Positions in a PostgreSQL log; see the comment at the top. */
 export const POSTGRES_POSITIONS: Positions = {
   valid: (position) => POSITION.test(position),
-  compare: (a, b) => {
-    const [epochA, xidA, idA] = parse(a), [epochB, xidB, idB] = parse(b);
-    if (epochA !== epochB) return 1;
-    return xidA !== xidB ? Number(xidA - xidB) : Number(idA - idB);
-  },
+  compare: (a, b) => comparePositions(a, b, 2),
   floor: (position) => {
-    const [epoch, , , floor] = parse(position);
+    const [epoch, , , floor] = position.split("-");
     return `${epoch}-${floor}-0-${floor}`;
   },
 };
@@ -144,12 +141,14 @@ export class PostgresLog {
         after = sql`where (xid, id) >= (${String(xid)}::xid8, ${String(id)})`;
       }
     }
-    const rows = await sql`select xid::text, id::text, floor::text, body
+    // Ordered by the columns (xid8, bigint), not by their text.
+    const rows = await sql`select xid::text as x, id::text as n,
+        floor::text as f, body
       from ${sql(this.table)} ${after} order by xid, id limit ${limit}`;
     return {
       lost,
       entries: rows.map((r) => ({
-        position: `${epoch}-${r.xid}-${r.id}-${r.floor}`,
+        position: `${epoch}-${r.x}-${r.n}-${r.f}`,
         text: r.body as string,
       })),
     };

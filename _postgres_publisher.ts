@@ -43,16 +43,22 @@ export async function notify(
   const { texts, rows } = store.encode(events, log ? POSITION_BYTES : 0);
   const names = events.map((event) => channels.channel(event.topic));
   const topics = events.map((event) => comparable(event.topic));
-  if (rows.length === 0 && events.length === 1 && log === undefined) {
+  if (rows.length === 0 && events.length === 1) {
     // One event (what a lone publish sends): the same, in a simpler
     // statement that plans and runs faster.
-    const [text, topic] = [texts[0]!, topics[0]!];
-    await sql`select pg_notify(${names[0]!}, ${text}), (
-      select count(pg_notify(channel, ${text})) from (
+    const [name, text, topic] = [names[0]!, texts[0]!, topics[0]!];
+    const patterns = (p: ReturnType<ISql>) =>
+      sql`select count(pg_notify(channel, ${p})) from (
         select distinct channel from ${sql(channels.patterns.table)}
         where expires_at > now() and ${topic} like pattern_like
-      ) m
-    )`;
+      ) m`;
+    await (log === undefined
+      ? sql`select pg_notify(${name}, ${text}), (${patterns(sql`${text}`)})`
+      : sql`with t as (
+          select ${name}::text as c, ${topic}::text as topic, ${text}::text as p,
+            ${text}::text as b, 1 as i
+        ), ${log.logged(sql)}
+        select pg_notify(c, p), (${patterns(sql`q.p`)}) from q`);
     return;
   }
   // Each event on its topic's channel, then on each matching pattern's

@@ -18,7 +18,7 @@ import {
   type Transport,
   Unsent,
 } from "./_transport.ts";
-import type { Head, Positions } from "./_history.ts";
+import { comparePositions, type Head, type Positions } from "./_history.ts";
 import type { Retention } from "./_options.ts";
 import type { Event } from "./types.ts";
 
@@ -48,7 +48,7 @@ interface RedisLog extends Retention {
   readonly keys: readonly [string, string];
 }
 
-const REDIS_POSITION = /^([0-9a-f]{8})-(\d{1,15})-(\d{1,19})$/;
+const REDIS_POSITION = /^([0-9a-f]{8})-(0|[1-9]\d{0,14})-(0|[1-9]\d{0,18})$/;
 
 /**
  * Positions in a Redis log: `<epoch>-<stream id>`. The epoch is made
@@ -57,11 +57,7 @@ const REDIS_POSITION = /^([0-9a-f]{8})-(\d{1,15})-(\d{1,19})$/;
  */
 const REDIS_POSITIONS: Positions = {
   valid: (position) => REDIS_POSITION.test(position),
-  compare: (a, b) => {
-    const [epochA, ...x] = parsePosition(a), [epochB, ...y] = parsePosition(b);
-    if (epochA !== epochB) return 1;
-    return x[0] !== y[0] ? Number(x[0]! - y[0]!) : Number(x[1]! - y[1]!);
-  },
+  compare: (a, b) => comparePositions(a, b, 2),
   floor: (position) => position,
 };
 

@@ -34,8 +34,8 @@ export interface Opened {
   close(): Promise<void>;
 }
 
-// Remote runs are short and the services share the 2 cores: more rounds.
-const remoteRounds = Math.max(ROUNDS, 5);
+/** Rounds of a remote case: runs are short and the services share the cores. */
+export const remoteRounds: number = Math.max(ROUNDS, 5);
 
 /** The bus side of a comparison, for any backend. */
 export function busEndpoint(name: string, make: () => EventBus): Endpoint {
@@ -59,7 +59,8 @@ const SIZES: [string, number][] = [["≈200 B", 0], ["4 KiB", 4096], [
   65536,
 ]];
 
-function events(topic: string, count: number, pad: number): Event[] {
+/** `count` events on `topic`, each with `pad` characters of payload. */
+export function events(topic: string, count: number, pad: number): Event[] {
   const text = "x".repeat(pad);
   return Array.from(
     { length: count },
@@ -75,7 +76,10 @@ function events(topic: string, count: number, pad: number): Event[] {
 // delivered before the next.
 const BURST_BYTES = 8 * 2 ** 20;
 
-/** Events/s of `list` published to `subscribers` handlers, in bursts. */
+/**
+ * Events/s of `list` through `endpoint` to `subscribers` handlers, sent in
+ * bursts of at most BURST_BYTES, each delivered before the next.
+ */
 export async function throughput(
   endpoint: Endpoint,
   subscribers: number,
@@ -119,9 +123,11 @@ export async function throughput(
   }
 }
 
-// Round trips of ours and the first baseline, taken in turns, each side on
-// its own topic (so that neither receives the other's events).
-async function latencies(
+/**
+ * Round trips, in ms, of every endpoint, taken in turns, each side on its
+ * own topic (so that neither receives the other's events).
+ */
+export async function latencies(
   endpoints: Endpoint[],
   topic: string,
   samples: number,

@@ -6,26 +6,9 @@
 //   live that all match (every matching subscription gets every event).
 // - Dispatch on one bus, every backend: events/s with 10, 1,000 and 3,000
 //   pattern subscriptions of which 10 match the topic.
-import { createEventBus, Event, type EventBus, EventType } from "../mod.ts";
+import { Event, type EventBus, EventType } from "../mod.ts";
+import { type Backend, bus } from "./_buses.ts";
 import { median, N, rate, ROUNDS, rounds, type Row } from "./_measure.ts";
-
-const REDIS_URL = Deno.env.get("REDIS_URL") ?? "redis://127.0.0.1:6379";
-const DATABASE_URL = Deno.env.get("DATABASE_URL") ??
-  "postgres://postgres@127.0.0.1:5432/postgres";
-
-type Backend = "memory" | "redis" | "postgres";
-
-function bus(backend: Backend, prefix: string): EventBus {
-  if (backend === "memory") return createEventBus({ backend });
-  if (backend === "redis") {
-    return createEventBus({ backend, url: REDIS_URL, channel_prefix: prefix });
-  }
-  return createEventBus({
-    backend,
-    connection_string: DATABASE_URL,
-    channel_prefix: prefix,
-  });
-}
 
 /** `count` distinct patterns that do not match `topic`, and 10 that do. */
 function patterns(topic: string, count: number, matching: number): string[] {

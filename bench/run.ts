@@ -1,10 +1,13 @@
 // `deno task bench`: every benchmark, one table, written to bench/RESULTS.md
 // (with --write). Each row compares this library with a baseline measured in
 // the same run, as a ratio, because these machines are noisy.
-// BENCH_N and BENCH_ROUNDS scale it; BENCH_ONLY=memory,redis,postgres picks.
+// BENCH_N and BENCH_ROUNDS scale it; BENCH_ONLY=memory,redis,postgres picks
+// backends (every row of each), and memory:history (say) one backend's
+// history rows only.
 import type { Row } from "./_measure.ts";
 import { N, ROUNDS } from "./_measure.ts";
 import { memoryRows } from "./memory.ts";
+import { historyRows, REPLAY } from "./history.ts";
 import { dispatchRows, patternTaxRows } from "./patterns.ts";
 import { postgresRows } from "./postgres.ts";
 import { redisRows } from "./redis.ts";
@@ -46,23 +49,27 @@ const groups: [string, () => Promise<Row[]>][] = [
       ...await telemetryRows("memory"),
     ],
   ],
+  ["memory:history", () => historyRows("memory")],
   ["redis", async () => [
     ...await redisRows(),
     ...await dispatchRows("redis"),
     ...await telemetryRows("redis"),
   ]],
+  ["redis:history", () => historyRows("redis")],
   ["postgres", async () => [
     ...await postgresRows(),
     ...await patternTaxRows(),
     ...await dispatchRows("postgres"),
     ...await telemetryRows("postgres"),
   ]],
+  ["postgres:history", () => historyRows("postgres")],
 ];
 const rows: Row[] = [];
 let pinned: string | undefined;
 for (const [name, run] of groups) {
-  if (!only.includes(name)) continue;
-  if (name !== "memory" && pinned === undefined) pinned = await pin();
+  const backend = name.split(":")[0]!;
+  if (!only.includes(name) && !only.includes(backend)) continue;
+  if (backend !== "memory" && pinned === undefined) pinned = await pin();
   rows.push(...await run());
 }
 
@@ -98,7 +105,9 @@ const header = [
     Math.max(ROUNDS, 5)
   }) after a warm-up round, sides alternating; latency: 3 × ${
     Math.min(N, 500)
-  } sequential round trips a side, the sides taking turns`,
+  } sequential round trips a side, the sides taking turns; history rows: the same bus with \`history: {}\` against without, and a replay of ${
+    REPLAY.toLocaleString("en")
+  } events (median of ${ROUNDS} after a warm-up)`,
   "- Reproduce: `deno task bench` (services up); ratios above 1 mean ours is bigger (better for events/s, worse for ms and bytes).",
   "",
 ];

@@ -145,3 +145,31 @@ test("PostgresEventBus history: a transaction left open (here and in another dat
     await bus.close();
   }
 });
+
+test("PostgresEventBus history: a replay is in log order where ids gain a digit (one transaction's ids 1 to 12), across pages", async (server) => {
+  const received = new Received();
+  const bus = await historyBus(server.url, received);
+  const sql = postgres(server.url, { max: 1, onnotice: () => {} });
+  try {
+    const topic = uniqueTopic("digits");
+    const numbers = Array.from({ length: 12 }, (_, i) => i + 1);
+    await sql.begin(async (tx) => {
+      for (const n of numbers) {
+        await bus.publish(topic, makeEvent(topic, { n }), { sql: tx });
+      }
+    });
+    // 2,500 more in their own transactions: the replay reads pages of 1,000.
+    const more = Array.from({ length: 2500 }, (_, i) => i + 13);
+    await Promise.all(
+      more.map((n) => bus.publish(topic, makeEvent(topic, { n }))),
+    );
+    const replayed = new Received();
+    await bus.subscribe(topic, replayed.handler, { from: "earliest" });
+    await replayed.until(numbers.length + more.length);
+    assert.deepEqual(replayed.seen, [...numbers, ...more]);
+    assert.deepEqual(received.gaps, []);
+  } finally {
+    await sql.end();
+    await bus.close();
+  }
+});

@@ -127,3 +127,29 @@ Deno.test("RedisEventBus history: a position from before a restart without data 
     await bus.close();
   }
 });
+
+Deno.test("RedisEventBus history: the connection lost before the first live event → only events after subscribe() are delivered", async () => {
+  await using server = await startRedis();
+  const gaps: Gap[] = [];
+  const bus = await withBus(server.url, {
+    onGap: (gap) => void gaps.push(gap),
+  });
+  const topic = uniqueTopic("head");
+  const admin = new Redis(server.url);
+  try {
+    for (let n = 1; n <= 3; n++) {
+      await bus.publish(topic, makeEvent(topic, { n }));
+    }
+    const got = new Timeline();
+    await bus.subscribe(topic, got.handler);
+    await admin.client("KILL", "TYPE", "pubsub");
+    await bus.publish(topic, makeEvent(topic, { n: 4 })).catch(() => {});
+    await got.until(() => got.seen.length >= 1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(got.seen, [4]);
+    assert.deepEqual(gaps, []);
+  } finally {
+    admin.disconnect();
+    await bus.close();
+  }
+});

@@ -2,6 +2,10 @@
 // publishes a steady numbered stream, records what arrives, and answers the
 // parent. `deno run -A tests/faults/_child.ts '<config JSON>'`.
 //
+// Mode "resume": one bus with history subscribes (exact and pattern) from
+// given positions and writes a line for each event it handles, with its
+// position (what an application would save); the parent SIGKILLs it.
+//
 // Protocol: one JSON object a line. The parent writes commands on stdin
 // ({ cmd: ... }); the child writes events on stdout ({ ev: ... }). The child
 // never calls Deno.exit: after the "closed" line it must end by itself, and
@@ -58,7 +62,22 @@ export interface ConnectConfig {
   readonly timing: Timing;
 }
 
-export type ChildConfig = StreamConfig | ConnectConfig;
+export interface ResumeConfig {
+  readonly mode: "resume";
+  readonly backend: Backend;
+  readonly url: string;
+  readonly prefix: string;
+  /** Topics are `<ns>:stream` (exact) and `<ns>:*` (pattern). */
+  readonly ns: string;
+  readonly timing: Timing;
+  /** Per subscription, the `from` of its subscribe. */
+  readonly from: Readonly<Record<ResumeSub, string>>;
+}
+
+/** The subscriptions of a resume child. */
+export type ResumeSub = "exact" | "pattern";
+
+export type ChildConfig = StreamConfig | ConnectConfig | ResumeConfig;
 
 /** How a promise ended, and when (ms after `from`). */
 export interface Outcome {
@@ -124,6 +143,7 @@ export type ChildMessage =
   | { ev: "result"; stats: StreamStats }
   | { ev: "connect"; stats: ConnectStats }
   | { ev: "closed"; ms: number | null; settled: boolean }
+  | { ev: "handled"; sub: ResumeSub; seq: number; position: string }
   | { ev: "fatal"; message: string };
 
 /** Lines the parent writes. */
@@ -191,25 +211,25 @@ async function settleWithin(
 }
 
 /** The bus API this harness uses, old and new (connect({ signal }) is new). */
-interface Bus {
+export interface Bus {
   readonly state: string;
   connect(options?: { signal?: AbortSignal }): Promise<void>;
   subscribe(
     topic: string,
-    handler: (event: Event) => void,
-    pattern?: string | null,
+    handler: (event: Event, delivery: { position?: string }) => void,
+    options?: string | null | { pattern?: string; from?: string },
   ): Promise<unknown>;
   publish(topic: string, event: Event): Promise<void>;
   close(): Promise<void>;
 }
 
-interface Hooks {
+export interface Hooks {
   onGap: (gap: { since: Date; until: Date }) => void;
   onError: (error: unknown) => void;
   onStateChange: (state: string) => void;
 }
 
-function makeBus(
+export function makeBus(
   backend: Backend,
   url: string,
   prefix: string,
@@ -271,6 +291,24 @@ interface Sub {
   readonly bus: string;
   readonly got: number[];
   readonly first: Map<number, number>; // seq → when first received
+}
+
+/**
+ * In a sequence of received numbers: how many were received before
+ * (duplicates), and how many came after a larger one (reordered).
+ */
+export function disorder(
+  got: readonly number[],
+): { duplicates: number; reordered: number } {
+  const seen = new Set<number>();
+  let last = 0, duplicates = 0, reordered = 0;
+  for (const seq of got) {
+    if (seen.has(seq)) duplicates++;
+    else if (seq <= last) reordered++;
+    seen.add(seq);
+    last = Math.max(last, seq);
+  }
+  return { duplicates, reordered };
 }
 
 /** Stop the stream here whatever happens (every loop is bounded). */
@@ -481,7 +519,7 @@ async function stream(config: StreamConfig, lines: AsyncIterator<string>) {
         unsettled: sent.filter((r) => r.ok === null).length,
         rejectCodes,
         subs: subs.map((sub) => {
-          let lostInside = 0, lostOutside = 0, duplicates = 0, reordered = 0;
+          let lostInside = 0, lostOutside = 0;
           const sample: SubStats["lostOutsideSample"] = [];
           for (const r of resolved) {
             if (sub.first.has(r.seq)) continue;
@@ -493,14 +531,7 @@ async function stream(config: StreamConfig, lines: AsyncIterator<string>) {
               }
             }
           }
-          const seen = new Set<number>();
-          let last = 0;
-          for (const seq of sub.got) {
-            if (seen.has(seq)) duplicates++;
-            else if (seq <= last) reordered++;
-            seen.add(seq);
-            last = Math.max(last, seq);
-          }
+          const { duplicates, reordered } = disorder(sub.got);
           return {
             name: sub.name,
             bus: sub.bus,
@@ -584,6 +615,42 @@ async function stream(config: StreamConfig, lines: AsyncIterator<string>) {
       ...(record.error ?? {}),
     };
   }
+}
+
+/** Mode "resume": see the comment at the top. */
+async function resume(config: ResumeConfig): Promise<void> {
+  const bus = makeBus(config.backend, config.url, config.prefix, {
+    ...config.timing,
+    history: {},
+  }, {
+    onGap: ({ since, until }) =>
+      emit({
+        ev: "gap",
+        bus: "bus",
+        since: since.getTime(),
+        until: until.getTime(),
+      }),
+    onError: () => {},
+    onStateChange: () => {},
+  });
+  await bus.connect();
+  const handler =
+    (sub: ResumeSub) => (event: Event, { position }: { position?: string }) =>
+      emit({
+        ev: "handled",
+        sub,
+        seq: event.payload["seq"] as number,
+        position: position!,
+      });
+  await bus.subscribe(`${config.ns}:stream`, handler("exact"), {
+    from: config.from.exact,
+  });
+  await bus.subscribe("pattern", handler("pattern"), {
+    pattern: `${config.ns}:*`,
+    from: config.from.pattern,
+  });
+  emit({ ev: "ready", t: Date.now() });
+  // Runs until killed: the bus's connections keep the process alive.
 }
 
 async function connectCases(config: ConnectConfig) {
@@ -671,7 +738,8 @@ if (import.meta.main) {
   try {
     if (config.mode === "stream") {
       await stream(config, lines(Deno.stdin.readable)); // the parent closes stdin after its last command
-    } else await connectCases(config);
+    } else if (config.mode === "resume") await resume(config);
+    else await connectCases(config);
   } catch (error) {
     emit({ ev: "fatal", message: String((error as Error)?.stack ?? error) });
     Deno.exitCode = 2;

@@ -333,7 +333,7 @@ export const twoBuses = (pubUrl: string, subUrl: string): BusSpec[] => [
 ];
 
 /** The summary of a scenario: one line, one JSON record. */
-class Summary {
+export class Summary {
   readonly record: Record<string, unknown>;
   readonly failures: string[] = [];
 
@@ -417,7 +417,7 @@ async function closeAndExit(
   );
 }
 
-function names(): { prefix: string; ns: string } {
+export function names(): { prefix: string; ns: string } {
   return { prefix: `f${hex()}`, ns: `ns${hex()}` };
 }
 

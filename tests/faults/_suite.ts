@@ -2,6 +2,7 @@
 // its throwaway server (FaultServer) and this registers the tests.
 
 import { startProxy } from "./_proxy.ts";
+import { runRestart } from "./_restart.ts";
 import {
   type Backend,
   type BusSpec,
@@ -117,13 +118,18 @@ export function faultSuite(backend: Backend, setup: SuiteSetup): void {
     });
   });
 
-  test("e1. half-open subscriber: its bus's connections stalled, then resumed", async () => {
-    await using server = await setup.server();
+  // e1, also with history: then nothing may be lost and no gap reported.
+  const halfOpenSubscriber = (history: boolean) => async () => {
+    await using server = await setup.server(history);
     await using proxy = proxyTo(server);
     await runStream({
-      name: "e1. half-open subscriber (stall, resume)",
+      name: `e1. half-open subscriber (stall, resume)${
+        history ? " (history)" : ""
+      }`,
       backend,
-      // The publisher bus is direct; the subscriber bus goes through the proxy.
+      history,
+      // The publisher bus is direct; the subscriber bus goes through the
+      // proxy (with history, its reads of the log too).
       buses: twoBuses(server.url, setup.urlAt(proxy.port)),
       recoveryBoundMs: HALF_OPEN_RECOVERY_BOUND_MS,
       fault: async (ctx) => {
@@ -137,14 +143,24 @@ export function faultSuite(backend: Backend, setup: SuiteSetup): void {
         proxy.setExisting("pass");
       },
     });
-  });
+  };
+  test(
+    "e1. half-open subscriber: its bus's connections stalled, then resumed",
+    halfOpenSubscriber(false),
+  );
+  test(
+    "e1. half-open subscriber, with history: nothing lost, no gap",
+    halfOpenSubscriber(true),
+  );
 
-  test("e2. half-open bus: every connection of a publishing and subscribing bus black-holed", async () => {
-    await using server = await setup.server();
+  // e2, also with history.
+  const halfOpenBus = (history: boolean) => async () => {
+    await using server = await setup.server(history);
     await using proxy = proxyTo(server);
     await runStream({
-      name: "e2. half-open bus (black hole)",
+      name: `e2. half-open bus (black hole)${history ? " (history)" : ""}`,
       backend,
+      history,
       buses: oneBus(setup.urlAt(proxy.port)),
       recoveryBoundMs: HALF_OPEN_RECOVERY_BOUND_MS,
       fault: async (ctx) => {
@@ -154,7 +170,15 @@ export function faultSuite(backend: Backend, setup: SuiteSetup): void {
         await ctx.faultEnded();
       },
     });
-  });
+  };
+  test(
+    "e2. half-open bus: every connection of a publishing and subscribing bus black-holed",
+    halfOpenBus(false),
+  );
+  test(
+    "e2. half-open bus, with history: nothing lost, no gap",
+    halfOpenBus(true),
+  );
 
   test("h. stalled publishing path that resumes after the bus moved on: nothing arrives late", async () => {
     await using server = await setup.server();
@@ -217,6 +241,11 @@ export function faultSuite(backend: Backend, setup: SuiteSetup): void {
     (server) => twoBuses(server.url, server.url),
     (server) => restart(server),
   );
+
+  test("r. process restart with history: SIGKILLed mid-stream, a new process resumes from the last saved position, nothing lost", async () => {
+    await using server = await setup.server(true);
+    await runRestart(backend, server.url);
+  });
 
   test("f. server that never answers: connect() times out, abort and close() settle promptly", async () => {
     await using proxy = startProxy(null); // accepts, never answers

@@ -1,0 +1,61 @@
+// The servers the bench uses, and buses on them by backend name.
+import { Redis } from "ioredis";
+import postgres from "postgres";
+import { createEventBus, type EventBus, type HistoryConfig } from "../mod.ts";
+
+export const REDIS_URL = Deno.env.get("REDIS_URL") ??
+  "redis://127.0.0.1:6379";
+export const DATABASE_URL = Deno.env.get("DATABASE_URL") ??
+  "postgres://postgres@127.0.0.1:5432/postgres";
+
+export type Backend = "memory" | "redis" | "postgres";
+
+/** A bus of `backend` on channel prefix `prefix`, keeping `history` if given. */
+export function bus(
+  backend: Backend,
+  prefix: string,
+  history?: HistoryConfig,
+): EventBus {
+  const kept = history === undefined ? {} : { history };
+  if (backend === "memory") return createEventBus({ backend, ...kept });
+  if (backend === "redis") {
+    return createEventBus({
+      backend,
+      url: REDIS_URL,
+      channel_prefix: prefix,
+      ...kept,
+    });
+  }
+  return createEventBus({
+    backend,
+    connection_string: DATABASE_URL,
+    channel_prefix: prefix,
+    ...kept,
+  });
+}
+
+/**
+ * Removes what buses on `prefix` left on a shared server: the log of their
+ * history, and on PostgreSQL their payload and pattern tables too.
+ */
+export async function forget(backend: Backend, prefix: string): Promise<void> {
+  if (backend === "redis") {
+    const client = new Redis(REDIS_URL);
+    try {
+      await client.del(`${prefix}:log`, `${prefix}:log:epoch`);
+    } finally {
+      client.disconnect();
+    }
+  } else if (backend === "postgres") {
+    const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+    try {
+      await sql`drop table if exists ${
+        sql(["_log", "_log_trimmed", "_payloads", "_patterns"].map((t) =>
+          prefix + t
+        ))
+      }`;
+    } finally {
+      await sql.end();
+    }
+  }
+}
