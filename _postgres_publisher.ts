@@ -47,11 +47,13 @@ export async function notify(
     // One event (what a lone publish sends): the same, in a simpler
     // statement that plans and runs faster.
     const [name, text, topic] = [names[0]!, texts[0]!, topics[0]!];
+    // No `distinct`: a channel two owners share is notified twice with
+    // the same payload in one transaction, and PostgreSQL delivers that
+    // once.
     const patterns = (p: ReturnType<ISql>) =>
-      sql`select count(pg_notify(channel, ${p})) from (
-        select distinct channel from ${sql(channels.patterns.table)}
-        where expires_at > now() and ${topic} like pattern_like
-      ) m`;
+      sql`select count(pg_notify(channel, ${p}))
+        from ${sql(channels.patterns.table)}
+        where expires_at > now() and ${topic} like pattern_like`;
     await (log === undefined
       ? sql`select pg_notify(${name}, ${text}), (${patterns(sql`${text}`)})`
       : sql`with t as (

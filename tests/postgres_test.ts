@@ -625,6 +625,54 @@ test("PostgresEventBus: notificationQueueUsage() reads the queue", async () => {
   await bus.close();
 });
 
+test("PostgresEventBus: a pattern two buses share is notified once an event, alone or in a batch", async () => {
+  const prefix = `pat_${crypto.randomUUID().slice(0, 8)}`;
+  const buses = await Promise.all(
+    [1, 2, 3].map(() => connected({ channelPrefix: prefix })),
+  );
+  const [a, b, publisher] = buses.map(({ bus }) => bus) as [
+    PostgresEventBus,
+    PostgresEventBus,
+    PostgresEventBus,
+  ];
+  const raw = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+  try {
+    const inboxes = [new Inbox(), new Inbox()];
+    await a.subscribe("p", inboxes[0]!.handler, "shared:*");
+    await b.subscribe("p", inboxes[1]!.handler, "shared:*");
+    const rows = await raw`select channel from ${raw(`${prefix}_patterns`)}`;
+    assert.equal(rows.length, 2, "one row per owner");
+    assert.equal(rows[0]!.channel, rows[1]!.channel, "one channel");
+    let notified = 0;
+    await raw.listen(rows[0]!.channel as string, () => void notified++);
+    for (const n of [1, 2]) {
+      await publisher.publish("shared:x", makeEvent("shared:x", { n }));
+    }
+    await Promise.all(
+      Array.from(
+        { length: 20 },
+        (_, i) =>
+          publisher.publish("shared:y", makeEvent("shared:y", { n: i })),
+      ),
+    );
+    for (const inbox of inboxes) await inbox.until(22);
+    for (let i = 0; i < 100 && notified < 22; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(notified, 22);
+    for (const inbox of inboxes) assert.equal(inbox.events.length, 22);
+  } finally {
+    await Promise.all(buses.map(({ bus }) => bus.close()));
+    await raw.end();
+    await withSql((sql) =>
+      sql`drop table if exists ${sql(`${prefix}_patterns`)}, ${
+        sql(`${prefix}_payloads`)
+      }`
+    );
+  }
+});
+
 test("PostgresEventBus: a pattern is notified only for topics it matches; with none live, each event is one notification", async () => {
   const prefix = `pat_${crypto.randomUUID().slice(0, 8)}`;
   const { bus } = await connected({ channelPrefix: prefix });
