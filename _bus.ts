@@ -180,6 +180,7 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
       system: remote?.transport.server.toLowerCase() ?? "memory",
       queued: () => dispatcher.queued(),
       state: () => this.#state,
+      report: (error) => dispatcher.report(error, null, null),
     });
   }
 

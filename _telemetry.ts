@@ -174,6 +174,8 @@ export interface Observed {
   queued(): number;
   /** The bus's connection state. */
   state(): ConnectionState;
+  /** Reports a failure of telemetry itself (to the bus's onError). */
+  report(error: unknown): void;
 }
 
 /** A bus's spans and metrics; see the comment at the top of this file. */
@@ -191,10 +193,20 @@ export class Telemetry {
    * being delivered, instead of metadata.
    */
   readonly #published: WeakMap<Event, SpanContext> | undefined;
+  readonly #report: (error: unknown) => void;
 
   constructor(options: TelemetryOptions, observed: Observed) {
     const api = checked(options);
     this.#api = api;
+    this.#report = (error) =>
+      observed.report(
+        new Error(
+          `OpenTelemetry failed (${
+            error instanceof Error ? error.message : String(error)
+          }); the event went on without it`,
+          { cause: error },
+        ),
+      );
     this.#system = observed.system;
     this.#tracer = api.trace.getTracer(SCOPE);
     if (observed.system === "memory") this.#published = new WeakMap();
@@ -204,7 +216,11 @@ export class Telemetry {
       description: "How long handler calls took",
       unit: "s",
     });
-    const system = { "messaging.system": this.#system };
+    // One bus of several in a process: the gauges are per bus.
+    const system = {
+      "messaging.system": this.#system,
+      "messaging.client.id": crypto.randomUUID(),
+    };
     this.#gauges = [
       [
         meter.createObservableGauge("dataknobs.events.queued", {
@@ -226,7 +242,14 @@ export class Telemetry {
         },
       ],
     ];
-    for (const [gauge, callback] of this.#gauges) gauge.addCallback(callback);
+    for (const [gauge, callback] of this.#gauges) {
+      if (typeof gauge?.removeCallback !== "function") {
+        throw new TypeError(
+          "Invalid option: telemetry.api's meters make gauges without removeCallback: give the @opentelemetry/api module itself, version 1.3 or later",
+        );
+      }
+      gauge.addCallback(callback);
+    }
   }
 
   /** Stops reporting the gauges (the bus is closed). */
@@ -244,31 +267,50 @@ export class Telemetry {
    */
   publish(event: Event, send: (event: Event) => Promise<void>): Promise<void> {
     const api = this.#api;
-    const parent = api.context.active();
-    const span = this.#tracer.startSpan(
-      `publish ${event.topic}`,
-      {
-        kind: api.SpanKind.PRODUCER,
-        attributes: this.#attributes(event, "publish", "send"),
-      },
-      parent,
-    );
+    let span: Span | undefined, carrying: Event;
+    try {
+      const parent = api.context.active();
+      span = this.#tracer.startSpan(
+        `publish ${event.topic}`,
+        {
+          kind: api.SpanKind.PRODUCER,
+          attributes: this.#attributes(event, "publish", "send"),
+        },
+        parent,
+      );
+      carrying = this.#carrying(event, span, parent);
+    } catch (error) {
+      // A failing tracer or propagator must not stop the event.
+      this.#report(error);
+      this.#quietly(() => span?.end());
+      return send(event);
+    }
     const counts = this.#topic(event.topic);
     let sent: Promise<void>;
     try {
-      sent = send(this.#carrying(event, span, parent));
+      sent = send(carrying);
     } catch (error) {
       sent = Promise.reject(error);
     }
     return sent.then(() => {
       counts.sent++;
-      span.end();
+      this.#quietly(() => span.end());
     }, (error) => {
       const type = errorType(error);
       counts.failed.set(type, (counts.failed.get(type) ?? 0) + 1);
-      this.#fail(span, error, type);
+      this.#quietly(() => this.#fail(span, error, type));
       throw error;
     });
+  }
+
+  // Runs telemetry that must not fail the bus (a span processor's onEnd,
+  // a histogram): a failure is reported.
+  #quietly(fn: () => void): void {
+    try {
+      fn();
+    } catch (error) {
+      this.#report(error);
+    }
   }
 
   // The event to send, carrying the publish span's context.
@@ -280,8 +322,15 @@ export class Telemetry {
       return own;
     }
     const api = this.#api;
-    const carrier: Record<string, string> = {};
-    api.propagation.inject(api.trace.setSpan(parent, span), carrier);
+    // An older trace context in the event is replaced, not mixed in.
+    const carrier: Record<string, unknown> = {
+      traceparent: undefined,
+      tracestate: undefined,
+    };
+    api.propagation.inject(
+      api.trace.setSpan(parent, span),
+      carrier as Record<string, string>,
+    );
     return withMetadata(event, carrier);
   }
 
@@ -293,22 +342,31 @@ export class Telemetry {
   handler(handler: EventHandler): EventHandler {
     return (event, delivery) => {
       const api = this.#api;
-      const parent = this.#parent(event);
-      const span = this.#tracer.startSpan(
-        `process ${event.topic}`,
-        {
-          kind: api.SpanKind.CONSUMER,
-          attributes: this.#attributes(event, "process", "process"),
-        },
-        parent,
-      );
+      let span: Span, active: unknown;
+      try {
+        const parent = this.#parent(event);
+        span = this.#tracer.startSpan(
+          `process ${event.topic}`,
+          {
+            kind: api.SpanKind.CONSUMER,
+            attributes: this.#attributes(event, "process", "process"),
+          },
+          parent,
+        );
+        active = api.trace.setSpan(parent, span);
+      } catch (error) {
+        // A failing tracer or propagator must not keep the event from
+        // its handler.
+        this.#report(error);
+        return handler(event, delivery);
+      }
       const counts = this.#topic(event.topic);
       counts.consumed++;
       const start = performance.now();
       let result: void | Promise<void>;
       try {
         result = api.context.with(
-          api.trace.setSpan(parent, span),
+          active,
           handler,
           undefined,
           event,
@@ -355,14 +413,16 @@ export class Telemetry {
     error?: unknown,
   ): void {
     const seconds = (performance.now() - start) / 1000;
-    if (!failed) {
-      this.#duration.record(seconds, counts.process);
-      span.end();
-      return;
-    }
-    const type = errorType(error);
-    this.#duration.record(seconds, { ...counts.process, "error.type": type });
-    this.#fail(span, error, type);
+    this.#quietly(() => {
+      if (!failed) {
+        this.#duration.record(seconds, counts.process);
+        span.end();
+        return;
+      }
+      const type = errorType(error);
+      this.#duration.record(seconds, { ...counts.process, "error.type": type });
+      this.#fail(span, error, type);
+    });
   }
 
   #topic(topic: string): TopicCounts {
@@ -413,17 +473,42 @@ function errorType(error: unknown): string {
   return error instanceof Error ? error.constructor.name : "_OTHER";
 }
 
+// What the bus calls of the api, by path: api 1.3 or later has them all.
+const NEEDED = [
+  "trace.getTracer",
+  "trace.setSpan",
+  "trace.setSpanContext",
+  "context.active",
+  "context.with",
+  "propagation.inject",
+  "propagation.extract",
+  "metrics.getMeter",
+] as const;
+
 function checked(options: TelemetryOptions): OpenTelemetryApi {
   const api = (options as Partial<TelemetryOptions> | null)?.api;
-  const parts = ["trace", "context", "propagation", "metrics", "SpanKind"];
-  if (
-    typeof options !== "object" || typeof api !== "object" || api === null ||
-    parts.some((part) => typeof (api as never)[part] !== "object")
-  ) {
+  if (typeof options !== "object" || typeof api !== "object" || api === null) {
     throw new TypeError(
       `Invalid option: telemetry must be { api } with api the @opentelemetry/api module (import * as api from "@opentelemetry/api"), got ${
         show(api ?? options)
       }`,
+    );
+  }
+  const at = (path: string) =>
+    path.split(".").reduce<unknown>(
+      (part, key) => (part as Record<string, unknown> | undefined)?.[key],
+      api,
+    );
+  const missing = [
+    ...NEEDED.filter((path) => typeof at(path) !== "function"),
+    ...["SpanKind.PRODUCER", "SpanKind.CONSUMER", "SpanStatusCode.ERROR"]
+      .filter((path) => typeof at(path) !== "number"),
+  ];
+  if (missing.length > 0) {
+    throw new TypeError(
+      `Invalid option: telemetry.api lacks ${
+        missing.join(", ")
+      }: give the @opentelemetry/api module itself, version 1.3 or later`,
     );
   }
   return api;

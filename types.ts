@@ -308,14 +308,15 @@ let checkedBytes = 0;
 let dataBytes: (event: Event) => number;
 
 /**
- * A copy of `event` whose metadata has `extra`'s keys as well (they win
- * over keys of the same name): how a publish adds the trace context. The
- * event given is not changed (but for its wire text, made and kept);
+ * A copy of `event` whose metadata has `extra`'s string values as well
+ * (they win over keys of the same name), without the keys `extra` gives
+ * any other value (`undefined`): how a publish replaces the trace context.
+ * The event given is not changed (but for its wire text, made and kept);
  * nothing is checked again but the new keys.
  */
 export let withMetadata: (
   event: Event,
-  extra: Readonly<Record<string, string>>,
+  extra: Readonly<Record<string, unknown>>,
 ) => Event;
 
 /**
@@ -388,16 +389,22 @@ export class Event<P = JsonObject> {
     dataBytes = (event) => event.#dataBytes;
     withMetadata = (event, extra) => {
       let bytes = event.#dataBytes;
+      const metadata: Record<string, JsonValue> = { ...event.metadata };
       for (const [key, value] of Object.entries(extra)) {
+        if (typeof value !== "string") {
+          delete metadata[key];
+          continue;
+        }
         requireWellFormed(key, "metadata key");
         requireWellFormed(value, `metadata "${key}"`);
         bytes += textBytes(key) + textBytes(value) + 2;
+        metadata[key] = value;
       }
       checked = event.#instant;
       checkedBytes = bytes;
       const copy = new Event({
         ...event.#init(),
-        metadata: Object.freeze({ ...event.metadata, ...extra }),
+        metadata: Object.freeze(metadata),
       });
       // The wire text: the event's (made once, kept for its next publish)
       // with only the metadata, the last field, written anew.

@@ -302,6 +302,93 @@ Deno.test("telemetry: a telemetry option that is not { api } is refused", () => 
   );
 });
 
+Deno.test("telemetry: an api object that lacks a part the bus calls is refused, naming it", () => {
+  const { SpanStatusCode: _, ...partial } = api;
+  assert.throws(
+    () => createEventBus({}, { telemetry: { api: partial as never } }),
+    /telemetry\.api lacks SpanStatusCode\.ERROR: give the @opentelemetry\/api module itself, version 1\.3 or later/,
+  );
+});
+
+// The api with a tracer whose spans fail as `how` says.
+function failing(how: "start publish" | "start process" | "end"): typeof api {
+  const tracer = api.trace.getTracer("failing");
+  const startSpan = (name: string, ...rest: unknown[]) => {
+    if (how === `start ${name.split(" ")[0]}`) throw new Error(how);
+    const span = (tracer.startSpan as (...a: unknown[]) => api.Span)(
+      name,
+      ...rest,
+    );
+    if (how !== "end") return span;
+    return Object.assign(Object.create(span), {
+      end: () => {
+        span.end();
+        throw new Error("end");
+      },
+    });
+  };
+  const trace = Object.assign(Object.create(api.trace), {
+    getTracer: () => Object.assign(Object.create(tracer), { startSpan }),
+  });
+  return { ...api, trace } as unknown as typeof api;
+}
+
+for (const how of ["start publish", "start process", "end"] as const) {
+  Deno.test(`telemetry that fails (${how}) is reported; the event is published and handled once`, async () => {
+    const errors: unknown[] = [];
+    const bus = createEventBus({}, {
+      telemetry: { api: failing(how) },
+      onError: (error) => errors.push(error),
+    });
+    await bus.connect();
+    let handled = 0;
+    await bus.subscribe("fail:t", () => void handled++);
+    await bus.publish("fail:t", event("fail:t"));
+    await bus.close();
+    assert.equal(handled, 1);
+    assert.ok(errors.length >= 1, "reported");
+    assert.match(
+      String(errors[0]),
+      /OpenTelemetry failed \(.*\); the event went on without it/,
+    );
+  });
+}
+
+Deno.test({
+  name:
+    "telemetry on Redis: an event's old traceparent and tracestate are replaced, not mixed",
+  ignore: !redis,
+  fn: async () => {
+    const prefix = `otel_${crypto.randomUUID().slice(0, 8)}`;
+    const config: EventBusConfig = {
+      backend: "redis",
+      url: REDIS_URL,
+      channel_prefix: prefix,
+    };
+    const publisher = createEventBus(config, { telemetry: { api } });
+    const subscriber = createEventBus(config);
+    await Promise.all([publisher.connect(), subscriber.connect()]);
+    try {
+      const next = subscriber.once("otel:old", { timeoutMs: 5000 });
+      await next.ready;
+      await publisher.publish(
+        "otel:old",
+        new Event({
+          type: EventType.CREATED,
+          topic: "otel:old",
+          metadata: { traceparent: "garbage", tracestate: "old=1", mine: 1 },
+        }),
+      );
+      const { metadata } = await next;
+      assert.match(String(metadata.traceparent), /^00-[0-9a-f]{32}-/);
+      assert.equal(metadata.tracestate, undefined);
+      assert.equal(metadata.mine, 1);
+    } finally {
+      await Promise.all([publisher.close(), subscriber.close()]);
+    }
+  },
+});
+
 /** Publishes here (process A), handles in a child (process B); checks the trace. */
 async function acrossProcesses(
   backend: string,
