@@ -54,8 +54,17 @@ export class PostgresLog {
     this.#retention = retention;
   }
 
-  /** Creates the tables if they do not exist (two processes may race). */
+  /**
+   * Creates the tables if they do not exist (two processes may race). Looks
+   * first: `create index if not exists` takes a lock on an existing table,
+   * and so would wait for any open transaction that published to it.
+   */
   async create(sql: Sql): Promise<void> {
+    const [row] = await sql`select
+      to_regclass(quote_ident(${this.table})) is not null
+      and to_regclass(quote_ident(${`${this.table}_order`})) is not null
+      and to_regclass(quote_ident(${this.trimmed})) is not null as made`;
+    if (row?.made) return;
     const statements = [
       sql`create table if not exists ${sql(this.table)} (
         id bigserial primary key,
@@ -86,12 +95,12 @@ export class PostgresLog {
   logged(sql: ISql): ReturnType<ISql> {
     const table = sql(this.table);
     return sql`h as (
-      select to_regclass(${this.table})::oid::text as epoch,
+      select to_regclass(quote_ident(${this.table}))::oid::text as epoch,
         pg_current_xact_id() as xid,
         pg_snapshot_xmin(pg_current_snapshot()) as floor
     ),
     n as (
-      select t.*, nextval(pg_get_serial_sequence(${this.table}, 'id')) as id
+      select t.*, nextval(pg_get_serial_sequence(quote_ident(${this.table}), 'id')) as id
       from t order by i
     ),
     logged as (
@@ -108,7 +117,7 @@ export class PostgresLog {
   /** Where a subscription made now starts. */
   async head(sql: Sql): Promise<Head> {
     const [row] = await sql`select
-        to_regclass(${this.table})::oid::text as epoch,
+        to_regclass(quote_ident(${this.table}))::oid::text as epoch,
         pg_snapshot_xmin(pg_current_snapshot())::text as floor`;
     const { epoch, floor } = row as { epoch: string; floor: string };
     const seen = await sql`select xid::text, id::text, floor::text
@@ -127,7 +136,7 @@ export class PostgresLog {
   ): Promise<LogPage> {
     await this.trim(sql);
     const [row] = await sql`select
-        to_regclass(${this.table})::oid::text as epoch,
+        to_regclass(quote_ident(${this.table}))::oid::text as epoch,
         (select xid::text || '-' || id from ${sql(this.trimmed)}) as trimmed`;
     const { epoch, trimmed } = row as { epoch: string; trimmed: string | null };
     let after = sql``;

@@ -173,3 +173,45 @@ test("PostgresEventBus history: a replay is in log order where ids gain a digit 
     await bus.close();
   }
 });
+
+test("PostgresEventBus history: a new bus connects while a transaction that published stays open (no lock wait on the log's index)", async (server) => {
+  const received = new Received();
+  const bus = await historyBus(server.url, received);
+  const raw = postgres(server.url, { max: 1, onnotice: () => {} });
+  try {
+    const open = await raw.reserve();
+    await open`begin`;
+    await bus.publish("open:tx", makeEvent("open:tx"), { sql: open });
+    const late = new PostgresEventBus({
+      connectionString: server.url,
+      history: {},
+      connectTimeoutMs: 3000,
+    });
+    await late.connect(); // waited for the open transaction before
+    await late.publish("open:other", makeEvent("open:other"));
+    await late.close();
+    await open`rollback`;
+    open.release();
+  } finally {
+    await raw.end();
+    await bus.close();
+  }
+});
+
+test("PostgresEventBus history: a channel prefix with capitals logs and replays", async (server) => {
+  const bus = new PostgresEventBus({
+    connectionString: server.url,
+    channelPrefix: "MixedCase",
+    history: {},
+  });
+  await bus.connect();
+  try {
+    await bus.publish("t", makeEvent("t", { n: 1 }));
+    const received = new Received();
+    await bus.subscribe("t", received.handler, { from: "earliest" });
+    await received.until(1);
+    assert.deepEqual(received.seen, [1]);
+  } finally {
+    await bus.close();
+  }
+});
