@@ -156,8 +156,8 @@ async function run(
     }
   }
   const config = await loadConfig(parsed.flags.config, parsed.config);
-  if (config.backend === undefined) throw new UsageError(NO_BACKEND);
   const start = await command(parsed);
+  if (config.backend === undefined) throw new UsageError(NO_BACKEND);
   const bus = opened.bus = makeBus(config);
   await bus.connect({ signal });
   return await start(bus, signal);
