@@ -44,6 +44,28 @@ async function cliWith(
   };
 }
 
+/**
+ * `publish <topic> --type created --payload <payload> …args`, which must
+ * succeed; returns what it printed.
+ */
+async function send(
+  topic: string,
+  payload: string,
+  ...args: string[]
+): Promise<string> {
+  const sent = await cli(
+    "publish",
+    topic,
+    "--type",
+    "created",
+    "--payload",
+    payload,
+    ...args,
+  );
+  assert.equal(sent.code, 0, sent.stderr);
+  return sent.stdout;
+}
+
 /** The config flags of a backend, on a channel prefix of this test's own. */
 function flags(backend: string): string[] {
   const prefix = `cli_${crypto.randomUUID().slice(0, 8)}`;
@@ -619,12 +641,8 @@ Deno.test({
     const config = flags("redis");
     const topic = "cli:esc\u001b[2J\u202e";
     const tail = await startTail(topic, "--count", "1", ...config);
-    const sent = await cli(
-      "publish",
+    await send(
       topic,
-      "--type",
-      "created",
-      "--payload",
       JSON.stringify({ text: "a\nforged\u001b[31m\u009b\u2028" }),
       "--source",
       "s\nforged",
@@ -632,7 +650,6 @@ Deno.test({
       "c\r\u0007",
       ...config,
     );
-    assert.equal(sent.code, 0, sent.stderr);
     const { code, stdout } = await tail.ended();
     assert.equal(code, 0);
     assert.doesNotMatch(stdout, /[\p{C}\u2028\u2029](?<!\n)/u);
@@ -658,18 +675,8 @@ Deno.test({
       JSON.stringify({ history: { max_events: 100 } }),
     );
     const history = ["--config", file, ...config];
-    const send = (n: number) =>
-      cli(
-        "publish",
-        "cli:hist",
-        "--type",
-        "created",
-        "--payload",
-        JSON.stringify({ n }),
-        ...history,
-      );
     try {
-      assert.equal((await send(1)).code, 0);
+      await send("cli:hist", '{"n":1}', ...history);
       // A position of another epoch: as after a server lost its data.
       const tail = await startTail(
         "cli:hist",
@@ -694,7 +701,7 @@ Deno.test({
         "--json",
         ...history,
       );
-      assert.equal((await send(2)).code, 0);
+      await send("cli:hist", '{"n":2}', ...history);
       const json = await live.ended();
       assert.equal(json.code, 0, json.stderr);
       assert.match(JSON.parse(json.stdout).position, /^\w+-\d+-\d+$/);
@@ -744,16 +751,7 @@ Deno.test({
       for (const interrupts of [1, 2]) {
         const tail = await startTail("cli:full", ...config);
         for (let n = 0; n < 3; n++) {
-          const sent = await cli(
-            "publish",
-            "cli:full",
-            "--type",
-            "created",
-            "--payload",
-            `@${big}`,
-            ...config,
-          );
-          assert.equal(sent.code, 0, sent.stderr);
+          await send("cli:full", `@${big}`, ...config);
         }
         // The first event is being printed (more than a pipe holds); the
         // others wait for it.
