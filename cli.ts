@@ -2,7 +2,8 @@
  * The command line: watch a topic, publish an event, or check a bus, on any
  * backend, with the config keys of `createEventBus` as flags
  * (`--backend redis --url redis://…`, `--channel-prefix shop`) or in a
- * `--config file.json` (flags win).
+ * `--config file.json` (flags win). The backend must be named: a memory
+ * bus reaches no other process.
  *
  * ```sh
  * deno run -A jsr:@dataknobs/events/cli tail 'orders' --backend redis --host 127.0.0.1
@@ -18,19 +19,32 @@
  * ```ts
  * import assert from "node:assert/strict";
  * import { runCli } from "@dataknobs/events/cli";
- * assert.equal(await runCli(["publish", "orders", "--type", "created", "--payload", '{"id":7}']), 0);
+ * assert.equal(await runCli(["publish", "orders", "--type", "created", "--payload", '{"id":7}', "--backend", "memory"]), 0);
  * ```
  *
  * @module
  */
 
-import { loadConfig, parse, type Parsed, UsageError } from "./_cli_args.ts";
+import {
+  loadConfig,
+  parse,
+  type Parsed,
+  parseJson,
+  UsageError,
+} from "./_cli_args.ts";
+import { err, gapLine, out, pretty, printable, report } from "./_cli_print.ts";
 import { createEventBus, type EventBusConfig } from "./mod.ts";
 import { PostgresEventBus } from "./postgres.ts";
 import { RedisEventBus } from "./redis.ts";
-import { Event, type EventBus, EventType } from "./types.ts";
+import {
+  type ConnectionState,
+  Event,
+  type EventBus,
+  EventBusError,
+  EventType,
+} from "./types.ts";
 
-const USAGE = `Usage: events <command> [arguments] [config flags]
+const USAGE = `Usage: events <command> [arguments] --backend B [config flags]
 
 Commands:
   tail <topic> [--pattern P] [--count N] [--from POSITION] [--json]
@@ -38,19 +52,30 @@ Commands:
       topic is then only a label) until Ctrl-C or N events. --json prints
       one wire-JSON line an event. --from starts with the events the log
       holds after POSITION ("earliest": all of them); it needs the config
-      key history (in --config), and --json then prints each event's
-      position too.
-  publish <topic> --type T [--payload JSON] [--source S] [--correlation-id C] [--json]
-      Publish one event; print its id (--json: its wire JSON).
+      key history (in --config). On a bus with history each event's
+      position is printed too. Gaps (events missed or lost) and a lost
+      and restored connection are reported on stderr.
+  publish <topic> --type T [--payload JSON|@FILE|-] [--source S] [--correlation-id C] [--json]
+      Publish one event; print its id (--json: its wire JSON). The payload
+      is JSON text, @FILE reads it from a file, - from stdin.
   status [--json]
       Print the state, the round trip of a status query to the server, the
       PostgreSQL notification queue usage and Redis's subscriber counts.
 
 Config: the keys of createEventBus as flags (--backend redis --host h
 --port 6379 --channel-prefix p, --connection-string postgres://…), or
---config file.json with those keys (flags win). Default: --backend memory.
+--config file.json with those keys. Flags win; a URL flag (--url,
+--connection-string) replaces the file's whole connection. --backend (or
+backend in --config) is required. Put passwords in --config, not in flags.
+Switches take true/false: --json, --ssl false, --ssl=false. -- ends flags.
 
 Exit codes: 0 done, 1 the bus failed, 2 usage error, 130 interrupted.`;
+
+const NO_BACKEND =
+  "no backend: give --backend redis or --backend postgres (or backend in --config); a memory bus lives in one process, so no other process would see what it publishes or publish what it tails (--backend memory chooses it anyway)";
+
+/** How long closing waits for an event being printed (ms). */
+const CLOSE_TIMEOUT_MS = 250;
 
 /** Flags of the commands (every other flag is a config key). */
 const TAKES: Readonly<Record<string, readonly string[]>> = {
@@ -60,145 +85,198 @@ const TAKES: Readonly<Record<string, readonly string[]>> = {
 };
 const OWN = new Set(["config", "help", ...Object.values(TAKES).flat()]);
 
-type Command = (
-  bus: EventBus,
-  parsed: Parsed,
-  signal: AbortSignal,
-) => Promise<number>;
+/** A command, once its arguments are checked: runs on a connected bus. */
+type Run = (bus: EventBus, signal: AbortSignal) => Promise<number>;
+/** Checks a command's arguments (before connecting), or throws UsageError. */
+type Command = (parsed: Parsed) => Run | Promise<Run>;
 
 const COMMANDS: Readonly<Record<string, Command>> = { tail, publish, status };
 
 /**
  * Runs the command line with `args` (what follows `cli` on it), writing to
- * stdout and stderr. Ctrl-C (SIGINT) while it runs closes the bus and
- * returns 130.
+ * stdout and stderr. A config must name its backend (`--backend`). Ctrl-C
+ * (SIGINT) while it runs closes the bus and returns 130; a second Ctrl-C
+ * returns 130 at once, without waiting for the bus to close.
  *
  * @param args The command, its arguments and flags.
  * @returns The exit code: 0 done, 1 the bus failed, 2 usage error, 130
  * interrupted.
- * @example Check the memory bus
+ * @example Check a memory bus
  * ```ts
  * import assert from "node:assert/strict";
  * import { runCli } from "@dataknobs/events/cli";
- * assert.equal(await runCli(["status", "--json"]), 0);
- * assert.equal(await runCli(["status", "--no-such-key", "1"]), 2);
+ * assert.equal(await runCli(["status", "--json", "--backend", "memory"]), 0);
+ * assert.equal(await runCli(["status"]), 2); // no --backend
  * ```
  */
 export async function runCli(args: readonly string[]): Promise<number> {
-  const interrupted = new AbortController();
-  const interrupt = () => interrupted.abort();
+  const stop = new AbortController();
+  const again = Promise.withResolvers<true>();
+  const interrupt = () =>
+    stop.signal.aborted ? again.resolve(true) : stop.abort();
   Deno.addSignalListener("SIGINT", interrupt);
-  let bus: EventBus | undefined;
+  const opened: { bus?: EventBus } = {};
   try {
-    const parsed = parse(args, OWN);
-    if (parsed.flags.help === true || parsed.command === undefined) {
-      await (parsed.flags.help === true ? out : err)(USAGE);
-      return parsed.flags.help === true ? 0 : 2;
-    }
-    const command = COMMANDS[parsed.command];
-    if (command === undefined) {
-      throw new UsageError(
-        `Unknown command "${parsed.command}"; the commands are: ${
-          Object.keys(COMMANDS).join(", ")
-        }`,
-      );
-    }
-    for (const flag of Object.keys(parsed.flags)) {
-      if (flag !== "config" && !TAKES[parsed.command]!.includes(flag)) {
-        throw new UsageError(`${parsed.command} does not take --${flag}`);
-      }
-    }
-    bus = makeBus(await loadConfig(parsed.flags.config, parsed.config));
-    await bus.connect({ signal: interrupted.signal });
-    return await command(bus, parsed, interrupted.signal);
-  } catch (error) {
-    if (interrupted.signal.aborted) return 130;
-    // A bad argument the bus refuses (an empty pattern) is a usage error.
-    const usage = error instanceof UsageError || error instanceof TypeError ||
-      error instanceof RangeError;
-    await err(
-      `events: ${(error as Error).message}${
-        usage ? '\nRun "events --help" for usage.' : ""
-      }`,
+    const code = await run(args, stop.signal, opened).catch((error) =>
+      failed(error, stop.signal)
     );
-    return usage ? 2 : 1;
+    const closed = (opened.bus?.close() ?? Promise.resolve()).then(() => false);
+    if (await Promise.race([closed, again.promise])) {
+      err("events: interrupted again: exiting before the bus has closed");
+      return 130;
+    }
+    return code;
   } finally {
-    await bus?.close();
     Deno.removeSignalListener("SIGINT", interrupt);
   }
 }
 
-// A config createEventBus refuses is a usage error.
+async function run(
+  args: readonly string[],
+  signal: AbortSignal,
+  opened: { bus?: EventBus },
+): Promise<number> {
+  const parsed = parse(args, OWN);
+  if (parsed.flags.help === true || parsed.command === undefined) {
+    if (parsed.flags.help !== true) err(USAGE);
+    else await report(USAGE);
+    return parsed.flags.help === true ? 0 : 2;
+  }
+  const command = COMMANDS[parsed.command];
+  if (command === undefined) {
+    throw new UsageError(
+      `Unknown command "${parsed.command}"; the commands are: ${
+        Object.keys(COMMANDS).join(", ")
+      }`,
+    );
+  }
+  for (const flag of Object.keys(parsed.flags)) {
+    if (flag !== "config" && !TAKES[parsed.command]!.includes(flag)) {
+      throw new UsageError(`${parsed.command} does not take --${flag}`);
+    }
+  }
+  const config = await loadConfig(parsed.flags.config, parsed.config);
+  const start = await command(parsed);
+  if (config.backend === undefined) throw new UsageError(NO_BACKEND);
+  const bus = opened.bus = makeBus(config);
+  await bus.connect({ signal });
+  return await start(bus, signal);
+}
+
+// The exit code of a failure, after saying what it was.
+function failed(error: unknown, signal: AbortSignal): number {
+  if (signal.aborted) return 130;
+  // A bad argument the bus refuses (an empty pattern) is a usage error.
+  const usage = error instanceof UsageError || error instanceof TypeError ||
+    error instanceof RangeError;
+  err(
+    `events: ${(error as Error).message}${
+      usage ? '\nRun "events --help" for usage.' : ""
+    }`,
+  );
+  return usage ? 2 : 1;
+}
+
+// The CLI's bus: it reports on stderr, and closes without waiting long for
+// an event being printed. A config createEventBus refuses is a usage error.
 function makeBus(config: Record<string, unknown>): EventBus {
+  let lost = false;
+  const onStateChange = (state: ConnectionState) => {
+    if (state === "reconnecting" && !lost) {
+      lost = true;
+      err("events: connection lost; reconnecting");
+    } else if (state === "ready" && lost) {
+      lost = false;
+      err("events: connection restored");
+    }
+  };
   try {
-    return createEventBus(config as EventBusConfig);
+    return createEventBus(config as EventBusConfig, {
+      closeTimeoutMs: CLOSE_TIMEOUT_MS,
+      onError,
+      onGap: (gap) => err(gapLine(gap)),
+      onStateChange,
+    });
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
 }
 
-async function tail(
-  bus: EventBus,
-  parsed: Parsed,
-  signal: AbortSignal,
-): Promise<number> {
+function onError(error: unknown): void {
+  const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof EventBusError && error.code === "DROPPED_ON_CLOSE") {
+    // Events still queued for the printing handler when tail stopped; the
+    // error's message starts with their count.
+    const count = /^Dropped (\d+)/.exec(message)?.[1] ?? "some";
+    err(`events: stopped; ${count} event(s) not printed`);
+    return;
+  }
+  err(`events: ${message}`);
+}
+
+function tail(parsed: Parsed): Run {
   const topic = onlyArgument(parsed, "tail <topic>");
   const { pattern = null, count, json, from } = parsed.flags;
   const limit = count === undefined ? Infinity : Number(count);
-  if (!(Number.isSafeInteger(limit) && limit >= 1) && limit !== Infinity) {
+  if (
+    count !== undefined &&
+    !(/^\d+$/.test(String(count)) && Number.isSafeInteger(limit) && limit >= 1)
+  ) {
     throw new UsageError(
-      `--count must be an integer >= 1, got "${String(count)}"`,
+      `--count must be an integer >= 1 (digits only), got "${String(count)}"`,
     );
   }
-  const { promise: ended, resolve, reject } = Promise.withResolvers<void>();
-  let seen = 0;
   if (from !== undefined && typeof from !== "string") {
     throw new UsageError("--from needs a position or earliest");
   }
-  await bus.subscribe(topic, async (event, { position }) => {
-    if (seen >= limit) return;
-    seen++;
-    const line = json !== true
-      ? pretty(event)
-      : from === undefined
-      ? event.toJSONString()
-      : JSON.stringify({ ...event.toDict(), position });
+  return async (bus, signal) => {
+    const { promise: ended, resolve, reject } = Promise.withResolvers<void>();
+    let seen = 0;
+    await bus.subscribe(topic, async (event, { position }) => {
+      if (seen >= limit) return;
+      seen++;
+      const line = json !== true ? pretty(event, position) : printable(
+        position === undefined
+          ? event.toJSONString()
+          : JSON.stringify({ ...event.toDict(), position }),
+      );
+      try {
+        await out(line);
+      } catch (error) {
+        // A closed pipe (`| head`) ends the tail like a count does.
+        if (error instanceof Deno.errors.BrokenPipe) resolve();
+        else reject(error);
+      }
+      if (seen === limit) resolve();
+    }, {
+      pattern: pattern as string | null,
+      ...(from === undefined ? {} : { from }),
+    }).catch((error: Error) => {
+      // A bus without history cannot start from a position: a usage error.
+      if (from !== undefined && error instanceof TypeError) {
+        throw new UsageError(error.message);
+      }
+      throw error;
+    });
+    // Listening before saying so: a Ctrl-C right after the line is seen.
+    const stop = () => reject(signal.reason);
+    signal.addEventListener("abort", stop, { once: true });
+    if (signal.aborted) stop();
     try {
-      await out(line);
-    } catch (error) {
-      // A closed pipe (`| head`) ends the tail like a count does.
-      if (error instanceof Deno.errors.BrokenPipe) resolve();
-      else reject(error);
+      err(
+        `Tailing ${
+          printable(pattern === null ? `"${topic}"` : `pattern "${pattern}"`)
+        } on ${String(bus)}; Ctrl-C to stop`,
+      );
+      await ended;
+    } finally {
+      signal.removeEventListener("abort", stop);
     }
-    if (seen === limit) resolve();
-  }, {
-    pattern: pattern as string | null,
-    ...(from === undefined ? {} : { from }),
-  }).catch((error: Error) => {
-    // A bus without history cannot start from a position: a usage error.
-    if (from !== undefined && error instanceof TypeError) {
-      throw new UsageError(error.message);
-    }
-    throw error;
-  });
-  // Listening before saying so: a Ctrl-C right after the line is seen.
-  const stop = () => reject(signal.reason);
-  signal.addEventListener("abort", stop, { once: true });
-  if (signal.aborted) stop();
-  try {
-    await err(
-      `Tailing ${pattern === null ? `"${topic}"` : `pattern "${pattern}"`} on ${
-        String(bus)
-      }; Ctrl-C to stop`,
-    );
-    await ended;
-  } finally {
-    signal.removeEventListener("abort", stop);
-  }
-  return 0;
+    return 0;
+  };
 }
 
-async function publish(bus: EventBus, parsed: Parsed): Promise<number> {
+async function publish(parsed: Parsed): Promise<Run> {
   const topic = onlyArgument(parsed, "publish <topic>");
   const flags = parsed.flags;
   if (flags.type === undefined) {
@@ -206,16 +284,9 @@ async function publish(bus: EventBus, parsed: Parsed): Promise<number> {
       `publish needs --type, one of ${Object.values(EventType).join(", ")}`,
     );
   }
-  let payload: unknown = {};
-  if (flags.payload !== undefined) {
-    try {
-      payload = JSON.parse(String(flags.payload));
-    } catch (error) {
-      throw new UsageError(
-        `--payload is not JSON: ${(error as Error).message}`,
-      );
-    }
-  }
+  const payload = flags.payload === undefined
+    ? {}
+    : parseJson(await payloadText(String(flags.payload)), "--payload");
   let event: Event;
   try {
     event = new Event({
@@ -228,48 +299,75 @@ async function publish(bus: EventBus, parsed: Parsed): Promise<number> {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  await bus.publish(topic, event);
-  await out(flags.json === true ? event.toJSONString() : event.eventId);
-  return 0;
+  return async (bus) => {
+    try {
+      await bus.publish(topic, event);
+    } catch (error) {
+      // An event over max_event_bytes: a refused publish, not bad usage.
+      if (error instanceof RangeError) throw new Error(error.message);
+      throw error;
+    }
+    await report(
+      flags.json === true ? printable(event.toJSONString()) : event.eventId,
+    );
+    return 0;
+  };
 }
 
-async function status(bus: EventBus, parsed: Parsed): Promise<number> {
+// The text of --payload: itself, a file's (@FILE) or stdin's (-).
+async function payloadText(value: string): Promise<string> {
+  if (value === "-") return await new Response(Deno.stdin.readable).text();
+  if (!value.startsWith("@")) return value;
+  try {
+    return await Deno.readTextFile(value.slice(1));
+  } catch (error) {
+    throw new UsageError(
+      `Cannot read --payload "${value}": ${(error as Error).message}`,
+    );
+  }
+}
+
+function status(parsed: Parsed): Run {
   onlyArgument(parsed, "status", 0);
-  const report: Record<string, unknown> = {
+  return (bus) => statusOf(bus, parsed.flags.json === true);
+}
+
+async function statusOf(bus: EventBus, json: boolean): Promise<number> {
+  const facts: Record<string, unknown> = {
     bus: String(bus),
     state: bus.state,
     roundTripMs: null,
   };
   const start = performance.now();
   if (bus instanceof PostgresEventBus) {
-    report.notificationQueueUsage = await bus.notificationQueueUsage();
+    facts.notificationQueueUsage = await bus.notificationQueueUsage();
   } else if (bus instanceof RedisEventBus) {
-    report.subscribers = await bus.subscriberCounts();
+    facts.subscribers = await bus.subscriberCounts();
   }
   if (bus instanceof PostgresEventBus || bus instanceof RedisEventBus) {
-    report.roundTripMs = Number((performance.now() - start).toFixed(3));
+    facts.roundTripMs = Number((performance.now() - start).toFixed(3));
   }
-  if (parsed.flags.json === true) {
-    await out(JSON.stringify(report));
+  if (json) {
+    await report(JSON.stringify(facts));
     return 0;
   }
   const lines = [
-    ["bus", report.bus],
-    ["state", report.state],
+    ["bus", facts.bus],
+    ["state", facts.state],
     [
       "round trip",
-      report.roundTripMs === null
+      facts.roundTripMs === null
         ? "none (in-process bus)"
-        : `${report.roundTripMs} ms`,
+        : `${facts.roundTripMs} ms`,
     ],
   ];
   if (bus instanceof PostgresEventBus) {
-    const usage = report.notificationQueueUsage as number;
+    const usage = facts.notificationQueueUsage as number;
     lines.push(["notification queue", `${(usage * 100).toFixed(2)}% used`]);
     lines.push(["subscribers", "not told by PostgreSQL"]);
   }
   if (bus instanceof RedisEventBus) {
-    const { topics, patterns } = report.subscribers as {
+    const { topics, patterns } = facts.subscribers as {
       topics: Record<string, number>;
       patterns: number;
     };
@@ -277,24 +375,10 @@ async function status(bus: EventBus, parsed: Parsed): Promise<number> {
     lines.push(["subscribers", each.join(", ") || "no topic has any"]);
     lines.push(["pattern subscriptions", `${patterns} on the server`]);
   }
-  await out(lines.map(([k, v]) => `${String(k).padEnd(22)}${v}`).join("\n"));
+  await report(
+    lines.map(([k, v]) => printable(`${String(k).padEnd(22)}${v}`)).join("\n"),
+  );
   return 0;
-}
-
-/** An event as a few readable lines. */
-function pretty(event: Event): string {
-  const { timestamp, topic, type, event_id, source, correlation_id } = event
-    .toDict();
-  const lines = [
-    `${timestamp}  ${topic}  ${type}  ${event_id}`,
-    `  payload      ${JSON.stringify(event.payload)}`,
-  ];
-  if (source !== null) lines.push(`  source       ${source}`);
-  if (correlation_id !== null) lines.push(`  correlation  ${correlation_id}`);
-  if (Object.keys(event.metadata).length > 0) {
-    lines.push(`  metadata     ${JSON.stringify(event.metadata)}`);
-  }
-  return lines.join("\n");
 }
 
 // The one positional argument of a command (none when `count` is 0).
@@ -314,20 +398,5 @@ function onlyArgument(parsed: Parsed, usage: string, count = 1): string {
 function textFlag(value: string | boolean | undefined): string | null {
   return typeof value === "string" ? value : null;
 }
-
-const encoder = new TextEncoder();
-
-async function write(
-  file: { write(bytes: Uint8Array): Promise<number> },
-  text: string,
-): Promise<void> {
-  const bytes = encoder.encode(`${text}\n`);
-  for (let at = 0; at < bytes.length;) {
-    at += await file.write(bytes.subarray(at));
-  }
-}
-
-const out = (text: string) => write(Deno.stdout, text);
-const err = (text: string) => write(Deno.stderr, text);
 
 if (import.meta.main) Deno.exit(await runCli(Deno.args));
