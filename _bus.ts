@@ -140,8 +140,10 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
     const kept = retention(options);
     this.#remote = remote && new Remote(remote.transport, remote.timing, {
       decode: (text) => this.#dispatcher.decode(text),
-      deliver: (event, interest, position) =>
-        void this.#dispatcher.deliver(event, interest, false, position),
+      deliver: (event, interest, position) => {
+        if (position === undefined) history?.unlogged();
+        void this.#dispatcher.deliver(event, interest, false, position);
+      },
       report: (error) => this.#dispatcher.report(error, null, null),
       setState: (state) => {
         if (this.#closing === undefined) this.#setState(state);

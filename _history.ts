@@ -317,6 +317,8 @@ export class History {
   readonly log: Log;
   readonly #hooks: HistoryHooks;
   readonly #cursors = new Set<Cursor>();
+  /** Whether a live event came without a position (see `unlogged`). */
+  #unlogged = false;
 
   constructor(log: Log, hooks: HistoryHooks) {
     this.log = log;
@@ -352,6 +354,15 @@ export class History {
     this.#cursors.delete(cursor);
   }
 
+  /**
+   * A live event came that is not in the log (a publisher without history,
+   * such as a Python bus): from now on a lost connection is also a gap,
+   * since the log cannot replay such events.
+   */
+  unlogged(): void {
+    this.#unlogged = true;
+  }
+
   /** The receiving connection was lost: live events wait from now on. */
   pause(): void {
     for (const cursor of this.#cursors) cursor.pause();
@@ -359,9 +370,11 @@ export class History {
 
   /**
    * The receiving connection is back (lost since `since`): every cursor
-   * catches up; what the log no longer holds is one gap.
+   * catches up; what the log no longer holds is one gap (`lost`), and so
+   * is the outage itself once events not in the log were seen.
    */
   resume(since: Date): void {
+    if (this.#unlogged) this.#hooks.gap({ since, until: new Date() });
     let reported = false;
     const lost = () => {
       if (reported) return;

@@ -136,6 +136,9 @@ export interface Retention {
  * The `history` option with its defaults (see HistoryOptions), or
  * undefined without one. Throws a TypeError or RangeError naming the field.
  */
+/** The longest `history.maxAgeMs`: about a century. */
+const MAX_AGE_MS = 100 * 365.25 * 86_400_000;
+
 export function retention(options: EventBusOptions): Retention | undefined {
   const history: unknown = options.history;
   if (history === undefined) return undefined;
@@ -155,9 +158,14 @@ export function retention(options: EventBusOptions): Retention | undefined {
       }`,
     );
   }
-  if (!(Number.isSafeInteger(maxAgeMs) && maxAgeMs >= 1)) {
+  // A century: dates before now() − maxAgeMs must stay in range for
+  // PostgreSQL (which starts at 4713 BC) and for Date.
+  if (
+    !(Number.isSafeInteger(maxAgeMs) && maxAgeMs >= 1 &&
+      maxAgeMs <= MAX_AGE_MS)
+  ) {
     throw new RangeError(
-      `Invalid option: history.maxAgeMs must be an integer number of milliseconds >= 1, got ${
+      `Invalid option: history.maxAgeMs must be an integer number of milliseconds from 1 to ${MAX_AGE_MS} (a century), got ${
         show(maxAgeMs)
       }`,
     );

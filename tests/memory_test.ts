@@ -238,6 +238,11 @@ Deno.test("InMemoryEventBus history option: bad values are refused", () => {
     () => new InMemoryEventBus({ history: { maxAgeMs: -1 } }),
     RangeError,
   );
+  // Past a century, PostgreSQL's now() − maxAgeMs would be out of range.
+  assert.throws(
+    () => new InMemoryEventBus({ history: { maxAgeMs: 3e14 } }),
+    /from 1 to 3155760000000 \(a century\)/,
+  );
   // @ts-expect-error: not an object
   assert.throws(() => new InMemoryEventBus({ history: true }), TypeError);
 });

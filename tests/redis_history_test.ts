@@ -153,3 +153,40 @@ Deno.test("RedisEventBus history: the connection lost before the first live even
     await bus.close();
   }
 });
+
+Deno.test("RedisEventBus history: once events not in the log arrive (a publisher without history), a lost connection is a gap too", async () => {
+  await using server = await startRedis();
+  const gaps: Gap[] = [];
+  const bus = await withBus(server.url, {
+    onGap: (gap) => void gaps.push(gap),
+  });
+  const plain = new RedisEventBus({ url: server.url });
+  await plain.connect();
+  const topic = uniqueTopic("unlogged");
+  const seen = new Timeline();
+  await bus.subscribe(
+    topic,
+    (event) => void seen.seen.push(event.payload.n as number),
+  );
+  const admin = new Redis(server.url);
+  try {
+    // Logged events only: a lost connection is replayed, no gap.
+    await bus.publish(topic, makeEvent(topic, { n: 1 }));
+    await seen.until(() => seen.seen.length === 1);
+    await admin.client("KILL", "TYPE", "pubsub");
+    await bus.publish(topic, makeEvent(topic, { n: 2 })).catch(() => {});
+    await seen.until(() => seen.seen.length === 2);
+    assert.equal(gaps.length, 0);
+    // An event not in the log: the next outage may lose such events.
+    await plain.publish(topic, makeEvent(topic, { n: 3 }));
+    await seen.until(() => seen.seen.length === 3);
+    await admin.client("KILL", "TYPE", "pubsub");
+    await seen.until(() => gaps.length === 1);
+    const [gap] = gaps as Gap[];
+    assert.equal(gap!.lost, undefined, "may have been lost, not surely");
+  } finally {
+    admin.disconnect();
+    await plain.close();
+    await bus.close();
+  }
+});
