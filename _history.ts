@@ -261,6 +261,8 @@ export class Cursor {
         }
       }
     } while (this.#again && !this.#ended(this.#hooks!));
+    // Ended: the held events are dropped (they stay in the log).
+    if (this.#ended(this.#hooks!)) this.#held = undefined;
     this.#release();
   }
 
@@ -269,21 +271,23 @@ export class Cursor {
   }
 
   // One pass: pages through the log from the mark, handing over every
-  // entry the subscription wants and has not had.
+  // entry the subscription wants and has not had. It stops at once when
+  // the subscription or the bus ends (no handler is called after close).
   async #replay(hooks: CatchUpHooks): Promise<void> {
     const follower = this.#follower;
-    let from = this.#mark;
-    for (let first = true; !this.#ended(hooks); first = false) {
+    for (let from = this.#mark, first = true;; first = false) {
       const page = await this.#log.read(from, PAGE);
+      if (this.#ended(hooks)) return;
       if (first) this.#horizon = page.horizon;
       if (page.lost) hooks.lost();
       for (const { position, event } of page.entries) {
         if (!follower.wants(event)) continue;
         if (follower.full) await follower.idle();
+        if (this.#ended(hooks)) return;
         if (this.admit(position)) follower.take(event, position);
       }
       await follower.idle();
-      if (page.entries.length < PAGE) return;
+      if (page.entries.length < PAGE || this.#ended(hooks)) return;
       from = page.entries.at(-1)!.position;
     }
   }

@@ -265,6 +265,28 @@ Deno.test("InMemoryEventBus history: a replay waits for an async handler instead
   assert.deepEqual(errors, []);
 });
 
+Deno.test("InMemoryEventBus history: close() stops a replay that waits for its handler: no handler call after it", async () => {
+  const bus = new InMemoryEventBus({
+    history: {},
+    maxQueuedEvents: 10,
+    closeTimeoutMs: 50,
+    onError: () => {},
+  });
+  await bus.connect();
+  for (let n = 1; n <= 2500; n++) await bus.publish("t", makeEvent("t", { n }));
+  let calls = 0;
+  await bus.subscribe("t", async () => {
+    calls++;
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }, { from: "earliest" });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  await bus.close();
+  const after = calls;
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(calls, after);
+  assert.ok(after < 2500);
+});
+
 Deno.test("InMemoryEventBus history: events older than maxAgeMs are dropped from the log", async () => {
   await using bus = new InMemoryEventBus({ history: { maxAgeMs: 20 } });
   await bus.connect();
