@@ -526,6 +526,11 @@ class Sub implements Subscription, Follower {
     return this.#queue.length - this.#head;
   }
 
+  /** Whether the queue is full (an event offered now would be dropped). */
+  get full(): boolean {
+    return this.queued >= this.#dispatcher.maxQueued;
+  }
+
   /** Resolves when the handler has finished everything queued. */
   idle(): Promise<void> {
     if (!this.#active) return Promise.resolve();

@@ -26,6 +26,15 @@ export interface Page {
    * itself was lost): `entries` start at the oldest the log still holds.
    */
   readonly lost: boolean;
+  /**
+   * A log whose entries may become visible out of log order (see
+   * Positions.floor) gives the horizon of the read: every entry before it
+   * had become visible when the read began, so this read and every later
+   * one holds it; an entry after it may still appear behind positions
+   * already read (a transaction that commits late). Undefined for a log in
+   * order.
+   */
+  readonly horizon?: Position;
 }
 
 /**
@@ -95,6 +104,10 @@ export interface Follower {
   take(event: Event, position: Position): void;
   /** Whether the subscription was cancelled (the catch-up stops). */
   readonly cancelled: boolean;
+  /** Whether its queue is full (a `take` now would drop the event). */
+  readonly full: boolean;
+  /** Resolves once its handler has finished every event handed over. */
+  idle(): Promise<void>;
 }
 
 /** Entries one read asks for. */
@@ -106,6 +119,13 @@ const SWEEP = 64;
  * A subscription's place in the log: every entry at or before `mark` was
  * delivered (or is older than the subscription), and so was each in
  * `seen`. While it catches up, live events wait in `held`.
+ *
+ * An entry seen live raises the mark to its floor: live events come in the
+ * order they became visible. One read from the log does not say as much (a
+ * transaction may commit behind the pages a catch-up has read, and is owed
+ * live, after it): while a catch-up pass runs, the mark stays at or before
+ * the horizon of its first read (see Page.horizon), and what it reads past
+ * that is kept in `seen`.
  */
 export class Cursor {
   readonly #log: Log;
@@ -117,7 +137,11 @@ export class Cursor {
   /** Live events waiting for the catch-up; undefined when live. */
   #held: [Event, Position][] | undefined = [];
   #catching: Promise<void> | undefined;
+  /** The hooks of the latest catch-up asked for. */
+  #hooks: CatchUpHooks | undefined;
   #again = false;
+  /** While a catch-up pass runs: the most the mark may rise to. */
+  #horizon: Position | undefined;
   /** Whether it has a place in the log yet (see start, startFrom). */
   started = false;
 
@@ -146,13 +170,17 @@ export class Cursor {
     const mark = this.#mark;
     if (mark !== undefined && log.compare(position, mark) <= 0) return false;
     if (this.#seen.size > 0 && this.#seen.has(position)) return false;
-    const floor = log.floor(position);
+    let floor = log.floor(position);
     // A log in order: the mark alone says what was delivered.
     if (floor === position) {
       this.#mark = position;
       return true;
     }
     this.#seen.add(position);
+    const horizon = this.#horizon;
+    if (horizon !== undefined && log.compare(floor, horizon) > 0) {
+      floor = horizon;
+    }
     if (mark === undefined || log.compare(floor, mark) > 0) this.#mark = floor;
     if (this.#seen.size >= this.#sweepAt) this.#sweep();
     return true;
@@ -197,26 +225,30 @@ export class Cursor {
 
   /**
    * Delivers what the log holds after the mark, then the held live events
-   * (those not delivered by then); calls `hooks.lost` once if the log no
-   * longer holds some of it. Asked again while running, it runs once more
-   * after. A failed read is reported (the first of a run) and retried
-   * until the subscription or the bus ends.
+   * (those not delivered by then); calls `hooks.lost` for each read that
+   * finds some of it gone. Asked again while running, it runs once more
+   * after, with the latest hooks. A failed read is reported (the first of
+   * a pass) and retried until the subscription or the bus ends. It hands
+   * the log over at the subscription's pace: a full queue, and each page,
+   * wait for its handler.
    */
   catchUp(hooks: CatchUpHooks): Promise<void> {
     this.pause();
+    this.#hooks = hooks;
     if (this.#catching !== undefined) {
       this.#again = true;
       return this.#catching;
     }
-    this.#catching = this.#run(hooks).finally(() => {
+    this.#catching = this.#run().finally(() => {
       this.#catching = undefined;
     });
     return this.#catching;
   }
 
-  async #run(hooks: CatchUpHooks): Promise<void> {
+  async #run(): Promise<void> {
     do {
       this.#again = false;
+      const hooks = this.#hooks!;
       for (let attempt = 1; !this.#ended(hooks); attempt++) {
         try {
           await this.#replay(hooks);
@@ -224,9 +256,13 @@ export class Cursor {
         } catch (error) {
           if (attempt === 1) hooks.report(error);
           await sleep(backoff(attempt, 2000), hooks.signal);
+        } finally {
+          this.#horizon = undefined;
         }
       }
-    } while (this.#again && !this.#ended(hooks));
+    } while (this.#again && !this.#ended(this.#hooks!));
+    // Ended: the held events are dropped (they stay in the log).
+    if (this.#ended(this.#hooks!)) this.#held = undefined;
     this.#release();
   }
 
@@ -234,19 +270,24 @@ export class Cursor {
     return this.#follower.cancelled || hooks.signal.aborted;
   }
 
-  // Pages through the log from the mark, handing over every entry the
-  // subscription wants and has not had.
+  // One pass: pages through the log from the mark, handing over every
+  // entry the subscription wants and has not had. It stops at once when
+  // the subscription or the bus ends (no handler is called after close).
   async #replay(hooks: CatchUpHooks): Promise<void> {
-    let from = this.#mark;
-    for (let first = true; !this.#ended(hooks); first = false) {
+    const follower = this.#follower;
+    for (let from = this.#mark, first = true;; first = false) {
       const page = await this.#log.read(from, PAGE);
-      if (first && page.lost) hooks.lost();
+      if (this.#ended(hooks)) return;
+      if (first) this.#horizon = page.horizon;
+      if (page.lost) hooks.lost();
       for (const { position, event } of page.entries) {
-        if (this.#follower.wants(event) && this.admit(position)) {
-          this.#follower.take(event, position);
-        }
+        if (!follower.wants(event)) continue;
+        if (follower.full) await follower.idle();
+        if (this.#ended(hooks)) return;
+        if (this.admit(position)) follower.take(event, position);
       }
-      if (page.entries.length < PAGE) return;
+      await follower.idle();
+      if (page.entries.length < PAGE || this.#ended(hooks)) return;
       from = page.entries.at(-1)!.position;
     }
   }

@@ -135,10 +135,17 @@ export class PostgresLog {
     limit: number,
   ): Promise<LogPage> {
     await this.trim(sql);
+    // The horizon: every transaction with a smaller id has ended before
+    // the rows are read (a later snapshot's xmin is never smaller).
     const [row] = await sql`select
         to_regclass(quote_ident(${this.table}))::oid::text as epoch,
+        pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
         (select xid::text || '-' || id from ${sql(this.trimmed)}) as trimmed`;
-    const { epoch, trimmed } = row as { epoch: string; trimmed: string | null };
+    const { epoch, horizon, trimmed } = row as {
+      epoch: string;
+      horizon: string;
+      trimmed: string | null;
+    };
     let after = sql``;
     let lost = false;
     if (from !== undefined) {
@@ -160,6 +167,7 @@ export class PostgresLog {
         position: `${epoch}-${r.x}-${r.n}-${r.f}`,
         text: r.body as string,
       })),
+      horizon: `${epoch}-${horizon}-0-${horizon}`,
     };
   }
 

@@ -148,7 +148,7 @@ export class Remote {
           const event = this.#core.decode(text);
           return event === undefined ? [] : [{ position, event }];
         });
-        return { entries, lost: page.lost };
+        return { ...page, entries };
       },
     };
   }

@@ -70,6 +70,8 @@ export interface LogPage {
     readonly text: string;
   }[];
   readonly lost: boolean;
+  /** See Page.horizon. */
+  readonly horizon?: string;
 }
 
 /** The connection events arrive on. */

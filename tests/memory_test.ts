@@ -217,6 +217,76 @@ Deno.test("InMemoryEventBus history: a position of another bus (a restarted proc
   assert.equal(gaps[0]!.since.getTime(), 0);
 });
 
+Deno.test("InMemoryEventBus history: retention overtaking a replay after its first page is a lost gap, not a silent skip", async () => {
+  const gaps: Gap[] = [];
+  await using bus = new InMemoryEventBus({
+    history: { maxEvents: 1500 },
+    onGap: (gap) => void gaps.push(gap),
+  });
+  await bus.connect();
+  for (let n = 1; n <= 1500; n++) await bus.publish("t", makeEvent("t", { n }));
+  const inbox = new Inbox();
+  await bus.subscribe("t", (event, delivery) => {
+    inbox.handler(event);
+    // Once the replay has read its first page (1,000 entries), other
+    // publishes trim the log past where the next page starts.
+    if (event.payload.n !== 1 || delivery.position === undefined) return;
+    for (let i = 0; i < 3000; i++) {
+      void bus.publish("other", makeEvent("other", { i }));
+    }
+  }, { from: "earliest" });
+  await bus.publish("t", makeEvent("t", { n: 1501 }));
+  await inbox.until(1001);
+  const first = Array.from({ length: 1000 }, (_, i) => i + 1);
+  assert.deepEqual(inbox.payloads, [...first, 1501]);
+  assert.equal(gaps.length, 1);
+  assert.equal(gaps[0]!.lost, true);
+});
+
+Deno.test("InMemoryEventBus history: a replay waits for an async handler instead of overflowing its queue (maxQueuedEvents)", async () => {
+  const errors: unknown[] = [];
+  await using bus = new InMemoryEventBus({
+    history: {},
+    maxQueuedEvents: 10,
+    onError: (error) => void errors.push(error),
+  });
+  await bus.connect();
+  for (let n = 1; n <= 2500; n++) await bus.publish("t", makeEvent("t", { n }));
+  const inbox = new Inbox();
+  await bus.subscribe("t", async (event) => {
+    await Promise.resolve();
+    inbox.handler(event);
+  }, { from: "earliest" });
+  await inbox.until(2500);
+  assert.deepEqual(
+    inbox.payloads,
+    Array.from({ length: 2500 }, (_, i) => i + 1),
+  );
+  assert.deepEqual(errors, []);
+});
+
+Deno.test("InMemoryEventBus history: close() stops a replay that waits for its handler: no handler call after it", async () => {
+  const bus = new InMemoryEventBus({
+    history: {},
+    maxQueuedEvents: 10,
+    closeTimeoutMs: 50,
+    onError: () => {},
+  });
+  await bus.connect();
+  for (let n = 1; n <= 2500; n++) await bus.publish("t", makeEvent("t", { n }));
+  let calls = 0;
+  await bus.subscribe("t", async () => {
+    calls++;
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }, { from: "earliest" });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  await bus.close();
+  const after = calls;
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(calls, after);
+  assert.ok(after < 2500);
+});
+
 Deno.test("InMemoryEventBus history: events older than maxAgeMs are dropped from the log", async () => {
   await using bus = new InMemoryEventBus({ history: { maxAgeMs: 20 } });
   await bus.connect();

@@ -215,3 +215,54 @@ test("PostgresEventBus history: a channel prefix with capitals logs and replays"
     await bus.close();
   }
 });
+
+test("PostgresEventBus history: a transaction that commits behind the pages a replay has read is delivered, though the replay then reads one written after it", async (server) => {
+  const received = new Received();
+  const bus = await historyBus(server.url, received);
+  const sql = postgres(server.url, { max: 1, onnotice: () => {} });
+  const late = await sql.reserve();
+  try {
+    const topic = uniqueTopic("behind");
+    // A takes its transaction id before the backlog: it sorts before it.
+    await late`begin`;
+    await late`select pg_current_xact_id()`;
+    const backlog = Array.from({ length: 1500 }, (_, i) => i + 1);
+    await Promise.all(
+      backlog.map((n) => bus.publish(topic, makeEvent(topic, { n }))),
+    );
+    // The replay hands over its first page (1,000), then waits for this
+    // handler before reading the next.
+    const gate = Promise.withResolvers<void>();
+    const handed = Promise.withResolvers<void>();
+    await bus.subscribe(topic, async (event, delivery) => {
+      received.handler(event, delivery);
+      if (received.seen.length === 1) {
+        handed.resolve();
+        await gate.promise;
+      }
+    }, { from: "earliest" });
+    await handed.promise;
+    // A commits into the range read; C, written after, is on the next page.
+    const live = new Received();
+    await bus.subscribe(topic, live.handler);
+    await bus.publish(topic, makeEvent(topic, { n: "A" }), { sql: late });
+    await late`commit`;
+    await bus.publish(topic, makeEvent(topic, { n: "C" }));
+    await live.until(2);
+    gate.resolve();
+    await received.until(backlog.length + 2);
+    assert.deepEqual(received.seen.slice(0, backlog.length), backlog);
+    assert.deepEqual(
+      new Set(received.seen.slice(backlog.length)),
+      new Set(["A", "C"]),
+    );
+    await bus.publish(topic, makeEvent(topic, { n: "after" }));
+    await received.until(backlog.length + 3);
+    assert.equal(received.seen.length, backlog.length + 3);
+    assert.deepEqual(received.gaps, []);
+  } finally {
+    late.release();
+    await sql.end();
+    await bus.close();
+  }
+});
