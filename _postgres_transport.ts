@@ -50,8 +50,10 @@ export interface Settings {
 
 /** Roughly how much notification text one batch carries: one transaction's
  * notifications pass through the server's small notification buffer (a few
- * pages), and bigger ones spill to disk. */
-const BATCH_CHARS = 256 * 1024;
+ * pages), and bigger ones spill to disk. Measured with 4 KiB events, 128 KiB
+ * sent 15% more than 256 KiB (and as much as 64 KiB); small events are
+ * bounded by `maxBatch` first. */
+const BATCH_CHARS = 128 * 1024;
 
 /** PostgreSQL LISTEN/NOTIFY; see the comment at the top of this file. */
 export class PostgresTransport implements Transport<PostgresPublisher> {
