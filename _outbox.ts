@@ -108,10 +108,11 @@ export class Outbox {
   // The next batch: the longest run from the front within the transport's
   // limits on events and on JSON text (at least one event).
   #take(): Pending[] {
-    const { events, chars } = this.#transport.batch;
+    const { events, chars, charsPerEvent = Infinity } = this.#transport.batch;
     let end = 0, total = 0;
     while (end < this.#queue.length && end < events) {
-      total += this.#queue[end]!.event.toJSONString().length;
+      const length = this.#queue[end]!.event.toJSONString().length;
+      total += Math.min(length, charsPerEvent);
       if (end > 0 && total > chars) break;
       end++;
     }

@@ -6,7 +6,7 @@
 import type { Positions } from "./_history.ts";
 import type { Retention } from "./_options.ts";
 import { POSTGRES_POSITIONS, PostgresLog } from "./_postgres_log.ts";
-import { PayloadStore } from "./_postgres_payloads.ts";
+import { NOTIFY_LIMIT, PayloadStore } from "./_postgres_payloads.ts";
 import { PatternTable } from "./_postgres_patterns.ts";
 import {
   type Backend,
@@ -52,14 +52,15 @@ export interface Settings {
  * notifications pass through the server's small notification buffer (a few
  * pages), and bigger ones spill to disk. Measured with 4 KiB events, 128 KiB
  * sent 15% more than 256 KiB (and as much as 64 KiB); small events are
- * bounded by `maxBatch` first. */
+ * bounded by `maxBatch` first. An event too large to notify counts as
+ * NOTIFY_LIMIT: it is stored, and notified by a short reference. */
 const BATCH_CHARS = 128 * 1024;
 
 /** PostgreSQL LISTEN/NOTIFY; see the comment at the top of this file. */
 export class PostgresTransport implements Transport<PostgresPublisher> {
   readonly server = "PostgreSQL";
   readonly label: string;
-  readonly batch: { readonly events: number; readonly chars: number };
+  readonly batch: Transport["batch"];
   readonly channels: Channels;
   readonly store: PayloadStore;
   readonly positions: Positions | undefined;
@@ -69,7 +70,11 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
   constructor(settings: Settings) {
     this.#settings = settings;
     this.label = settings.label;
-    this.batch = { events: settings.maxBatch, chars: BATCH_CHARS };
+    this.batch = {
+      events: settings.maxBatch,
+      chars: BATCH_CHARS,
+      charsPerEvent: NOTIFY_LIMIT,
+    };
     this.store = new PayloadStore(settings.prefix, settings.ttlMs);
     const { history, prefix } = settings;
     this.channels = {

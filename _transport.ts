@@ -118,8 +118,16 @@ export interface Transport<P extends PublishLink = PublishLink> {
   readonly server: string;
   /** What `String(bus)` and messages show of the server (no credentials). */
   readonly label: string;
-  /** The most events, and characters of JSON text, one `send` is given. */
-  readonly batch: { readonly events: number; readonly chars: number };
+  /**
+   * The most events one `send` is given, and the most characters of their
+   * JSON text, each event's counted at most `charsPerEvent` (its share of
+   * what the batch costs the server), when given.
+   */
+  readonly batch: {
+    readonly events: number;
+    readonly chars: number;
+    readonly charsPerEvent?: number;
+  };
   /** Opens the publishing connection; gives up when `signal` aborts. */
   openPublisher(signal: AbortSignal, lost: (cause?: Error) => void): Promise<P>;
   /** Opens the receiving connection; gives up when `signal` aborts. */
