@@ -50,6 +50,7 @@ export {
   type EventBus,
   EventBusError,
   type EventBusErrorCode,
+  type EventBusLifecycle,
   type EventBusOptions,
   type EventDict,
   EventFormatError,
@@ -76,6 +77,7 @@ export {
   type TopicEvent,
   type TopicMap,
   type TopicOf,
+  type UntypedPayload,
   type UntypedTopics,
 } from "./types.ts";
 export { InMemoryEventBus } from "./memory.ts";

@@ -121,7 +121,7 @@ export type JsonSafe<T> = unknown extends T ? T
         // An optional key may be missing; undefined in a required one may not.
         K in keyof T
       ]: Record<never, never> extends Pick<T, K>
-        ? JsonSafe<Exclude<T[K], undefined>> | undefined
+        ? JsonSafe<Exclude<T[K], undefined>>
         : JsonSafe<T[K]>;
     }
   : never;
@@ -162,10 +162,30 @@ export type TopicMap<T> = {
  * assert.equal(payload.id, 1);
  * ```
  */
-export type PayloadInit<P> = [P] extends [JsonObject]
-  ? [JsonObject] extends [P] ? Readonly<Record<string, unknown>>
-  : P & JsonSafe<P> & object
-  : P & JsonSafe<P> & object;
+export type PayloadInit<P> =
+  // P is JsonObject itself (the default), not a type that fits it.
+  (<G>() => G extends P ? 1 : 2) extends (<G>() => G extends JsonObject ? 1 : 2)
+    ? UntypedPayload
+    : P & JsonSafe<P> & object;
+
+/**
+ * What an untyped event's `payload` takes: any plain object (an interface's
+ * value too), not an array, a function or a primitive; what JSON cannot
+ * carry inside it is refused at run time.
+ *
+ * @example An interface's value as an untyped payload
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Event, type UntypedPayload } from "@dataknobs/events";
+ * interface Change { id: string }
+ * const change: Change = { id: "c1" };
+ * const payload: UntypedPayload = change;
+ * assert.equal(new Event({ type: "updated", topic: "t", payload }).payload.id, "c1");
+ * ```
+ */
+export type UntypedPayload =
+  | Readonly<Record<string, unknown>>
+  | (object & { readonly length?: never });
 
 /**
  * The topic map of a bus made without one: any topic, payloads of type
@@ -1384,6 +1404,29 @@ export interface EventBus<T extends TopicMap<T> = UntypedTopics>
     options: PatternOptions<EventsOptions>,
   ): EventIterator<TopicEvent<T>>;
 }
+
+/**
+ * What every bus has, whatever its topic map: its state, `connect`,
+ * `close` and `await using`. A function that only manages buses (connects,
+ * closes, reports their state) takes this, and any bus fits, typed or not.
+ *
+ * @example Close every bus
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createEventBus, type EventBusLifecycle } from "@dataknobs/events";
+ * async function closeAll(buses: EventBusLifecycle[]): Promise<void> {
+ *   await Promise.all(buses.map((bus) => bus.close()));
+ * }
+ * const typed = createEventBus<{ jobs: { id: number } }>();
+ * const untyped = createEventBus();
+ * await closeAll([typed, untyped]);
+ * assert.equal(typed.state, "closed");
+ * ```
+ */
+export type EventBusLifecycle = Pick<
+  EventBus,
+  "state" | "connect" | "close" | typeof Symbol.asyncDispose
+>;
 
 /**
  * What {@linkcode EventBus.events} returns: an async iterator of events

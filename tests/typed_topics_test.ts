@@ -7,6 +7,7 @@ import {
   createEventBus,
   Event,
   type EventBus,
+  type EventBusLifecycle,
   type EventHandler,
   type EventIterator,
   InMemoryEventBus,
@@ -65,8 +66,31 @@ function typeChecks(bus: EventBus<Topics>, untyped: EventBus): void {
   void bus.subscribe("registry:bot", () => {});
   // @ts-expect-error a handler for another payload
   void bus.subscribe("registry:bots", (event: Event<Ingestion>) => void event);
-  // @ts-expect-error an exact subscription cannot take a pattern
-  void bus.subscribe("registry:bots", () => {}, { pattern: null, x: 1 });
+  const exact = (event: Event<BotChange>) => void event;
+  // @ts-expect-error a pattern gets every topic's events, not one payload
+  void bus.subscribe("registry:bots", exact, { pattern: "registry:*" });
+  // @ts-expect-error the same with the positional pattern
+  void bus.subscribe("registry:bots", exact, "registry:*");
+  type V = { v?: number };
+  const t = { type: "created", topic: "t" } as const;
+  // An optional key is left out, not set to undefined (exactOptional…).
+  // @ts-expect-error undefined in an optional key
+  new Event<V>({ ...t, payload: { v: undefined } });
+  // Untyped events take an interface's value as they take any plain object.
+  const change: BotChange = { bot_id: "b1" };
+  const anyEvents: Event<unknown>[] = [
+    new Event({ type: "updated", topic: "t", payload: change }),
+    new Event<BotChange>({ type: "updated", topic: "t", payload: change }),
+  ];
+  void anyEvents;
+  // Any bus, typed or not, as its lifecycle.
+  const lifecycles: EventBusLifecycle[] = [
+    bus,
+    untyped,
+    new InMemoryEventBus<Topics>(),
+    new RedisEventBus<Topics>({ host: "127.0.0.1" }),
+  ];
+  void lifecycles;
 
   // A pattern subscription gets the union, narrowed by `topic`.
   void bus.subscribe("all", (event) => {
