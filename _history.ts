@@ -65,6 +65,13 @@ export interface Positions {
    * before `position` was.
    */
   floor(position: Position): Position;
+  /**
+   * `position` with a floor no later than `floor` (a log out of order): what
+   * a handler is given for an entry a catch-up delivered while entries
+   * before `floor` may still come, so that resuming from it (`from`)
+   * starts early enough to get them. Absent for a log in order.
+   */
+  capped?(position: Position, floor: Position): Position;
 }
 
 /**
@@ -284,7 +291,14 @@ export class Cursor {
         if (!follower.wants(event)) continue;
         if (follower.full) await follower.idle();
         if (this.#ended(hooks)) return;
-        if (this.admit(position)) follower.take(event, position);
+        if (!this.admit(position)) continue;
+        const horizon = this.#horizon;
+        follower.take(
+          event,
+          horizon === undefined
+            ? position
+            : this.#log.capped!(position, horizon),
+        );
       }
       await follower.idle();
       if (page.entries.length < PAGE || this.#ended(hooks)) return;

@@ -39,6 +39,12 @@ export const POSTGRES_POSITIONS: Positions = {
     const [epoch, , , floor] = position.split("-");
     return `${epoch}-${floor}-0-${floor}`;
   },
+  capped: (position, floor) => {
+    const [epoch, xid, id, own] = position.split("-");
+    const cap = floor.split("-")[3]!;
+    const lower = comparePositions(`-${cap}`, `-${own}`, 1) < 0 ? cap : own;
+    return `${epoch}-${xid}-${id}-${lower}`;
+  },
 };
 
 /** The `<prefix>_log` table and the record of what retention removed. */

@@ -132,6 +132,10 @@ export class Remote {
       valid: (position) => positions.valid(position),
       compare: (a, b) => positions.compare(a, b),
       floor: (position) => positions.floor(position),
+      ...(positions.capped === undefined ? {} : {
+        capped: (position: Position, floor: Position) =>
+          positions.capped!(position, floor),
+      }),
       head: () =>
         read((link) => link.head!()).catch((error) => {
           throw new EventBusError(

@@ -234,8 +234,10 @@ test("PostgresEventBus history: a transaction that commits behind the pages a re
     // handler before reading the next.
     const gate = Promise.withResolvers<void>();
     const handed = Promise.withResolvers<void>();
+    const positions = new Map<unknown, string>();
     await bus.subscribe(topic, async (event, delivery) => {
       received.handler(event, delivery);
+      positions.set(event.payload.n, delivery.position!);
       if (received.seen.length === 1) {
         handed.resolve();
         await gate.promise;
@@ -260,6 +262,14 @@ test("PostgresEventBus history: a transaction that commits behind the pages a re
     await received.until(backlog.length + 3);
     assert.equal(received.seen.length, backlog.length + 3);
     assert.deepEqual(received.gaps, []);
+    // C (page 2) came before A (held live, released after the pass): a
+    // handler that saved C's position and crashed before A must get A when
+    // it resumes from it.
+    assert.deepEqual(received.seen.slice(backlog.length), ["C", "A", "after"]);
+    const resumed = new Received();
+    await bus.subscribe(topic, resumed.handler, { from: positions.get("C")! });
+    await resumed.until(2);
+    assert.ok(resumed.seen.includes("A"), JSON.stringify(resumed.seen));
   } finally {
     late.release();
     await sql.end();
