@@ -55,15 +55,7 @@ export async function notify(
         from ${sql(channels.patterns.table)}
         where expires_at > now() and ${topic} like pattern_like`;
     await (log === undefined
-      // Fixed text (the table's name is [A-Za-z0-9_]): postgres.js
-      // stringifies no fragments, and the text goes once.
-      ? sql.unsafe(
-        `select pg_notify($1, $2), (select count(pg_notify(channel, $2))
-          from "${channels.patterns.table}"
-          where expires_at > now() and $3 like pattern_like)`,
-        [name, text, topic],
-        { prepare: true },
-      )
+      ? sql`select pg_notify(${name}, ${text}), (${patterns(sql`${text}`)})`
       : sql`with t as (
           select ${name}::text as c, ${topic}::text as topic, ${text}::text as p,
             ${text}::text as b, 1 as i

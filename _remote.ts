@@ -129,13 +129,7 @@ export class Remote {
     const read = <T>(command: (link: PublishLink) => Promise<T>) =>
       this.#onPublisher("read the event log", command);
     return {
-      valid: (position) => positions.valid(position),
-      compare: (a, b) => positions.compare(a, b),
-      floor: (position) => positions.floor(position),
-      ...(positions.capped === undefined ? {} : {
-        capped: (position: Position, floor: Position) =>
-          positions.capped!(position, floor),
-      }),
+      ...positions,
       head: () =>
         read((link) => link.head!()).catch((error) => {
           throw new EventBusError(
