@@ -37,7 +37,7 @@ export class MemoryLog implements Log {
     this.#events.push(event);
     this.#times.push(now);
     this.#trim(now);
-    return this.#at(this.#first + this.#events.length - this.#start - 1);
+    return this.#at(this.#last());
   }
 
   valid(position: string): boolean {
@@ -53,8 +53,7 @@ export class MemoryLog implements Log {
   }
 
   head(): Promise<Head> {
-    const last = this.#first + this.#events.length - this.#start - 1;
-    return Promise.resolve({ mark: this.#at(last), seen: [] });
+    return Promise.resolve({ mark: this.#at(this.#last()), seen: [] });
   }
 
   read(from: Position | undefined, limit: number): Promise<Page> {
@@ -75,6 +74,11 @@ export class MemoryLog implements Log {
       entries.push({ position, event: this.#events[i]! });
     }
     return Promise.resolve({ entries, lost });
+  }
+
+  /** The number of the newest entry (the oldest − 1 when none is kept). */
+  #last(): number {
+    return this.#first + this.#events.length - this.#start - 1;
   }
 
   #at(n: number): Position {
