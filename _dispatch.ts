@@ -277,6 +277,7 @@ export class Dispatcher {
           new EventBusError(
             "DROPPED_ON_CLOSE",
             `Dropped ${dropped} queued event(s) of subscription ${sub.subscriptionId} on close: the handler did not finish within closeTimeoutMs (${timeoutMs} ms) or called close() itself`,
+            { dropped },
           ),
           null,
           sub,
@@ -397,6 +398,7 @@ class Sub implements Subscription, Follower {
           new EventBusError(
             "DROPPED_ON_CANCEL",
             `Dropped ${dropped} queued event(s) of subscription ${this.subscriptionId} on cancel(): they were waiting for its handler; close() instead of cancel() lets handlers finish what they have`,
+            { dropped },
           ),
           null,
           this,

@@ -205,10 +205,8 @@ function makeBus(config: Record<string, unknown>): EventBus {
 function onError(error: unknown): void {
   const message = error instanceof Error ? error.message : String(error);
   if (error instanceof EventBusError && error.code === "DROPPED_ON_CLOSE") {
-    // Events still queued for the printing handler when tail stopped; the
-    // error's message starts with their count.
-    const count = /^Dropped (\d+)/.exec(message)?.[1] ?? "some";
-    err(`events: stopped; ${count} event(s) not printed`);
+    // Events still queued for the printing handler when tail stopped.
+    err(`events: stopped; ${error.dropped} event(s) not printed`);
     return;
   }
   err(`events: ${message}`);

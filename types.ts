@@ -1635,22 +1635,29 @@ export type EventBusErrorCode =
 export class EventBusError extends Error {
   /** The stable code; see {@linkcode EventBusErrorCode}. */
   readonly code: EventBusErrorCode;
+  /**
+   * How many queued events were dropped: set for `DROPPED_ON_CLOSE` and
+   * `DROPPED_ON_CANCEL`, undefined for the other codes.
+   */
+  readonly dropped: number | undefined;
 
   /**
    * Makes an error.
    *
    * @param code The stable code.
    * @param message What went wrong and what to do.
-   * @param options The cause, if any.
+   * @param options The cause, if any; `dropped`, the count of events
+   *   dropped.
    */
   constructor(
     code: EventBusErrorCode,
     message: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { dropped?: number },
   ) {
     super(message, options);
     this.name = "EventBusError";
     this.code = code;
+    this.dropped = options?.dropped;
   }
 }
 

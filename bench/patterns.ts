@@ -7,7 +7,7 @@
 // - Dispatch on one bus, every backend: events/s with 10, 1,000 and 3,000
 //   pattern subscriptions of which 10 match the topic.
 import { Event, type EventBus, EventType } from "../mod.ts";
-import { type Backend, bus } from "./_buses.ts";
+import { type Backend, bus, forget } from "./_buses.ts";
 import { median, N, rate, ROUNDS, rounds, type Row } from "./_measure.ts";
 
 /** `count` distinct patterns that do not match `topic`, and 10 that do. */
@@ -79,6 +79,7 @@ async function measure(
   } finally {
     await sender.close();
     await receiver.close();
+    await forget(backend, prefix);
   }
 }
 
@@ -113,6 +114,7 @@ async function taxed(idle: number, count: number): Promise<number> {
     return rate(count, start);
   } finally {
     for (const b of [sender, receiver, elsewhere]) await b!.close();
+    await forget("postgres", prefix);
   }
 }
 

@@ -66,9 +66,14 @@ async function send(
   return sent.stdout;
 }
 
+// The prefixes the tests used, with their backend: the last test removes
+// what they left on the shared servers.
+const used = new Map<string, string>();
+
 /** The config flags of a backend, on a channel prefix of this test's own. */
 function flags(backend: string): string[] {
   const prefix = `cli_${crypto.randomUUID().slice(0, 8)}`;
+  used.set(prefix, backend);
   return backend === "redis"
     ? ["--backend", "redis", "--url", REDIS_URL, "--channel-prefix", prefix]
     : [
@@ -776,5 +781,13 @@ Deno.test({
     } finally {
       await Deno.remove(big);
     }
+  },
+});
+
+Deno.test({
+  name: "cli: (clean-up) the tests' tables and logs are removed",
+  ignore: !pg && !redis,
+  async fn() {
+    for (const [prefix, backend] of used) await dropLog(backend, prefix);
   },
 });

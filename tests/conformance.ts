@@ -662,6 +662,7 @@ export function conformance(name: string, factory: BusFactory): void {
     );
     assert.equal(drops.length, 1);
     assert.match(String(drops[0]), /Dropped 4 queued event/);
+    assert.equal((drops[0] as EventBusError).dropped, 4);
     const closed = bus.close();
     setTimeout(release, 50);
     await closed;

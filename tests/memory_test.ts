@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   createEventBus,
   Event,
+  EventBusError,
   EventType,
   type Gap,
   InMemoryEventBus,
@@ -68,6 +69,7 @@ Deno.test("close() waits for in-flight handlers up to closeTimeoutMs, then drops
   await second; // released by the drop
   assert.equal(inbox.events.length, 1);
   assert.match(String((errors[0] as Error).message), /Dropped 1 queued event/);
+  assert.equal((errors[0] as EventBusError).dropped, 1);
   release();
   await first;
   assert.equal(inbox.events.length, 1);

@@ -51,6 +51,30 @@ const connected = (options: Partial<PostgresEventBusOptions> = {}) =>
     })
   );
 
+// The server processes of the LISTEN connections that `open` makes. Tests
+// stop only their own bus's connection: other processes (a parallel run,
+// a developer's service) may have buses on the same server.
+async function listenersOf<T>(open: () => Promise<T>): Promise<[T, number[]]> {
+  const listeners = async () =>
+    new Set(
+      (await withSql((sql) =>
+        sql`select pid from pg_stat_activity
+            where application_name = 'dataknobs-events-listener'`
+      )).map((row) => row.pid as number),
+    );
+  const before = await listeners();
+  const opened = await open();
+  const pids = [...await listeners()].filter((pid) => !before.has(pid));
+  // A process that opened one at the same moment is counted too (rare).
+  assert.ok(pids.length >= 1, "the bus opened no LISTEN connection");
+  return [opened, pids];
+}
+
+const terminate = (pids: number[]) =>
+  withSql((sql) =>
+    sql`select pg_terminate_backend(pid) from unnest(${pids}::int[]) as pid`
+  );
+
 async function withSql<T>(fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
   const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
   try {
@@ -175,13 +199,8 @@ test("PostgresEventBus: large bodies are deleted after largePayloadTtlMs while c
 });
 
 test("PostgresEventBus: 5,000 topics subscribed and cancelled leave nothing on the LISTEN connection's server process", async () => {
-  const { bus } = await connected();
+  const [{ bus }, [pid]] = await listenersOf(() => connected());
   try {
-    const [{ pid }] = await withSql((sql) =>
-      sql`select pid from pg_stat_activity
-          where application_name = 'dataknobs-events-listener'
-          order by backend_start desc limit 1`
-    ) as unknown as [{ pid: number }];
     const rss = async () => {
       const { stdout } = await new Deno.Command("ps", {
         args: ["-o", "rss=", "-p", String(pid)],
@@ -332,10 +351,9 @@ test("PostgresEventBus: large events keep their order among small ones", async (
 });
 
 test("PostgresEventBus: pg_terminate_backend of the LISTEN connection → re-LISTEN, gap reported, delivery resumes", async () => {
-  const { bus, gaps, states } = await connected({
-    heartbeatMs: 200,
-    maxReconnectDelayMs: 100,
-  });
+  const [{ bus, gaps, states }, pids] = await listenersOf(() =>
+    connected({ heartbeatMs: 200, maxReconnectDelayMs: 100 })
+  );
   const topic = uniqueTopic("kill");
   const exact = new Inbox(), pattern = new Inbox();
   await bus.subscribe(topic, exact.handler);
@@ -343,9 +361,7 @@ test("PostgresEventBus: pg_terminate_backend of the LISTEN connection → re-LIS
   await bus.publish(topic, makeEvent(topic, { n: 1 }));
   await exact.until(1);
   const killedAt = Date.now();
-  await withSql((sql) =>
-    sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'dataknobs-events-listener'`
-  );
+  await terminate(pids);
   await until(() => gaps.length === 1, "the gap report");
   // `since` is the last moment the connection was proven live: before the
   // kill, by at most two heartbeats.
@@ -364,18 +380,12 @@ test("PostgresEventBus: pg_terminate_backend of the LISTEN connection → re-LIS
 });
 
 test("PostgresEventBus: a LISTEN connection that stops answering is replaced by the heartbeat", async () => {
-  const { bus, gaps } = await connected({
-    heartbeatMs: 200,
-    maxReconnectDelayMs: 100,
-  });
+  const [{ bus, gaps }, [pid]] = await listenersOf(() =>
+    connected({ heartbeatMs: 200, maxReconnectDelayMs: 100 })
+  );
   const topic = uniqueTopic("hang");
   const inbox = new Inbox();
   await bus.subscribe(topic, inbox.handler);
-  const [{ pid }] = await withSql((sql) =>
-    sql`select pid from pg_stat_activity
-        where application_name = 'dataknobs-events-listener'
-        order by backend_start desc limit 1`
-  ) as unknown as [{ pid: number }];
   const signal = (name: string) =>
     new Deno.Command("kill", { args: [`-${name}`, String(pid)] }).output();
   await signal("STOP"); // the backend hangs; its socket stays open
@@ -564,11 +574,9 @@ test("PostgresEventBus: a failed connect() may be retried, and reconnection stil
     }
   })();
   try {
-    await bus.connect();
+    const [, pids] = await listenersOf(() => bus.connect());
     assert.equal(bus.state, "ready");
-    await withSql((sql) =>
-      sql`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'dataknobs-events-listener'`
-    );
+    await terminate(pids);
     await until(
       () => gaps.length === 1,
       "the gap report after the retried connect",

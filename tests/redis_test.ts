@@ -56,6 +56,24 @@ async function withAdmin<T>(
   }
 }
 
+// The ids of the subscriber connections that `open` makes. Tests kill only
+// their own bus's connection: other processes may use the same server.
+async function subscribersOf<T>(
+  open: () => Promise<T>,
+): Promise<[T, string[]]> {
+  const subscribers = async () =>
+    new Set(
+      String(await withAdmin((admin) => admin.call("CLIENT", "LIST")))
+        .match(/(?<=^id=)\d+(?=.* name=dataknobs-events-subscriber )/gm) ?? [],
+    );
+  const before = await subscribers();
+  const opened = await open();
+  const ids = [...await subscribers()].filter((id) => !before.has(id));
+  // A process that opened one at the same moment is counted too (rare).
+  assert.ok(ids.length >= 1, "the bus opened no subscriber connection");
+  return [opened, ids];
+}
+
 // ACL SETUSER `user` `rules` on the server at `url`.
 const setUser = (url: string, user: string, ...rules: string[]) =>
   withAdmin(
@@ -156,9 +174,9 @@ test("RedisEventBus: channel prefixes isolate buses", async () => {
 const HEARTBEAT_MS = 200;
 
 test("RedisEventBus: CLIENT KILL of the subscriber mid-stream → resubscribed, gap reported, nothing after lost", async () => {
-  const { bus, gaps, states, errors } = await connected({
-    heartbeatMs: HEARTBEAT_MS,
-  });
+  const [{ bus, gaps, states, errors }, ids] = await subscribersOf(() =>
+    connected({ heartbeatMs: HEARTBEAT_MS })
+  );
   const topic = uniqueTopic("kill");
   const exact = new Inbox(), pattern = new Inbox();
   await bus.subscribe(topic, exact.handler);
@@ -166,7 +184,9 @@ test("RedisEventBus: CLIENT KILL of the subscriber mid-stream → resubscribed, 
   await bus.publish(topic, makeEvent(topic, { n: 1 }));
   await exact.until(1);
   const killedAt = Date.now();
-  await withAdmin((admin) => admin.client("KILL", "TYPE", "pubsub"));
+  await withAdmin(async (admin) => {
+    for (const id of ids) await admin.client("KILL", "ID", id);
+  });
   // Wait until the bus says it is ready again (resubscription confirmed).
   for (let i = 0; i < 200 && gaps.length === 0; i++) {
     await new Promise((r) => setTimeout(r, 10));
