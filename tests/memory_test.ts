@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import {
   createEventBus,
   Event,
-  EventBusError,
+  type EventBusError,
   EventType,
   type Gap,
   InMemoryEventBus,
