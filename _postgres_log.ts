@@ -376,27 +376,32 @@ export class PostgresLog {
     await sql`with lock as (
       select pg_try_advisory_xact_lock(hashtext(${this.table})) as got
     ), s as (
-      select counted from ${state}
-      where log = ${log} and (select got from lock)
-    ), added as (
-      select count(*) as n from ${table}, s
-      where ${table}.xid >= pg_snapshot_xmax(s.counted)
-        or ${table}.xid = any(array(select pg_snapshot_xip(s.counted)))
+      select pg_snapshot_xmax(counted) as xmax,
+        array(select pg_snapshot_xip(counted)) as xip
+      from ${state} where log = ${log} and (select got from lock)
     ), counted as (
-      update ${state} set kept = kept + (select n from added),
+      -- Index scans (a range bounded both ways reads as narrow to the
+      -- planner; every committed transaction id is below the xmax).
+      update ${state} set kept = kept
+        + (select count(*) from ${table} where xid >= (select xmax from s)
+          and xid < pg_snapshot_xmax(pg_current_snapshot()))
+        + (select coalesce(sum((
+            select count(*) from ${table} where xid = x
+          )), 0) from unnest((select xip from s)) x),
         counted = pg_current_snapshot()
       where log = ${log} and (select got from lock)
       returning kept
     )
     delete from ${table} where id in (
-      select id from (
-        select id, created_at, row_number() over (order by xid, id) as k
-        from (
-          select xid, id, created_at from ${table} order by xid, id limit 10000
-        ) oldest
+      (select id from ${table} order by xid, id
+        limit greatest(least((select kept from counted) - ${maxEvents}, 10000), 0))
+      union all
+      (select id from (
+        select id, created_at from ${table} order by xid, id limit 10000
       ) o
-      where o.k <= (select kept from counted) - ${maxEvents}
-        or o.created_at < now() - ${maxAgeMs} * interval '1 millisecond'
+      where o.created_at < now() - ${maxAgeMs} * interval '1 millisecond'
+        and (select created_at from ${table} order by xid, id limit 1)
+          < now() - ${maxAgeMs} * interval '1 millisecond')
     ) and (select got from lock)`;
   }
 }
