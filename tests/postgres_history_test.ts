@@ -481,3 +481,99 @@ test("PostgresEventBus history: maxEvents keeps that many events, though rolled-
     await raw.end();
   }
 });
+
+test("PostgresEventBus history: a DELETE by hand reads as lost to a position before what it removed, and the count of maxEvents stays exact", async (server) => {
+  const received = new Received();
+  const bus = await busWith(server.url, received, { maxEvents: 3 });
+  try {
+    const topic = uniqueTopic("deleted");
+    await publishAll(bus, topic, [1, 2, 3]);
+    const saved = (await positionsOf(bus, topic, 3)).get(1)!;
+    await server.psql(
+      `delete from events_log where body like '%"n":2%'`,
+    );
+    const resumed = new Received();
+    await bus.subscribe(topic, resumed.handler, { from: saved });
+    await resumed.until(1);
+    assert.deepEqual(resumed.seen, [3]);
+    assert.deepEqual(received.gaps.map((gap) => gap.lost), [true]);
+    await publishAll(bus, topic, [4, 5]);
+    const replayed = new Received();
+    await bus.subscribe(topic, replayed.handler, { from: "earliest" });
+    await replayed.until(3);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.deepEqual(replayed.seen, [3, 4, 5]);
+  } finally {
+    await bus.close();
+  }
+});
+
+test("PostgresEventBus history: a publish in a transaction that finds the log dropped fails, has it made again, and the next transaction publishes", async (server) => {
+  const received = new Received();
+  const bus = await busWith(server.url, received);
+  const raw = postgres(server.url, { max: 1, onnotice: () => {} });
+  try {
+    const topic = uniqueTopic("txdrop");
+    await publishAll(bus, topic, [1]);
+    await server.psql("drop table events_log");
+    await assert.rejects(
+      raw.begin((tx) =>
+        bus.publish(topic, makeEvent(topic, { n: 2 }), { sql: tx })
+      ),
+      /does not exist.*made its tables again: retry the transaction/,
+    );
+    await raw.begin((tx) =>
+      bus.publish(topic, makeEvent(topic, { n: 3 }), { sql: tx })
+    );
+    const replayed = new Received();
+    await bus.subscribe(topic, replayed.handler, { from: "earliest" });
+    await replayed.until(1);
+    assert.deepEqual(replayed.seen, [3]);
+  } finally {
+    await raw.end();
+    await bus.close();
+  }
+});
+
+test("PostgresEventBus history: a log dropped and made again by another bus while a subscriber listens: it takes the new log's events live, and after a lost connection replays from them without a gap", async (server) => {
+  const received = new Received();
+  const bus = await historyBus(server.url, received);
+  const other = await busWith(server.url, new Received());
+  try {
+    const topic = uniqueTopic("remade");
+    await bus.subscribe(topic, received.handler);
+    await publishAll(bus, topic, [1]);
+    await received.until(1);
+    await server.psql("drop table events_log");
+    await publishAll(other, topic, [2]);
+    await received.until(2);
+    await killListener(server);
+    await publishAll(other, topic, [3]);
+    await received.until(3);
+    assert.deepEqual(received.seen, [1, 2, 3]);
+    assert.deepEqual(received.gaps, []);
+  } finally {
+    await other.close();
+    await bus.close();
+  }
+});
+
+test("PostgresEventBus history: a position with a transaction id the server has not handed out (a server that lost its latest commits, or a copy) reads as lost", async (server) => {
+  const received = new Received();
+  const bus = await busWith(server.url, received);
+  try {
+    const topic = uniqueTopic("future");
+    await publishAll(bus, topic, [1]);
+    const [epoch, xid] = (await positionsOf(bus, topic, 1)).get(1)!.split("-");
+    const ahead = BigInt(xid!) + 1000n;
+    const resumed = new Received();
+    await bus.subscribe(topic, resumed.handler, {
+      from: `${epoch}-${ahead}-1-${ahead}`,
+    });
+    await resumed.until(1);
+    assert.deepEqual(resumed.seen, [1]);
+    assert.deepEqual(received.gaps.map((gap) => gap.lost), [true]);
+  } finally {
+    await bus.close();
+  }
+});
