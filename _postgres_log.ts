@@ -94,7 +94,11 @@ interface Removed {
  * it is neither `had` nor of `had`'s transaction before it (delivered
  * with it).
  */
-function owedRemoved(from: Key, had: Key | undefined, removed: Removed) {
+function owedRemoved(
+  from: Key,
+  had: Key | undefined,
+  removed: Removed,
+): boolean {
   const { newest, before } = removed;
   if (had === undefined || after(newest, had)) return after(newest, from);
   return after(newest, from) && (newest[0] !== had[0] || after(before, from));
