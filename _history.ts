@@ -286,7 +286,20 @@ export class Cursor {
       const page = await this.#log.read(from, PAGE);
       if (this.#ended(hooks)) return;
       if (first) this.#horizon = page.horizon;
-      if (page.lost) hooks.lost();
+      if (page.lost) {
+        hooks.lost();
+        // A log that started again below the mark (a position past its
+        // end, e.g. a server that lost its latest writes): what it holds
+        // is owed from its oldest entry.
+        const oldest = page.entries[0]?.position;
+        if (
+          oldest !== undefined && this.#mark !== undefined &&
+          this.#log.compare(oldest, this.#mark) <= 0
+        ) {
+          this.#mark = undefined;
+          this.#seen.clear();
+        }
+      }
       for (const { position, event } of page.entries) {
         if (!follower.wants(event)) continue;
         if (follower.full) await follower.idle();

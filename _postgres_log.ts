@@ -11,8 +11,21 @@
 // never waits for anything; a reader that saw an entry owes only what is
 // at or after its floor (the core keeps the entries it has seen there).
 //
-// A position is `<epoch>-<xid>-<id>-<floor>`; the epoch is the table's oid,
-// so a table deleted and made again starts a new one.
+// A position is `<epoch>-<xid>-<id>-<floor>`. The epoch names one history
+// of the log: `<oid>.<timeline>`, the table's oid (a table dropped and made
+// again starts a new one) and the server's timeline (a standby promoted
+// starts a new one: it may have lagged, and then reuses the transaction
+// ids of what it never had). A position of another epoch, or with a
+// transaction id the server has not handed out yet (a server restored
+// from a copy), reads as lost.
+//
+// What left the log is recorded by triggers in `<prefix>_log_state`,
+// whoever removed it (the retention, or a DELETE or TRUNCATE by hand): the
+// newest entry removed, and the newest one of an earlier transaction, so
+// that a position whose own entry is gone, with nothing after it, is not
+// a loss. The same row counts the entries the log holds (for maxEvents):
+// the retention adds those made visible since the snapshot of its last
+// count, so each entry is counted once, at a cost bounded by what is new.
 
 import type { ISql, Sql } from "postgres";
 import { comparePositions, type Head, type Positions } from "./_history.ts";
@@ -20,24 +33,44 @@ import type { Retention } from "./_options.ts";
 import { POSITION_KEY } from "./_transport.ts";
 import type { LogPage } from "./_transport.ts";
 
-const POSITION =
-  /^(\d{1,10})-(0|[1-9]\d{0,19})-(0|[1-9]\d{0,18})-(0|[1-9]\d{0,19})$/;
+const EPOCH = String.raw`\d{1,10}(?:\.\d{1,10})?`;
+const XID = String.raw`(0|[1-9]\d{0,19})`;
+const ID = String.raw`(0|[1-9]\d{0,18})`;
+const POSITION = new RegExp(`^(${EPOCH})-${XID}-${ID}-${XID}$`);
+/** A position, or a mark (a floor followed by the entry it is of). */
+const MARK = new RegExp(`^(${EPOCH})-${XID}-${ID}-${XID}(?:-${XID}-${ID})?$`);
 
-function parse(position: string): [string, bigint, bigint] {
-  const match = POSITION.exec(position);
+/** A place in the log: (transaction id, id). */
+type Key = readonly [bigint, bigint];
+
+const after = (a: Key, b: Key): boolean =>
+  a[0] > b[0] || (a[0] === b[0] && a[1] > b[1]);
+
+// The epoch, place, and (for a mark) the entry had of a position or mark.
+function parse(position: string): [string, Key, Key | undefined] {
+  const match = MARK.exec(position);
   if (match === null) {
     throw new TypeError(`Not a position of a PostgreSQL log: ${position}`);
   }
-  return [match[1]!, BigInt(match[2]!), BigInt(match[3]!)];
+  const [, epoch, xid, id, , hadXid, hadId] = match;
+  return [
+    epoch!,
+    [BigInt(xid!), BigInt(id!)],
+    hadXid === undefined ? undefined : [BigInt(hadXid), BigInt(hadId!)],
+  ];
 }
 
-/** Positions in a PostgreSQL log; see the comment at the top. */
+/**
+ * Positions in a PostgreSQL log; see the comment at the top. The floor of
+ * a position is a mark: the floor, then the position's own (xid, id), so
+ * that a read from it knows which entry its reader had.
+ */
 export const POSTGRES_POSITIONS: Positions = {
   valid: (position) => POSITION.test(position),
   compare: (a, b) => comparePositions(a, b, 2),
   floor: (position) => {
-    const [epoch, , , floor] = position.split("-");
-    return `${epoch}-${floor}-0-${floor}`;
+    const [epoch, xid, id, floor] = position.split("-");
+    return `${epoch}-${floor}-0-${floor}-${xid}-${id}`;
   },
   capped: (position, floor) => {
     const [epoch, xid, id, own] = position.split("-");
@@ -47,50 +80,177 @@ export const POSTGRES_POSITIONS: Positions = {
   },
 };
 
-/** The `<prefix>_log` table and the record of what retention removed. */
+/** What the log's state row says was removed (see the top). */
+interface Removed {
+  /** The newest entry removed ((0, 0): none). */
+  readonly newest: Key;
+  /** The newest removed of a transaction before the newest's. */
+  readonly before: Key;
+}
+
+/**
+ * Whether a read from `from` (a position, or a mark of an entry `had`)
+ * misses an entry its reader is owed: one after `from` was removed, and
+ * it is neither `had` nor of `had`'s transaction before it (delivered
+ * with it).
+ */
+function owedRemoved(
+  from: Key,
+  had: Key | undefined,
+  removed: Removed,
+): boolean {
+  const { newest, before } = removed;
+  if (had === undefined || after(newest, had)) return after(newest, from);
+  return after(newest, from) && (newest[0] !== had[0] || after(before, from));
+}
+
+/**
+ * The epoch of the log (see the top), in SQL: `pg_walfile_name` names the
+ * timeline WAL is written on now (it fails on a standby, where the bus
+ * cannot publish either).
+ */
+const epoch = (sql: ISql, table: string) =>
+  sql`to_regclass(quote_ident(${table}))::oid::text || '.' ||
+    ('x' || left(pg_walfile_name(pg_current_wal_lsn()), 8))::bit(32)::bigint`;
+
+/** A name quoted for SQL text (a channel prefix is [A-Za-z0-9_]). */
+const quoted = (name: string) => `"${name}"`;
+
+/** The `<prefix>_log` table, its state row and triggers (see the top). */
 export class PostgresLog {
   readonly table: string;
-  /** One row: the largest (xid, id) retention deleted. */
-  readonly trimmed: string;
+  /** One row per log table (by oid): counts, and what was removed. */
+  readonly state: string;
+  /** The trigger function that records what left the log. */
+  readonly removed: string;
   readonly #retention: Retention;
 
   constructor(prefix: string, retention: Retention) {
     this.table = `${prefix}_log`;
-    this.trimmed = `${prefix}_log_trimmed`;
+    this.state = `${prefix}_log_state`;
+    this.removed = `${prefix}_log_removed`;
     this.#retention = retention;
   }
 
   /**
-   * Creates the tables if they do not exist (two processes may race). Looks
-   * first: `create index if not exists` takes a lock on an existing table,
-   * and so would wait for any open transaction that published to it.
+   * Creates what does not exist (two processes may race). Looks first:
+   * `create index if not exists` takes a lock on an existing table, and so
+   * would wait for any open transaction that published to it.
    */
   async create(sql: Sql): Promise<void> {
     const [row] = await sql`select
       to_regclass(quote_ident(${this.table})) is not null
       and to_regclass(quote_ident(${`${this.table}_order`})) is not null
-      and to_regclass(quote_ident(${this.trimmed})) is not null as made`;
+      and to_regclass(quote_ident(${this.state})) is not null
+      and (select count(*) = 2 from pg_trigger
+        where tgrelid = to_regclass(quote_ident(${this.table}))
+        and tgfoid = to_regproc(quote_ident(${this.removed})))
+      and exists (select from ${sql(this.state)}
+        where log = to_regclass(quote_ident(${this.table}))) as made`
+      .catch(() => [{ made: false }]);
     if (row?.made) return;
+    const table = sql(this.table);
     const statements = [
-      sql`create table if not exists ${sql(this.table)} (
+      () =>
+        sql`create table if not exists ${table} (
         id bigserial primary key,
         xid xid8 not null default pg_current_xact_id(),
         floor xid8 not null,
         body text not null,
         created_at timestamptz not null default now()
       )`,
-      sql`create index if not exists ${sql(`${this.table}_order`)}
-        on ${sql(this.table)} (xid, id)`,
-      sql`create table if not exists ${sql(this.trimmed)} (
-        k int primary key, xid xid8 not null, id bigint not null
+      () =>
+        sql`create index if not exists ${sql(`${this.table}_order`)}
+        on ${table} (xid, id)`,
+      () =>
+        sql`create table if not exists ${sql(this.state)} (
+        log oid primary key,
+        kept bigint not null,
+        counted pg_snapshot not null,
+        gone_xid xid8 not null, gone_id bigint not null,
+        before_xid xid8 not null, before_id bigint not null
       )`,
+      () => sql.unsafe(this.#function()),
+      ...(["deleted", "truncated"] as const).map((on) => () =>
+        sql.unsafe(
+          `create trigger ${quoted(`${this.table}_${on}`)} ${
+            on === "deleted"
+              ? "after delete on %s referencing old table as gone"
+              : "before truncate on %s"
+          } for each statement execute function ${quoted(this.removed)}()`
+            .replace("%s", quoted(this.table)),
+        )
+      ),
+      () => this.#start(sql),
     ];
     for (const statement of statements) {
-      await statement.catch((error) => {
+      await statement().catch((error) => {
         // Two sessions creating it at once: the loser sees it exist.
-        if (!["42P07", "42710", "23505"].includes(error.code)) throw error;
+        if (!["42P07", "42710", "42723", "23505"].includes(error.code)) {
+          throw error;
+        }
       });
     }
+  }
+
+  // The trigger function: records the newest entry removed and the newest
+  // of an earlier transaction, and uncounts the removed entries that were
+  // counted (visible in the snapshot of the last count).
+  #function(): string {
+    const log = quoted(this.table), state = quoted(this.state);
+    const merge = (source: string, kept: string) =>
+      `update ${state} s set kept = ${kept},
+        (gone_xid, gone_id, before_xid, before_id) = (
+          select t.x, t.i, b.x, b.i
+          from (select x, i from (values (s.gone_xid, s.gone_id), (r.x, r.i))
+            v(x, i) order by x desc, i desc limit 1) t,
+          lateral (select x, i from (values (s.before_xid, s.before_id),
+            (s.gone_xid, s.gone_id), (r.px, r.pi), (r.x, r.i)) v(x, i)
+            where x < t.x order by x desc, i desc limit 1) b)
+      from (
+        select top.xid as x, top.id as i,
+          coalesce(p.xid, '0') as px, coalesce(p.id, 0) as pi
+        from (select xid, id from ${source}
+          order by xid desc, id desc limit 1) top
+        left join lateral (select xid, id from ${source} where xid < top.xid
+          order by xid desc, id desc limit 1) p on true
+      ) r
+      where s.log = tg_relid;`;
+    return `create function ${quoted(this.removed)}() returns trigger
+      language plpgsql as $removed$
+      begin
+        if tg_op = 'TRUNCATE' then
+          ${merge(log, "0")}
+        else
+          ${
+      merge(
+        "gone",
+        "s.kept - (select count(*) from gone where pg_visible_in_snapshot(gone.xid, s.counted))",
+      )
+    }
+        end if;
+        return null;
+      end $removed$`;
+  }
+
+  // The state row of the log, when it has none: it counts the entries, and
+  // (the log may have lost entries before: an older version, a state
+  // dropped) counts every one before the oldest as removed. Forgets the
+  // rows of dropped log tables.
+  #start(sql: ISql): Promise<unknown> {
+    const log = sql`to_regclass(quote_ident(${this.table}))::oid`;
+    const state = sql(this.state);
+    return sql`with stale as (
+      delete from ${state} where log <> ${log}
+    )
+    insert into ${state}
+    select ${log}, (select count(*) from ${sql(this.table)}),
+      pg_current_snapshot(), coalesce(f.xid, '0'), coalesce(f.id, 0),
+      coalesce(f.xid, '0'), coalesce(f.id, 0)
+    from (select 1) one left join lateral (
+      select xid, id from ${sql(this.table)} order by xid, id limit 1
+    ) f on true
+    on conflict (log) do nothing`;
   }
 
   /**
@@ -101,7 +261,7 @@ export class PostgresLog {
   logged(sql: ISql): ReturnType<ISql> {
     const table = sql(this.table);
     return sql`h as (
-      select to_regclass(quote_ident(${this.table}))::oid::text as epoch,
+      select ${epoch(sql, this.table)} as epoch,
         pg_current_xact_id() as xid,
         pg_snapshot_xmin(pg_current_snapshot()) as floor
     ),
@@ -122,85 +282,130 @@ export class PostgresLog {
 
   /** Where a subscription made now starts. */
   async head(sql: Sql): Promise<Head> {
-    const [row] = await sql`select
-        to_regclass(quote_ident(${this.table}))::oid::text as epoch,
+    const [row] = await sql`select ${epoch(sql, this.table)} as epoch,
         pg_snapshot_xmin(pg_current_snapshot())::text as floor`;
-    const { epoch, floor } = row as { epoch: string; floor: string };
+    const { epoch: at, floor } = row as { epoch: string; floor: string };
     const seen = await sql`select xid::text, id::text, floor::text
       from ${sql(this.table)} where xid >= ${floor}::xid8`;
     return {
-      mark: `${epoch}-${floor}-0-${floor}`,
-      seen: seen.map((r) => `${epoch}-${r.xid}-${r.id}-${r.floor}`),
+      mark: `${at}-${floor}-0-${floor}`,
+      seen: seen.map((r) => `${at}-${r.xid}-${r.id}-${r.floor}`),
     };
   }
 
-  /** Applies the retention, then reads (see PublishLink.read). */
+  /**
+   * Applies the retention, then reads (see PublishLink.read). A read from
+   * a position of another history (see the top) is lost, and starts at
+   * the oldest entry; one from this history is lost when an entry its
+   * reader is owed was removed (see owedRemoved).
+   */
   async read(
     sql: Sql,
     from: string | undefined,
     limit: number,
   ): Promise<LogPage> {
     await this.trim(sql);
-    // The horizon: every transaction with a smaller id has ended before
-    // the rows are read (a later snapshot's xmin is never smaller).
-    const [row] = await sql`select
-        to_regclass(quote_ident(${this.table}))::oid::text as epoch,
-        pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
-        (select xid::text || '-' || id from ${sql(this.trimmed)}) as trimmed`;
-    const { epoch, horizon, trimmed } = row as {
-      epoch: string;
-      horizon: string;
-      trimmed: string | null;
-    };
-    let after = sql``;
+    const { at, horizon, next, removed } = await this.#now(sql);
+    let where = sql``;
     let lost = false;
     if (from !== undefined) {
-      const [fromEpoch, xid, id] = parse(from);
-      lost = fromEpoch !== epoch ||
-        (trimmed !== null &&
-          POSTGRES_POSITIONS.compare(`${epoch}-${trimmed}-0`, from) > 0);
-      if (!lost || fromEpoch === epoch) {
-        after = sql`where (xid, id) >= (${String(xid)}::xid8, ${String(id)})`;
+      const [fromEpoch, key, had] = parse(from);
+      lost = fromEpoch !== at || key[0] > next;
+      if (!lost) {
+        lost = owedRemoved(key, had, removed);
+        where = sql`where (xid, id) >= (${String(key[0])}::xid8, ${
+          String(key[1])
+        })`;
       }
     }
     // Ordered by the columns (xid8, bigint), not by their text.
     const rows = await sql`select xid::text as x, id::text as n,
         floor::text as f, body
-      from ${sql(this.table)} ${after} order by xid, id limit ${limit}`;
+      from ${sql(this.table)} ${where} order by xid, id limit ${limit}`;
     return {
       lost,
       entries: rows.map((r) => ({
-        position: `${epoch}-${r.x}-${r.n}-${r.f}`,
+        position: `${at}-${r.x}-${r.n}-${r.f}`,
         text: r.body as string,
       })),
-      horizon: `${epoch}-${horizon}-0-${horizon}`,
+      horizon: `${at}-${horizon}-0-${horizon}`,
     };
   }
 
+  // The epoch; the horizon of a read begun now (every transaction with a
+  // smaller id has ended: a later snapshot's xmin is never smaller); the
+  // next transaction id; what was removed (the state row is made if the
+  // log has none).
+  async #now(sql: Sql): Promise<
+    { at: string; horizon: string; next: bigint; removed: Removed }
+  > {
+    for (let attempt = 1;; attempt++) {
+      const [row] = await sql`select ${epoch(sql, this.table)} as epoch,
+        pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
+        pg_snapshot_xmax(pg_current_snapshot())::text as next,
+        (select array[gone_xid::text, gone_id::text, before_xid::text,
+          before_id::text] from ${sql(this.state)}
+          where log = to_regclass(quote_ident(${this.table}))) as removed`;
+      const { epoch: at, horizon, next, removed } = row as {
+        epoch: string;
+        horizon: string;
+        next: string;
+        removed: string[] | null;
+      };
+      if (removed === null && attempt === 1) {
+        await this.#start(sql);
+        continue;
+      }
+      const [gx, gi, bx, bi] = (removed ?? ["0", "0", "0", "0"]).map(BigInt);
+      return {
+        at,
+        horizon,
+        next: BigInt(next),
+        removed: { newest: [gx!, gi!], before: [bx!, bi!] },
+      };
+    }
+  }
+
   /**
-   * Deletes what the retention no longer keeps (one session at a time:
-   * others skip), recording the largest (xid, id) deleted.
+   * Deletes what the retention no longer keeps, oldest first in log order
+   * (one session at a time: others skip). Counts the entries made visible
+   * since its last count first (those with a transaction id that was
+   * running, or not yet given, in that count's snapshot); the trigger
+   * uncounts what is deleted.
    */
   async trim(sql: ISql): Promise<void> {
     const { maxEvents, maxAgeMs } = this.#retention;
-    const table = sql(this.table);
+    const table = sql(this.table), state = sql(this.state);
+    const log = sql`to_regclass(quote_ident(${this.table}))::oid`;
     await sql`with lock as (
       select pg_try_advisory_xact_lock(hashtext(${this.table})) as got
-    ), gone as (
-      delete from ${table} where (select got from lock) and id in (
-        select id from (
-          select id, created_at from ${table} order by id limit 10000
-        ) o
-        where o.id <= (select max(id) from ${table}) - ${maxEvents}
-          or o.created_at < now() - ${maxAgeMs} * interval '1 millisecond'
-      )
-      returning xid, id
-    ), top as (
-      select xid, id from gone order by xid desc, id desc limit 1
+    ), s as (
+      select pg_snapshot_xmax(counted) as xmax,
+        array(select pg_snapshot_xip(counted)) as xip
+      from ${state} where log = ${log} and (select got from lock)
+    ), counted as (
+      -- Index scans (a range bounded both ways reads as narrow to the
+      -- planner; every committed transaction id is below the xmax).
+      update ${state} set kept = kept
+        + (select count(*) from ${table} where xid >= (select xmax from s)
+          and xid < pg_snapshot_xmax(pg_current_snapshot()))
+        + (select coalesce(sum((
+            select count(*) from ${table} where xid = x
+          )), 0) from unnest((select xip from s)) x),
+        counted = pg_current_snapshot()
+      where log = ${log} and (select got from lock)
+      returning kept
     )
-    insert into ${sql(this.trimmed)} (k, xid, id) select 1, xid, id from top
-    on conflict (k) do update set xid = excluded.xid, id = excluded.id
-      where (${sql(this.trimmed)}.xid, ${sql(this.trimmed)}.id)
-        < (excluded.xid, excluded.id)`;
+    delete from ${table} where id in (
+      (select id from ${table} order by xid, id
+        limit greatest(least((select kept from counted) - ${maxEvents}, 10000), 0))
+      union all
+      (select id from (
+        select id, created_at from ${table} order by xid, id limit 10000
+      ) o
+      where o.created_at < now() - ${maxAgeMs} * interval '1 millisecond'
+        and (select created_at from ${table} order by xid, id limit 1)
+          < now() - ${maxAgeMs} * interval '1 millisecond')
+    ) and (select got from lock)`;
   }
 }

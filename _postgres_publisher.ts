@@ -3,7 +3,7 @@
 // channel and on the channel of each live pattern that matches it (see
 // _postgres_patterns.ts), and stores large bodies.
 
-import type { ISql } from "postgres";
+import type { ISql, Sql } from "postgres";
 import {
   byteLength,
   NOTIFY_LIMIT,
@@ -133,6 +133,24 @@ export interface Backend {
   readonly started: string;
 }
 
+/**
+ * Creates the bus's tables that do not exist (the large payloads, the live
+ * patterns, the log).
+ */
+export async function createTables(
+  sql: Sql,
+  channels: Channels,
+  store: PayloadStore,
+): Promise<void> {
+  await store.create(sql);
+  await channels.patterns.create(sql);
+  await channels.log?.create(sql);
+}
+
+/** Whether a statement failed on a table that does not exist. */
+export const tableGone = (error: unknown): boolean =>
+  (error as { code?: string }).code === "42P01";
+
 /** The backend process of the session of `sql`. */
 export async function backendOf(sql: ISql): Promise<Backend | undefined> {
   const [row] = await sql`select pid, backend_start::text as started
@@ -220,7 +238,7 @@ export class PostgresPublisher implements PublishLink {
     const outcomes: (Refusal | undefined)[] = [];
     for (const run of distinctRuns(events)) {
       try {
-        await notify(sql, run, this.#channels, this.#store);
+        await this.#remade(() => notify(sql, run, this.#channels, this.#store));
         outcomes.push(...run.map(() => undefined));
       } catch (error) {
         const refused = refusal(error);
@@ -232,11 +250,31 @@ export class PostgresPublisher implements PublishLink {
   }
 
   head(): Promise<Head> {
-    return this.#channels.log!.head(this.#connection.sql);
+    const sql = this.#connection.sql;
+    return this.#remade(() => this.#channels.log!.head(sql));
   }
 
   read(from: string | undefined, limit: number): Promise<LogPage> {
-    return this.#channels.log!.read(this.#connection.sql, from, limit);
+    const sql = this.#connection.sql;
+    return this.#remade(() => this.#channels.log!.read(sql, from, limit));
+  }
+
+  /** Creates the bus's tables that do not exist (see createTables). */
+  remake(): Promise<void> {
+    return createTables(this.#connection.sql, this.#channels, this.#store);
+  }
+
+  // Runs a statement on the bus's tables; when one was dropped (by hand:
+  // SQLSTATE 42P01), makes them again and runs it once more. A dropped log
+  // starts a new epoch: positions of the old one read as lost.
+  async #remade<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (!tableGone(error)) throw error;
+      await this.remake();
+      return await run();
+    }
   }
 
   /** `pg_notification_queue_usage()`, from 0 to 1. */

@@ -12,6 +12,7 @@ import {
   type Backend,
   backendOf,
   type Channels,
+  createTables,
   PostgresPublisher,
 } from "./_postgres_publisher.ts";
 import { PostgresListener } from "./_postgres_listener.ts";
@@ -96,9 +97,7 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
     );
     let backend: Backend | undefined;
     await this.#opening(opened, signal, async () => {
-      await this.store.create(opened.sql);
-      await this.channels.patterns.create(opened.sql);
-      await this.channels.log?.create(opened.sql);
+      await createTables(opened.sql, this.channels, this.store);
       backend = await backendOf(opened.sql);
     });
     return new PostgresPublisher(opened, this.channels, this.store, backend);

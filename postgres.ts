@@ -36,7 +36,11 @@ import { BusBase } from "./_bus.ts";
 import { fnv1a64 } from "./_fnv.ts";
 import type { Timing } from "./_keeper.ts";
 import { OptionChecks, retention } from "./_options.ts";
-import { notify, type PostgresPublisher } from "./_postgres_publisher.ts";
+import {
+  notify,
+  type PostgresPublisher,
+  tableGone,
+} from "./_postgres_publisher.ts";
 import { PostgresTransport, type Settings } from "./_postgres_transport.ts";
 import { postgresTls } from "./_postgres_tls.ts";
 import type { TlsOptions } from "./_tls.ts";
@@ -250,10 +254,21 @@ export class PostgresEventBus<T extends TopicMap<T> = UntypedTopics>
     return this.traced(
       event,
       (sent) =>
-        notify(sql, [sent], channels, store).catch((error: Error) => {
+        notify(sql, [sent], channels, store).catch(async (error: Error) => {
+          // A table of the bus was dropped: the transaction has failed, but
+          // the next one can succeed once the bus has made it again.
+          const remade = tableGone(error) &&
+            await this.command(
+              "re-create its tables",
+              (link) => (link as PostgresPublisher).remake(),
+            ).then(() => true, () => false);
           throw new EventBusError(
             "PUBLISH_FAILED",
-            `Cannot publish to "${topic}" in the transaction: PostgreSQL at ${label} refused the notification (${error.message}); it will not be delivered`,
+            `Cannot publish to "${topic}" in the transaction: PostgreSQL at ${label} refused the notification (${error.message}); it will not be delivered${
+              remade
+                ? " (the bus has made its tables again: retry the transaction)"
+                : ""
+            }`,
             { cause: error },
           );
         }),

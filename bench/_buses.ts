@@ -50,10 +50,11 @@ export async function forget(backend: Backend, prefix: string): Promise<void> {
     const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
     try {
       await sql`drop table if exists ${
-        sql(["_log", "_log_trimmed", "_payloads", "_patterns"].map((t) =>
+        sql(["_log", "_log_state", "_payloads", "_patterns"].map((t) =>
           prefix + t
         ))
       }`;
+      await sql`drop function if exists ${sql(`${prefix}_log_removed`)}`;
     } finally {
       await sql.end();
     }

@@ -478,9 +478,10 @@ async function dropLog(backend: string, prefix: string): Promise<void> {
   }
   const { default: postgres } = await import("postgres");
   const sql = postgres(DATABASE_URL, { onnotice: () => {} });
-  for (const table of ["log", "log_trimmed", "patterns", "payloads"]) {
+  for (const table of ["log", "log_state", "patterns", "payloads"]) {
     await sql`drop table if exists ${sql(`${prefix}_${table}`)}`;
   }
+  await sql`drop function if exists ${sql(`${prefix}_log_removed`)}`;
   await sql.end();
 }
 

@@ -2,7 +2,13 @@
 // catch-up reports, and to which hooks, when it is asked for again.
 
 import assert from "node:assert/strict";
-import { type CatchUpHooks, Cursor, type Follower } from "../_history.ts";
+import {
+  type CatchUpHooks,
+  comparePositions,
+  Cursor,
+  type Follower,
+  type Log,
+} from "../_history.ts";
 import { MemoryLog } from "../_memory_log.ts";
 import type { Event } from "../mod.ts";
 import { makeEvent } from "./conformance.ts";
@@ -56,4 +62,29 @@ Deno.test("Cursor: a catch-up asked again while one runs reports what the re-run
   assert.deepEqual(taken, [...range(11, 20), ...range(31, 40)]);
   assert.equal(first.losses, 0);
   assert.equal(again.losses, 1);
+});
+
+Deno.test("Cursor: a lost read whose entries start at or before the mark (a log that started again, reusing positions) delivers them, from its oldest", async () => {
+  // A log of numbered positions ("e-<n>") that holds 1 and 2, read from 50.
+  const held = [1, 2].map((n) => ({
+    position: `e-${n}`,
+    event: makeEvent("t", { n }),
+  }));
+  const log: Log = {
+    valid: () => true,
+    compare: (a, b) => comparePositions(a, b, 1),
+    floor: (position) => position,
+    head: () => Promise.resolve({ mark: "e-2", seen: [] }),
+    read: (from) =>
+      Promise.resolve({
+        entries: from === undefined || from === "e-50" ? held : [],
+        lost: from === "e-50",
+      }),
+  };
+  const taken: unknown[] = [];
+  const cursor = new Cursor(log, follower((e) => taken.push(e.payload.n)));
+  const caught = hooks();
+  await cursor.startFrom("e-50", caught);
+  assert.deepEqual(taken, [1, 2]);
+  assert.equal(caught.losses, 1);
 });

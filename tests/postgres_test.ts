@@ -37,7 +37,8 @@ if (ok) {
   // The history tier's log (channel prefix "events") is removed at the end.
   Deno.test("postgres history: (clean-up of the conformance tier's log)", async () => {
     const sql = postgres(DATABASE_URL, { onnotice: () => {} });
-    await sql`drop table if exists events_log, events_log_trimmed`;
+    await sql`drop table if exists events_log, events_log_state`;
+    await sql`drop function if exists events_log_removed`;
     await sql.end();
   });
 }

@@ -137,6 +137,13 @@ export interface PostgresCluster {
    * more server options (`-c ssl=on`, …).
    */
   start(args?: string[]): Promise<PostgresServer>;
+  /**
+   * A copy of this cluster's running server (pg_basebackup, as a standby
+   * of it: its start() does not stream from the server, so it lags from
+   * the moment of the copy; `select pg_promote()` makes it a primary on a
+   * new timeline), on a free port, in a folder inside this one.
+   */
+  backup(): Promise<PostgresCluster>;
   /** Removes the folder (stop every server first). */
   remove(): void;
 }
@@ -165,7 +172,6 @@ export async function initCluster(bindir: string): Promise<PostgresCluster> {
   const dir = await Deno.makeTempDir({ prefix: "dk-faults-pg-" });
   const data = `${dir}/data`;
   const port = freePort();
-  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   const remove = () => {
     try {
       Deno.removeSync(dir, { recursive: true });
@@ -201,6 +207,19 @@ export async function initCluster(bindir: string): Promise<PostgresCluster> {
     remove();
     throw error;
   }
+  return made(bindir, dir, data, port, owner, remove);
+}
+
+function made(
+  bindir: string,
+  dir: string,
+  data: string,
+  port: number,
+  owner: Account | undefined,
+  remove: () => void,
+): PostgresCluster {
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  let copies = 0;
   return {
     dir,
     port,
@@ -208,6 +227,27 @@ export async function initCluster(bindir: string): Promise<PostgresCluster> {
     remove,
     start: (args = []) =>
       startServer(bindir, dir, data, port, url, owner, args),
+    backup: async () => {
+      const copy = `${dir}/copy-${++copies}`;
+      const out = await new Deno.Command(`${bindir}/pg_basebackup`, {
+        args: ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres"]
+          .concat(["-D", copy, "-X", "stream", "--no-sync"]),
+        ...(owner ?? {}),
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      if (!out.success) {
+        throw new Error(
+          `pg_basebackup failed: ${new TextDecoder().decode(out.stderr)}`,
+        );
+      }
+      // A standby of nothing: it replays what the copy holds, and waits.
+      await Deno.writeTextFile(`${copy}/standby.signal`, "");
+      if (owner) {
+        await Deno.chown(`${copy}/standby.signal`, owner.uid, owner.gid);
+      }
+      return made(bindir, dir, copy, freePort(), owner, () => {});
+    },
   };
 }
 
