@@ -141,8 +141,9 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
     this.#remote = remote && new Remote(remote.transport, remote.timing, {
       decode: (text) => this.#dispatcher.decode(text),
       deliver: (event, interest, position) => {
-        if (position === undefined) history?.unlogged();
         void this.#dispatcher.deliver(event, interest, false, position);
+        if (position === undefined) history?.unlogged();
+        else history?.arrived(position);
       },
       report: (error) => this.#dispatcher.report(error, null, null),
       setState: (state) => {

@@ -115,6 +115,13 @@ export interface Follower {
   readonly full: boolean;
   /** Resolves once its handler has finished every event handed over. */
   idle(): Promise<void>;
+  /** The most live events it holds while catching up (maxQueuedEvents). */
+  readonly maxHeld: number;
+  /**
+   * Ends the subscription: its catch-up failed in a way retrying cannot
+   * mend (see isBug); reports why.
+   */
+  fail(error: unknown): void;
 }
 
 /** Entries one read asks for. */
@@ -143,6 +150,11 @@ export class Cursor {
   #sweepAt = SWEEP;
   /** Live events waiting for the catch-up; undefined when live. */
   #held: [Event, Position][] | undefined = [];
+  /**
+   * Held live events were dropped (more than Follower.maxHeld came): the
+   * catch-up reads them from the log instead (another pass).
+   */
+  #dropped = false;
   #catching: Promise<void> | undefined;
   /** The hooks of the latest catch-up asked for. */
   #hooks: CatchUpHooks | undefined;
@@ -163,9 +175,29 @@ export class Cursor {
     return this.#held !== undefined;
   }
 
-  /** Keeps a live event for after the catch-up. */
+  /**
+   * Keeps a live event for after the catch-up; past Follower.maxHeld, drops
+   * what it holds, to be read from the log by another pass (the events are
+   * in it).
+   */
   hold(event: Event, position: Position): void {
-    this.#held!.push([event, position]);
+    const held = this.#held!;
+    if (held.length < this.#follower.maxHeld) {
+      held.push([event, position]);
+      return;
+    }
+    held.length = 0;
+    this.#dropped = true;
+  }
+
+  /**
+   * Every entry at or before `position` reached the subscription live or
+   * was not for it (an entry seen on the receiving connection, which
+   * brings its events in log order): the mark rises to its floor. Not
+   * while it holds (a catch-up is due or runs).
+   */
+  pass(position: Position): void {
+    if (this.started && !this.holding) this.#raise(this.#log.floor(position));
   }
 
   /**
@@ -177,20 +209,26 @@ export class Cursor {
     const mark = this.#mark;
     if (mark !== undefined && log.compare(position, mark) <= 0) return false;
     if (this.#seen.size > 0 && this.#seen.has(position)) return false;
-    let floor = log.floor(position);
+    const floor = log.floor(position);
     // A log in order: the mark alone says what was delivered.
     if (floor === position) {
       this.#mark = position;
       return true;
     }
     this.#seen.add(position);
-    const horizon = this.#horizon;
+    this.#raise(floor);
+    if (this.#seen.size >= this.#sweepAt) this.#sweep();
+    return true;
+  }
+
+  // Raises the mark to `floor`, but not past the horizon of a catch-up
+  // pass under way.
+  #raise(floor: Position): void {
+    const log = this.#log, mark = this.#mark, horizon = this.#horizon;
     if (horizon !== undefined && log.compare(floor, horizon) > 0) {
       floor = horizon;
     }
     if (mark === undefined || log.compare(floor, mark) > 0) this.#mark = floor;
-    if (this.#seen.size >= this.#sweepAt) this.#sweep();
-    return true;
   }
 
   // Forgets the positions seen at or before the mark (it covers them),
@@ -204,12 +242,16 @@ export class Cursor {
     this.#sweepAt = Math.max(SWEEP, 2 * this.#seen.size);
   }
 
-  /** Starts at the head of the log, then lets held live events through. */
-  start(head: Head): void {
+  /**
+   * Starts at the head of the log, then lets held live events through (or,
+   * when some were dropped, catches up with `hooks` first).
+   */
+  start(head: Head, hooks: CatchUpHooks): void {
     this.started = true;
     this.#mark = head.mark;
     for (const position of head.seen) this.#seen.add(position);
-    this.#release();
+    if (this.#dropped) void this.catchUp(hooks);
+    else this.#release();
   }
 
   /**
@@ -234,10 +276,11 @@ export class Cursor {
    * Delivers what the log holds after the mark, then the held live events
    * (those not delivered by then); calls `hooks.lost` for each read that
    * finds some of it gone. Asked again while running, it runs once more
-   * after, with the latest hooks. A failed read is reported (the first of
-   * a pass) and retried until the subscription or the bus ends. It hands
-   * the log over at the subscription's pace: a full queue, and each page,
-   * wait for its handler.
+   * after, with the latest hooks. A read that fails for want of the
+   * server is reported (the first of a pass) and retried until the
+   * subscription or the bus ends; any other failure (see isBug) ends the
+   * subscription (Follower.fail). It hands the log over at the
+   * subscription's pace: a full queue, and each page, wait for its handler.
    */
   catchUp(hooks: CatchUpHooks): Promise<void> {
     this.pause();
@@ -254,20 +297,26 @@ export class Cursor {
 
   async #run(): Promise<void> {
     do {
-      this.#again = false;
+      this.#again = this.#dropped = false;
       const hooks = this.#hooks!;
       for (let attempt = 1; !this.#ended(hooks); attempt++) {
         try {
           await this.#replay(hooks);
           break;
         } catch (error) {
+          if (isBug(error)) {
+            this.#follower.fail(error);
+            break;
+          }
           if (attempt === 1) hooks.report(error);
           await sleep(backoff(attempt, 2000), hooks.signal);
         } finally {
           this.#horizon = undefined;
         }
       }
-    } while (this.#again && !this.#ended(this.#hooks!));
+    } while (
+      (this.#again || this.#dropped) && !this.#ended(this.#hooks!)
+    );
     // Ended: the held events are dropped (they stay in the log).
     if (this.#ended(this.#hooks!)) this.#held = undefined;
     this.#release();
@@ -286,9 +335,20 @@ export class Cursor {
       const page = await this.#log.read(from, PAGE);
       if (this.#ended(hooks)) return;
       if (first) this.#horizon = page.horizon;
-      if (page.lost) hooks.lost();
+      if (page.lost) {
+        hooks.lost();
+        // The page starts at the oldest entry kept: all of it is owed, but
+        // what was seen (a mark of a log that started again, or one past
+        // its end, would hide it).
+        this.#mark = undefined;
+      }
       for (const { position, event } of page.entries) {
-        if (!follower.wants(event)) continue;
+        if (!follower.wants(event)) {
+          // Not owed: the mark rises past it (as admit would raise it), so
+          // a later catch-up neither reads it again nor finds it trimmed.
+          this.#raise(this.#log.floor(position));
+          continue;
+        }
         if (follower.full) await follower.idle();
         if (this.#ended(hooks)) return;
         if (!this.admit(position)) continue;
@@ -313,6 +373,17 @@ export class Cursor {
       if (this.admit(position)) this.#follower.take(event, position);
     }
   }
+}
+
+/**
+ * Whether a failed read of the log is a bug (a `TypeError`,
+ * `RangeError`, `ReferenceError` or `SyntaxError`): retrying cannot mend
+ * it, unlike a lost connection, a timeout or a server's refusal (which an
+ * operator may lift).
+ */
+export function isBug(error: unknown): boolean {
+  return error instanceof TypeError || error instanceof RangeError ||
+    error instanceof ReferenceError || error instanceof SyntaxError;
 }
 
 /** What a catch-up reports to, and when it stops. */
@@ -374,6 +445,8 @@ export class History {
   readonly #cursors = new Set<Cursor>();
   /** Whether a live event came without a position (see `unlogged`). */
   #unlogged = false;
+  /** The position of the last live event the receiving connection brought. */
+  #arrived: Position | undefined;
 
   constructor(log: Log, hooks: HistoryHooks) {
     this.log = log;
@@ -393,15 +466,13 @@ export class History {
    * runs on; a `from` the log no longer holds is a gap from the epoch).
    */
   async start(cursor: Cursor, from: string | undefined): Promise<void> {
-    if (from === undefined) {
-      cursor.start(await this.log.head());
-      return;
-    }
-    const since = new Date(0);
-    void cursor.startFrom(from, {
+    const since = from === undefined ? new Date() : new Date(0);
+    const hooks = {
       ...this.#hooks,
       lost: () => this.#hooks.gap({ since, until: new Date(), lost: true }),
-    });
+    };
+    if (from === undefined) cursor.start(await this.log.head(), hooks);
+    else void cursor.startFrom(from, hooks);
   }
 
   /** Forgets the cursor of a cancelled subscription. */
@@ -418,9 +489,28 @@ export class History {
     this.#unlogged = true;
   }
 
-  /** The receiving connection was lost: live events wait from now on. */
+  /**
+   * A live event at `position` came on the receiving connection: the
+   * events of every subscription up to it have come too (the connection
+   * brings them in log order).
+   */
+  arrived(position: Position): void {
+    this.#arrived = position;
+  }
+
+  /**
+   * The receiving connection was lost: every cursor not catching up has
+   * had what the last live event proves (see `arrived`, Cursor.pass), so a
+   * quiet subscription's catch-up starts there; live events wait from now
+   * on.
+   */
   pause(): void {
-    for (const cursor of this.#cursors) cursor.pause();
+    const arrived = this.#arrived;
+    this.#arrived = undefined;
+    for (const cursor of this.#cursors) {
+      if (arrived !== undefined) cursor.pass(arrived);
+      cursor.pause();
+    }
   }
 
   /**

@@ -146,20 +146,25 @@ export class PostgresLog {
     const [row] = await sql`select
         to_regclass(quote_ident(${this.table}))::oid::text as epoch,
         pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
+        pg_snapshot_xmax(pg_current_snapshot())::text as next,
         (select xid::text || '-' || id from ${sql(this.trimmed)}) as trimmed`;
-    const { epoch, horizon, trimmed } = row as {
+    const { epoch, horizon, next, trimmed } = row as {
       epoch: string;
       horizon: string;
+      next: string;
       trimmed: string | null;
     };
     let after = sql``;
     let lost = false;
     if (from !== undefined) {
       const [fromEpoch, xid, id] = parse(from);
-      lost = fromEpoch !== epoch ||
+      // A transaction id not yet given out: a position past the log's end
+      // (not one it gave), so the whole log is owed.
+      const past = fromEpoch === epoch && xid >= BigInt(next);
+      lost = fromEpoch !== epoch || past ||
         (trimmed !== null &&
           POSTGRES_POSITIONS.compare(`${epoch}-${trimmed}-0`, from) > 0);
-      if (!lost || fromEpoch === epoch) {
+      if (fromEpoch === epoch && !past) {
         after = sql`where (xid, id) >= (${String(xid)}::xid8, ${String(id)})`;
       }
     }
