@@ -155,6 +155,8 @@ export class Cursor {
    * catch-up reads them from the log instead (another pass).
    */
   #dropped = false;
+  /** Whether held events are being let through (see #release). */
+  #releasing = false;
   #catching: Promise<void> | undefined;
   /** The hooks of the latest catch-up asked for. */
   #hooks: CatchUpHooks | undefined;
@@ -178,11 +180,12 @@ export class Cursor {
   /**
    * Keeps a live event for after the catch-up; past Follower.maxHeld, drops
    * what it holds, to be read from the log by another pass (the events are
-   * in it).
+   * in it). While they are let through, no pass follows: it keeps them all
+   * (only events a handler publishes then).
    */
   hold(event: Event, position: Position): void {
     const held = this.#held!;
-    if (held.length < this.#follower.maxHeld) {
+    if (held.length < this.#follower.maxHeld || this.#releasing) {
       held.push([event, position]);
       return;
     }
@@ -366,12 +369,18 @@ export class Cursor {
     }
   }
 
+  // Lets the held live events through, in order. It holds until the last:
+  // an event a handler publishes meanwhile (memory) waits behind them,
+  // instead of overtaking them (and raising the mark past them).
   #release(): void {
     const held = this.#held ?? [];
-    this.#held = undefined;
-    for (const [event, position] of held) {
+    this.#releasing = true;
+    for (let i = 0; i < held.length; i++) {
+      const [event, position] = held[i]!;
       if (this.admit(position)) this.#follower.take(event, position);
     }
+    this.#releasing = false;
+    this.#held = undefined;
   }
 }
 
