@@ -280,7 +280,8 @@ export class Cursor {
    * (those not delivered by then); calls `hooks.lost` for each read that
    * finds some of it gone. Asked again while running, it runs once more
    * after, with the latest hooks. A read that fails for want of the
-   * server is reported (the first of a pass) and retried until the
+   * server is reported (once a pass for each reason in a row) and retried
+   * until the
    * subscription or the bus ends; any other failure (see isBug) ends the
    * subscription (Follower.fail). It hands the log over at the
    * subscription's pace: a full queue, and each page, wait for its handler.
@@ -302,6 +303,7 @@ export class Cursor {
     do {
       this.#again = this.#dropped = false;
       const hooks = this.#hooks!;
+      let reported: string | undefined;
       for (let attempt = 1; !this.#ended(hooks); attempt++) {
         try {
           await this.#replay(hooks);
@@ -311,7 +313,10 @@ export class Cursor {
             this.#follower.fail(error);
             break;
           }
-          if (attempt === 1) hooks.report(error);
+          // Each reason once a pass: a lost connection, then a refusal.
+          const why = error instanceof Error ? error.message : String(error);
+          if (why !== reported) hooks.report(error);
+          reported = why;
           await sleep(backoff(attempt, 2000), hooks.signal);
         } finally {
           this.#horizon = undefined;

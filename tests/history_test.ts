@@ -138,6 +138,7 @@ Deno.test("Cursor: a catch-up whose read fails with a bug ends the subscription 
   assert.deepEqual(failed, [bug]);
   assert.deepEqual(reported, []);
   const down = new Error("Connection is closed.");
+  const refused = new Error("NOPERM this user has no permissions");
   const retried = new Cursor(
     failing(down, 2),
     follower((event) => void taken.push(event.payload.n)),
@@ -145,4 +146,17 @@ Deno.test("Cursor: a catch-up whose read fails with a bug ends the subscription 
   await retried.startFrom("earliest", hooksOf());
   assert.deepEqual(taken, [1, 2, 3]);
   assert.deepEqual(reported, [down]);
+  // Each new reason is reported: the same one again is not.
+  const another = new Cursor(
+    Object.assign(Object.create(log), {
+      reasons: [down, down, refused],
+      read(this: { reasons: Error[] }, from: string | undefined, n: number) {
+        const reason = this.reasons.shift();
+        return reason ? Promise.reject(reason) : log.read(from, n);
+      },
+    }),
+    follower(() => {}),
+  );
+  await another.startFrom("earliest", hooksOf());
+  assert.deepEqual(reported, [down, down, refused]);
 });
