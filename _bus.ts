@@ -150,6 +150,7 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
         if (this.#closing === undefined) this.#setState(state);
       },
       paused: () => history?.pause(),
+      beat: (sentAt) => history?.beat(sentAt),
       gap: (gap) => {
         if (history === undefined) this.#gap(gap);
         else history.resume(gap.since);

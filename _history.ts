@@ -61,6 +61,14 @@ export interface Positions {
    */
   compare(a: Position, b: Position): number;
   /**
+   * Whether a heartbeat answered on the receiving connection proves that
+   * every entry of the log's head read before it was sent has come (Redis:
+   * a connection's replies and messages come in the order the server
+   * handled them). Not PostgreSQL: a transaction is visible before it
+   * signals listeners.
+   */
+  readonly beatProves?: boolean;
+  /**
    * Every entry at or before this, but `position` itself, was visible
    * before `position` was.
    */
@@ -461,6 +469,12 @@ export class History {
   #unlogged = false;
   /** The position of the last live event the receiving connection brought. */
   #arrived: Position | undefined;
+  /** The head of the log as last read for a heartbeat, and when (see beat). */
+  #probe: { mark: Position | undefined; at: number } | undefined;
+  /** Whether that read is under way. */
+  #reading = false;
+  /** Lost receiving connections so far (a probe read before one is void). */
+  #outages = 0;
 
   constructor(log: Log, hooks: HistoryHooks) {
     this.log = log;
@@ -513,6 +527,27 @@ export class History {
   }
 
   /**
+   * A heartbeat sent at `sentAt` was answered on the receiving connection:
+   * on a log whose heartbeats prove it (Positions.beatProves), the head
+   * read before it was sent has come, for every subscription not catching
+   * up (Cursor.pass), so a quiet one's place moves on though none of its
+   * events come. Then the head is read again, for a later heartbeat.
+   */
+  beat(sentAt: number): void {
+    if (!this.log.beatProves || this.#reading) return;
+    const probe = this.#probe;
+    if (probe?.mark !== undefined && sentAt > probe.at) {
+      for (const cursor of this.#cursors) cursor.pass(probe.mark);
+    }
+    this.#probe = undefined;
+    this.#reading = true;
+    const outages = this.#outages;
+    this.log.head().then(({ mark }) => {
+      if (this.#outages === outages) this.#probe = { mark, at: Date.now() };
+    }, () => {}).finally(() => (this.#reading = false));
+  }
+
+  /**
    * The receiving connection was lost: every cursor not catching up has
    * had what the last live event proves (see `arrived`, Cursor.pass), so a
    * quiet subscription's catch-up starts there; live events wait from now
@@ -521,6 +556,8 @@ export class History {
   pause(): void {
     const arrived = this.#arrived;
     this.#arrived = undefined;
+    this.#probe = undefined;
+    this.#outages++;
     for (const cursor of this.#cursors) {
       if (arrived !== undefined) cursor.pass(arrived);
       cursor.pause();

@@ -56,6 +56,7 @@ const REDIS_POSITION = /^([0-9a-f]{8})-(0|[1-9]\d{0,14})-(0|[1-9]\d{0,18})$/;
  * starts a new one, whose ids say nothing of what was lost.
  */
 const REDIS_POSITIONS: Positions = {
+  beatProves: true,
   valid: (position) => REDIS_POSITION.test(position),
   compare: (a, b) => comparePositions(a, b, 2),
   floor: (position) => position,

@@ -255,3 +255,32 @@ Deno.test("RedisEventBus history: a quiet topic, away while only other topics' e
     await bus.close();
   }
 });
+
+Deno.test("RedisEventBus history: a quiet topic alone on its bus, away after other topics' events were trimmed → no gap (heartbeats move its place)", async () => {
+  await using server = await startRedis();
+  const quiet = new Timeline();
+  const gaps: Gap[] = [];
+  const bus = await withBus(server.url, {
+    onGap: (gap) => void gaps.push(gap),
+    history: { maxEvents: 10 },
+  });
+  const [a, b] = [uniqueTopic("alone"), uniqueTopic("others")];
+  const admin = new Redis(server.url);
+  try {
+    await bus.subscribe(a, quiet.handler);
+    await bus.publish(a, makeEvent(a, { n: 1 }));
+    await quiet.until(() => quiet.seen.length === 1);
+    // Events no subscription of this bus wants roll the log over.
+    for (let n = 1; n <= 400; n++) await bus.publish(b, makeEvent(b, { n }));
+    // Heartbeats (every 200 ms): one reads the head, a later one proves it.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await admin.client("KILL", "TYPE", "pubsub");
+    await bus.publish(a, makeEvent(a, { n: 2 })).catch(() => {});
+    await quiet.until(() => quiet.seen.length === 2);
+    assert.deepEqual(quiet.seen, [1, 2]);
+    assert.deepEqual(gaps, []);
+  } finally {
+    admin.disconnect();
+    await bus.close();
+  }
+});
