@@ -141,14 +141,16 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
     this.#remote = remote && new Remote(remote.transport, remote.timing, {
       decode: (text) => this.#dispatcher.decode(text),
       deliver: (event, interest, position) => {
-        if (position === undefined) history?.unlogged();
         void this.#dispatcher.deliver(event, interest, false, position);
+        if (position === undefined) history?.unlogged();
+        else history?.arrived(position);
       },
       report: (error) => this.#dispatcher.report(error, null, null),
       setState: (state) => {
         if (this.#closing === undefined) this.#setState(state);
       },
       paused: () => history?.pause(),
+      beat: (sentAt) => history?.beat(sentAt),
       gap: (gap) => {
         if (history === undefined) this.#gap(gap);
         else history.resume(gap.since);

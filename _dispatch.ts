@@ -6,6 +6,7 @@
 import { untilAborted } from "./_deadline.ts";
 import { type Deferred, deferred } from "./_deferred.ts";
 import { compilePattern } from "./_pattern.ts";
+import { scrub } from "./_scrub.ts";
 import type { Interest } from "./_transport.ts";
 import type { Cursor, Follower, History, Position } from "./_history.ts";
 import {
@@ -372,6 +373,27 @@ class Sub implements Subscription, Follower {
     if (this.#cancelled === undefined) {
       this.#take(event, Object.freeze({ position }), false);
     }
+  }
+
+  /** See Follower.maxHeld: the subscription's queue limit. */
+  get maxHeld(): number {
+    return this.#dispatcher.maxQueued;
+  }
+
+  /** Ends the subscription: its catch-up cannot go on (see Follower.fail). */
+  fail(error: unknown): void {
+    this.#dispatcher.report(
+      new EventBusError(
+        "SUBSCRIBE_FAILED",
+        `Cancelled subscription ${this.subscriptionId} to "${this.topic}": reading the event log for its replay failed (${
+          error instanceof Error ? error.message : String(error)
+        }), which retrying cannot mend; this is a bug, please report it; subscribe again with from set to the last delivery.position it handled`,
+        { cause: scrub(error) },
+      ),
+      null,
+      this,
+    );
+    void this.cancel();
   }
 
   #abort = (): void => void this.cancel();

@@ -61,6 +61,14 @@ export interface Positions {
    */
   compare(a: Position, b: Position): number;
   /**
+   * Whether a heartbeat answered on the receiving connection proves that
+   * every entry of the log's head read before it was sent has come (Redis:
+   * a connection's replies and messages come in the order the server
+   * handled them). Not PostgreSQL: a transaction is visible before it
+   * signals listeners.
+   */
+  readonly beatProves?: boolean;
+  /**
    * Every entry at or before this, but `position` itself, was visible
    * before `position` was.
    */
@@ -115,6 +123,13 @@ export interface Follower {
   readonly full: boolean;
   /** Resolves once its handler has finished every event handed over. */
   idle(): Promise<void>;
+  /** The most live events it holds while catching up (maxQueuedEvents). */
+  readonly maxHeld: number;
+  /**
+   * Ends the subscription: its catch-up failed in a way retrying cannot
+   * mend (see isBug); reports why.
+   */
+  fail(error: unknown): void;
 }
 
 /** Entries one read asks for. */
@@ -143,6 +158,13 @@ export class Cursor {
   #sweepAt = SWEEP;
   /** Live events waiting for the catch-up; undefined when live. */
   #held: [Event, Position][] | undefined = [];
+  /**
+   * Held live events were dropped (more than Follower.maxHeld came): the
+   * catch-up reads them from the log instead (another pass).
+   */
+  #dropped = false;
+  /** Whether held events are being let through (see #release). */
+  #releasing = false;
   #catching: Promise<void> | undefined;
   /** The hooks of the latest catch-up asked for. */
   #hooks: CatchUpHooks | undefined;
@@ -163,9 +185,30 @@ export class Cursor {
     return this.#held !== undefined;
   }
 
-  /** Keeps a live event for after the catch-up. */
+  /**
+   * Keeps a live event for after the catch-up; past Follower.maxHeld, drops
+   * what it holds, to be read from the log by another pass (the events are
+   * in it). While they are let through, no pass follows: it keeps them all
+   * (only events a handler publishes then).
+   */
   hold(event: Event, position: Position): void {
-    this.#held!.push([event, position]);
+    const held = this.#held!;
+    if (held.length < this.#follower.maxHeld || this.#releasing) {
+      held.push([event, position]);
+      return;
+    }
+    held.length = 0;
+    this.#dropped = true;
+  }
+
+  /**
+   * Every entry at or before `position` reached the subscription live or
+   * was not for it (an entry seen on the receiving connection, which
+   * brings its events in log order): the mark rises to its floor. Not
+   * while it holds (a catch-up is due or runs).
+   */
+  pass(position: Position): void {
+    if (this.started && !this.holding) this.#raise(this.#log.floor(position));
   }
 
   /**
@@ -177,20 +220,26 @@ export class Cursor {
     const mark = this.#mark;
     if (mark !== undefined && log.compare(position, mark) <= 0) return false;
     if (this.#seen.size > 0 && this.#seen.has(position)) return false;
-    let floor = log.floor(position);
+    const floor = log.floor(position);
     // A log in order: the mark alone says what was delivered.
     if (floor === position) {
       this.#mark = position;
       return true;
     }
     this.#seen.add(position);
-    const horizon = this.#horizon;
+    this.#raise(floor);
+    if (this.#seen.size >= this.#sweepAt) this.#sweep();
+    return true;
+  }
+
+  // Raises the mark to `floor`, but not past the horizon of a catch-up
+  // pass under way.
+  #raise(floor: Position): void {
+    const log = this.#log, mark = this.#mark, horizon = this.#horizon;
     if (horizon !== undefined && log.compare(floor, horizon) > 0) {
       floor = horizon;
     }
     if (mark === undefined || log.compare(floor, mark) > 0) this.#mark = floor;
-    if (this.#seen.size >= this.#sweepAt) this.#sweep();
-    return true;
   }
 
   // Forgets the positions seen at or before the mark (it covers them),
@@ -204,12 +253,16 @@ export class Cursor {
     this.#sweepAt = Math.max(SWEEP, 2 * this.#seen.size);
   }
 
-  /** Starts at the head of the log, then lets held live events through. */
-  start(head: Head): void {
+  /**
+   * Starts at the head of the log, then lets held live events through (or,
+   * when some were dropped, catches up with `hooks` first).
+   */
+  start(head: Head, hooks: CatchUpHooks): void {
     this.started = true;
     this.#mark = head.mark;
     for (const position of head.seen) this.#seen.add(position);
-    this.#release();
+    if (this.#dropped) void this.catchUp(hooks);
+    else this.#release();
   }
 
   /**
@@ -234,10 +287,12 @@ export class Cursor {
    * Delivers what the log holds after the mark, then the held live events
    * (those not delivered by then); calls `hooks.lost` for each read that
    * finds some of it gone. Asked again while running, it runs once more
-   * after, with the latest hooks. A failed read is reported (the first of
-   * a pass) and retried until the subscription or the bus ends. It hands
-   * the log over at the subscription's pace: a full queue, and each page,
-   * wait for its handler.
+   * after, with the latest hooks. A read that fails for want of the
+   * server is reported (once a pass for each reason in a row) and retried
+   * until the
+   * subscription or the bus ends; any other failure (see isBug) ends the
+   * subscription (Follower.fail). It hands the log over at the
+   * subscription's pace: a full queue, and each page, wait for its handler.
    */
   catchUp(hooks: CatchUpHooks): Promise<void> {
     this.pause();
@@ -254,20 +309,30 @@ export class Cursor {
 
   async #run(): Promise<void> {
     do {
-      this.#again = false;
+      this.#again = this.#dropped = false;
       const hooks = this.#hooks!;
+      let reported: string | undefined;
       for (let attempt = 1; !this.#ended(hooks); attempt++) {
         try {
           await this.#replay(hooks);
           break;
         } catch (error) {
-          if (attempt === 1) hooks.report(error);
+          if (isBug(error)) {
+            this.#follower.fail(error);
+            break;
+          }
+          // Each reason once a pass: a lost connection, then a refusal.
+          const why = error instanceof Error ? error.message : String(error);
+          if (why !== reported) hooks.report(error);
+          reported = why;
           await sleep(backoff(attempt, 2000), hooks.signal);
         } finally {
           this.#horizon = undefined;
         }
       }
-    } while (this.#again && !this.#ended(this.#hooks!));
+    } while (
+      (this.#again || this.#dropped) && !this.#ended(this.#hooks!)
+    );
     // Ended: the held events are dropped (they stay in the log).
     if (this.#ended(this.#hooks!)) this.#held = undefined;
     this.#release();
@@ -288,20 +353,26 @@ export class Cursor {
       if (first) this.#horizon = page.horizon;
       if (page.lost) {
         hooks.lost();
-        // A log that started again below the mark (a position past its
-        // end, e.g. a server that lost its latest writes): what it holds
-        // is owed from its oldest entry.
+        // The page starts at the oldest entry kept: all of it is owed (a
+        // mark of a log that started again, or one past its end, would
+        // hide it). What was seen stays skipped, unless the log started
+        // again below the mark: then those positions name other events.
         const oldest = page.entries[0]?.position;
         if (
           oldest !== undefined && this.#mark !== undefined &&
           this.#log.compare(oldest, this.#mark) <= 0
         ) {
-          this.#mark = undefined;
           this.#seen.clear();
         }
+        this.#mark = undefined;
       }
       for (const { position, event } of page.entries) {
-        if (!follower.wants(event)) continue;
+        if (!follower.wants(event)) {
+          // Not owed: the mark rises past it (as admit would raise it), so
+          // a later catch-up neither reads it again nor finds it trimmed.
+          this.#raise(this.#log.floor(position));
+          continue;
+        }
         if (follower.full) await follower.idle();
         if (this.#ended(hooks)) return;
         if (!this.admit(position)) continue;
@@ -319,13 +390,30 @@ export class Cursor {
     }
   }
 
+  // Lets the held live events through, in order. It holds until the last:
+  // an event a handler publishes meanwhile (memory) waits behind them,
+  // instead of overtaking them (and raising the mark past them).
   #release(): void {
     const held = this.#held ?? [];
-    this.#held = undefined;
-    for (const [event, position] of held) {
+    this.#releasing = true;
+    for (let i = 0; i < held.length; i++) {
+      const [event, position] = held[i]!;
       if (this.admit(position)) this.#follower.take(event, position);
     }
+    this.#releasing = false;
+    this.#held = undefined;
   }
+}
+
+/**
+ * Whether a failed read of the log is a bug (a `TypeError`,
+ * `RangeError`, `ReferenceError` or `SyntaxError`): retrying cannot mend
+ * it, unlike a lost connection, a timeout or a server's refusal (which an
+ * operator may lift).
+ */
+export function isBug(error: unknown): boolean {
+  return error instanceof TypeError || error instanceof RangeError ||
+    error instanceof ReferenceError || error instanceof SyntaxError;
 }
 
 /** What a catch-up reports to, and when it stops. */
@@ -387,6 +475,14 @@ export class History {
   readonly #cursors = new Set<Cursor>();
   /** Whether a live event came without a position (see `unlogged`). */
   #unlogged = false;
+  /** The position of the last live event the receiving connection brought. */
+  #arrived: Position | undefined;
+  /** The head of the log as last read for a heartbeat, and when (see beat). */
+  #probe: { mark: Position | undefined; at: number } | undefined;
+  /** Whether that read is under way. */
+  #reading = false;
+  /** Lost receiving connections so far (a probe read before one is void). */
+  #outages = 0;
 
   constructor(log: Log, hooks: HistoryHooks) {
     this.log = log;
@@ -406,15 +502,13 @@ export class History {
    * runs on; a `from` the log no longer holds is a gap from the epoch).
    */
   async start(cursor: Cursor, from: string | undefined): Promise<void> {
-    if (from === undefined) {
-      cursor.start(await this.log.head());
-      return;
-    }
-    const since = new Date(0);
-    void cursor.startFrom(from, {
+    const since = from === undefined ? new Date() : new Date(0);
+    const hooks = {
       ...this.#hooks,
       lost: () => this.#hooks.gap({ since, until: new Date(), lost: true }),
-    });
+    };
+    if (from === undefined) cursor.start(await this.log.head(), hooks);
+    else void cursor.startFrom(from, hooks);
   }
 
   /** Forgets the cursor of a cancelled subscription. */
@@ -431,9 +525,51 @@ export class History {
     this.#unlogged = true;
   }
 
-  /** The receiving connection was lost: live events wait from now on. */
+  /**
+   * A live event at `position` came on the receiving connection: the
+   * events of every subscription up to it have come too (the connection
+   * brings them in log order).
+   */
+  arrived(position: Position): void {
+    this.#arrived = position;
+  }
+
+  /**
+   * A heartbeat sent at `sentAt` was answered on the receiving connection:
+   * on a log whose heartbeats prove it (Positions.beatProves), the head
+   * read before it was sent has come, for every subscription not catching
+   * up (Cursor.pass), so a quiet one's place moves on though none of its
+   * events come. Then the head is read again, for a later heartbeat.
+   */
+  beat(sentAt: number): void {
+    if (!this.log.beatProves || this.#reading) return;
+    const probe = this.#probe;
+    if (probe?.mark !== undefined && sentAt > probe.at) {
+      for (const cursor of this.#cursors) cursor.pass(probe.mark);
+    }
+    this.#probe = undefined;
+    this.#reading = true;
+    const outages = this.#outages;
+    this.log.head().then(({ mark }) => {
+      if (this.#outages === outages) this.#probe = { mark, at: Date.now() };
+    }, () => {}).finally(() => (this.#reading = false));
+  }
+
+  /**
+   * The receiving connection was lost: every cursor not catching up has
+   * had what the last live event proves (see `arrived`, Cursor.pass), so a
+   * quiet subscription's catch-up starts there; live events wait from now
+   * on.
+   */
   pause(): void {
-    for (const cursor of this.#cursors) cursor.pause();
+    const arrived = this.#arrived;
+    this.#arrived = undefined;
+    this.#probe = undefined;
+    this.#outages++;
+    for (const cursor of this.#cursors) {
+      if (arrived !== undefined) cursor.pass(arrived);
+      cursor.pause();
+    }
   }
 
   /**

@@ -29,6 +29,8 @@ export interface KeeperHooks<L extends Link> {
   down(cause: Error): void;
   /** An attempt to replace it failed; another follows after a backoff. */
   retrying(cause: Error): void;
+  /** A heartbeat sent at `sentAt` (epoch ms) was answered. */
+  beat?(sentAt: number): void;
 }
 
 /** One connection and the signal that aborts when it is lost. */
@@ -216,7 +218,9 @@ export class Keeper<L extends Link> {
       session.lost.signal,
     ).then(
       () => {
-        if (this.#session === session) this.provenAt = sentAt;
+        if (this.#session !== session) return;
+        this.provenAt = sentAt;
+        this.#hooks.beat?.(sentAt);
       },
       (error: Error) => this.#lose(session, error),
     ).finally(() => (this.#pinging = false));

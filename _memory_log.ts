@@ -61,7 +61,9 @@ export class MemoryLog implements Log {
     let index = this.#start, lost = false;
     if (from !== undefined) {
       const [epoch, n] = parse(from);
-      if (epoch !== this.#epoch) lost = true;
+      // Another log's position, or one past this log's end (not one it
+      // gave): the whole log is owed.
+      if (epoch !== this.#epoch || n > this.#last()) lost = true;
       else {
         lost = n + 1 < this.#first;
         index += Math.max(n - this.#first, 0);

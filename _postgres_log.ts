@@ -310,7 +310,9 @@ export class PostgresLog {
     let lost = false;
     if (from !== undefined) {
       const [fromEpoch, key, had] = parse(from);
-      lost = fromEpoch !== at || key[0] > next;
+      // Another epoch, or a transaction id not yet given out (a position
+      // past the log's end): the whole log is owed.
+      lost = fromEpoch !== at || key[0] >= next;
       if (!lost) {
         lost = owedRemoved(key, had, removed);
         where = sql`where (xid, id) >= (${String(key[0])}::xid8, ${

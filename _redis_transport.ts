@@ -44,8 +44,8 @@ export interface Settings {
 
 /** Where the log is, and what it keeps. */
 interface RedisLog extends Retention {
-  /** The stream, then the key of its epoch. */
-  readonly keys: readonly [string, string];
+  /** The stream, the key of its epoch, and that of its trim mark. */
+  readonly keys: readonly [string, string, string];
 }
 
 const REDIS_POSITION = /^([0-9a-f]{8})-(0|[1-9]\d{0,14})-(0|[1-9]\d{0,18})$/;
@@ -56,6 +56,7 @@ const REDIS_POSITION = /^([0-9a-f]{8})-(0|[1-9]\d{0,14})-(0|[1-9]\d{0,18})$/;
  * starts a new one, whose ids say nothing of what was lost.
  */
 const REDIS_POSITIONS: Positions = {
+  beatProves: true,
   valid: (position) => REDIS_POSITION.test(position),
   compare: (a, b) => comparePositions(a, b, 2),
   floor: (position) => position,
@@ -73,20 +74,45 @@ function parsePosition(position: string): [string, bigint, bigint] {
 const newEpoch = (): string => crypto.randomUUID().slice(0, 8);
 
 /**
+ * Lua: `lastId(key)`, the last id a stream gave (of an entry kept or not;
+ * `0-0` when there is no stream), and `before(a, b)`, whether stream id
+ * `a` is smaller than `b` (compared as numbers, digits unparsed).
+ */
+const IDS = `local function lastId(key)
+  if redis.call('EXISTS', key) == 0 then return '0-0' end
+  local info = redis.call('XINFO', 'STREAM', key)
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then return info[i + 1] end
+  end
+end
+local function less(x, y) return #x < #y or (#x == #y and x < y) end
+local function before(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  if am ~= bm then return less(am, bm) end
+  return less(as, bs)
+end
+`;
+
+/**
  * Publishes a run of events in one command: ARGV holds channel, message
  * pairs. Each PUBLISH goes through pcall, so an event the server refuses
  * (an ACL channel rule) stops neither the others nor the script; the reply
  * lists the refused ones as position (from 1), error message, ….
  *
- * With history, KEYS are the log's stream and its epoch key, and ARGV
- * starts with the retention (events, milliseconds) and an epoch to use
- * when the key is missing (a new log, or a server that lost its data):
- * each event is appended to the stream (XADD … MAXLEN ~) and published
- * with its position, `<epoch>-<stream id>`, as one more key of its JSON
- * object (see POSITION_KEY); one the server refuses is not kept.
+ * With history, KEYS are the log's stream, its epoch key and its trim
+ * mark's key, and ARGV starts with the retention (events, milliseconds)
+ * and an epoch to use when the key is missing (a new log, or a server
+ * that lost its data): each event is appended to the stream (XADD) and
+ * published with its position, `<epoch>-<stream id>`, as one more key of
+ * its JSON object (see POSITION_KEY); one the server refuses is not kept.
+ * Then the stream is trimmed (MAXLEN ~, MINID ~) and, when that removed
+ * entries, the trim mark records it: the oldest id kept, or, with none
+ * kept, the last id given (see READ). The mark is the script's own: Redis
+ * 7.0 does not count trimmed entries in max-deleted-entry-id.
  */
-const PUBLISH_ALL = `local refused, epoch, first = {}, nil, 1
-if #KEYS == 2 then
+const PUBLISH_ALL = `${IDS}local refused, epoch, first = {}, nil, 1
+if #KEYS == 3 then
   epoch = redis.call('GET', KEYS[2])
   if not epoch then
     epoch = ARGV[3]
@@ -98,7 +124,7 @@ for i = first, #ARGV, 2 do
   local message, id = ARGV[i + 1], nil
   local reply = {}
   if epoch then
-    reply = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', message)
+    reply = redis.pcall('XADD', KEYS[1], '*', 'e', message)
     if type(reply) == 'string' then
       id = reply
       message = string.sub(message, 1, -2) .. ',"${POSITION_KEY}":"' .. epoch .. '-' .. id .. '"}'
@@ -116,57 +142,51 @@ for i = first, #ARGV, 2 do
   end
 end
 if epoch then
+  local gone = redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1])
   local now = redis.call('TIME')
   local oldest = now[1] * 1000 + math.floor(now[2] / 1000) - ARGV[2]
   if oldest > 0 then
-    redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d', oldest))
+    gone = gone + redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d', oldest))
+  end
+  if gone > 0 then
+    local kept = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+    redis.call('SET', KEYS[3], kept[1] and kept[1][1] or lastId(KEYS[1]))
   end
 end
 return refused`;
 
 /**
- * The head of the log: its epoch (made when missing) and the last id, as
- * `<epoch>-<id>` (`0-0` when empty). KEYS: stream, epoch key; ARGV: an
- * epoch to use when the key is missing.
+ * The head of the log: its epoch (made when missing) and the last id the
+ * stream gave, as `<epoch>-<id>` (`0-0` when there is no stream). KEYS:
+ * stream, epoch key; ARGV: an epoch to use when the key is missing.
  */
-const HEAD = `local epoch = redis.call('GET', KEYS[2])
+const HEAD = `${IDS}local epoch = redis.call('GET', KEYS[2])
 if not epoch then
   epoch = ARGV[1]
   redis.call('SET', KEYS[2], epoch)
 end
-local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-local id = '0-0'
-if #last > 0 then id = last[1][1] end
-return epoch .. '-' .. id`;
+return epoch .. '-' .. lastId(KEYS[1])`;
 
 /**
  * Entries of the log from an id (inclusive) of an epoch, or from the
- * oldest (ARGV[1] '-', ARGV[3] ''). KEYS: stream, epoch key; ARGV: from,
- * limit, the epoch of from. The reply: epoch (or ''), lost (1 when entries
- * after from are gone: another epoch, from itself no longer kept, or for
- * 0-0 an entry ever trimmed), then the entries.
+ * oldest (ARGV[1] '-', ARGV[3] ''). KEYS: stream, epoch key, trim mark
+ * key; ARGV: from, limit, the epoch of from. The reply: epoch (or ''),
+ * lost, then the entries. Lost (1) when entries after from may be gone:
+ * from is before the trim mark (see PUBLISH_ALL), or it is not of this
+ * log (another epoch, or past the last id the stream gave: a stream made
+ * anew, or one restored from an older copy), and then the entries start
+ * at the oldest kept.
  */
-const READ = `local epoch = redis.call('GET', KEYS[2]) or ''
+const READ = `${IDS}local epoch = redis.call('GET', KEYS[2]) or ''
 local from, lost = ARGV[1], 0
-if ARGV[3] ~= '' and epoch ~= ARGV[3] then
-  lost, from = 1, '-'
-end
-local entries = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', ARGV[2])
-if lost == 0 and ARGV[3] ~= '' then
-  if from == '0-0' then
-    if redis.call('EXISTS', KEYS[1]) == 1 then
-      local info = redis.call('XINFO', 'STREAM', KEYS[1])
-      for i = 1, #info, 2 do
-        if info[i] == 'max-deleted-entry-id' and info[i + 1] ~= '0-0' then
-          lost = 1
-        end
-      end
-    end
-  elseif #entries == 0 or entries[1][1] ~= from then
+if ARGV[3] ~= '' then
+  if epoch ~= ARGV[3] or before(lastId(KEYS[1]), from) then
+    lost, from = 1, '-'
+  elseif before(from, redis.call('GET', KEYS[3]) or '0-0') then
     lost = 1
   end
 end
-return {epoch, lost, entries}`;
+return {epoch, lost, redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', ARGV[2])}`;
 
 /** The most events one PUBLISH_ALL carries. */
 const SCRIPT_EVENTS = 1000;
@@ -198,7 +218,10 @@ export class RedisTransport implements Transport<RedisPublisher> {
     if (kept !== undefined) {
       this.positions = REDIS_POSITIONS;
       const stream = `${settings.prefix}:log`;
-      this.#log = { ...kept, keys: [stream, `${stream}:epoch`] };
+      this.#log = {
+        ...kept,
+        keys: [stream, `${stream}:epoch`, `${stream}:trimmed`],
+      };
     }
   }
 
@@ -449,7 +472,7 @@ export class RedisPublisher extends RedisLink implements PublishLink {
       for (const event of part) {
         args.push(this.#prefix + event.topic, event.toJSONString());
       }
-      pipeline.eval(PUBLISH_ALL, log === undefined ? 0 : 2, ...args);
+      pipeline.eval(PUBLISH_ALL, log === undefined ? 0 : 3, ...args);
     }
     const replies = await pipeline.exec();
     return parts.flatMap((part, i) => {
@@ -525,16 +548,14 @@ export class RedisPublisher extends RedisLink implements PublishLink {
   }
 
   async read(from: string | undefined, limit: number): Promise<LogPage> {
-    const [stream, epochKey] = this.#log!.keys;
     const [fromEpoch, ms, seq] = from === undefined
       ? ["", undefined, undefined]
       : parsePosition(from);
     const start = ms === undefined ? "-" : `${ms}-${seq}`;
     const [epoch, lost, entries] = await this.client.eval(
       READ,
-      2,
-      stream,
-      epochKey,
+      3,
+      ...this.#log!.keys,
       start,
       limit,
       fromEpoch,

@@ -39,6 +39,8 @@ export interface Core {
   paused(): void;
   /** Reports a span in which events may have been missed. */
   gap(gap: Gap): void;
+  /** A heartbeat sent at `sentAt` was answered on the receiving connection. */
+  beat(sentAt: number): void;
 }
 
 /** The connection lifecycle of a remote bus; see the comment above. */
@@ -99,6 +101,7 @@ export class Remote {
         this.#down("receiving", cause);
       },
       retrying: (cause) => this.#retrying("receiving", cause),
+      beat: (sentAt) => this.#core.beat(sentAt),
     }, this.#timing);
     const failed = new AbortController();
     const attempt = AbortSignal.any([signal, failed.signal]);

@@ -1043,12 +1043,16 @@ export interface Gap {
   /** When every subscription was confirmed again by the server. */
   readonly until: Date;
   /**
-   * On a bus with `history`: true, and events in the span are lost for
-   * good (the log no longer holds them: trimmed by retention, or a server
-   * restarted without its data). Such a bus reports no other gap: what the
-   * log holds is delivered instead. For a `from` position the log no
-   * longer holds, `since` is the Unix epoch (the log cannot tell when the
-   * lost events were published) and `until` when the replay began.
+   * On a bus with `history`: true, and events of the span may be lost for
+   * good: the log no longer holds entries after the subscription's last
+   * known place in it (trimmed by retention, a server restarted without
+   * its data, a log restored from an older copy). The log keeps no record
+   * per topic, so the trimmed entries may all have been of other topics:
+   * see the README's "History and replay" for when that is ruled out.
+   * Such a bus reports no other gap: what the log holds is delivered
+   * instead. For a `from` position the log no longer holds, `since` is
+   * the Unix epoch (the log cannot tell when the lost events were
+   * published) and `until` when the replay began.
    */
   readonly lost?: boolean;
 }
@@ -1490,9 +1494,10 @@ export interface SubscribeOptions {
    * this position (a `delivery.position` a handler saw, saved by the
    * application), or with the oldest it holds (`"earliest"`), then go on
    * live. Events between the saved position and a crash may come again:
-   * deduplicate by `eventId`. A position the log no longer holds is
-   * reported through `onGap` (`lost: true`), then delivery starts from the
-   * oldest event the log holds.
+   * deduplicate by `eventId`. A position the log no longer holds, or one
+   * past its end (a position it never gave: made up, or of a log restored
+   * from an older copy), is reported through `onGap` (`lost: true`), then
+   * delivery starts from the oldest event the log holds.
    * @default none (only events published from now on)
    */
   readonly from?: string;
@@ -1587,7 +1592,9 @@ export interface EventsOptions extends SubscribeOptions {
 /**
  * The conditions a caller may want to catch, by `code`:
  * `NOT_CONNECTED`, `CLOSED`, `UNKNOWN_BACKEND`,
- * `CONNECTION_FAILED`, `PUBLISH_FAILED`, `SUBSCRIBE_FAILED`, `QUEUE_FULL`, `DROPPED_ON_CLOSE`, `DROPPED_ON_CANCEL`,
+ * `CONNECTION_FAILED`, `PUBLISH_FAILED`, `SUBSCRIBE_FAILED` (also to
+ * `onError`: a subscription cancelled because reading its history failed
+ * with a bug), `QUEUE_FULL`, `DROPPED_ON_CLOSE`, `DROPPED_ON_CANCEL`,
  * `UNSUPPORTED_SERVER`, `PAYLOAD_MISSING`, `TIMEOUT`.
  *
  * @example Branch on the code

@@ -42,7 +42,11 @@ export async function forget(backend: Backend, prefix: string): Promise<void> {
   if (backend === "redis") {
     const client = new Redis(REDIS_URL);
     try {
-      await client.del(`${prefix}:log`, `${prefix}:log:epoch`);
+      await client.del(
+        `${prefix}:log`,
+        `${prefix}:log:epoch`,
+        `${prefix}:log:trimmed`,
+      );
     } finally {
       client.disconnect();
     }

@@ -472,7 +472,11 @@ async function dropLog(backend: string, prefix: string): Promise<void> {
   if (backend === "redis") {
     const { Redis } = await import("ioredis");
     const admin = new Redis(REDIS_URL);
-    await admin.del(`${prefix}:log`, `${prefix}:log:epoch`);
+    await admin.del(
+      `${prefix}:log`,
+      `${prefix}:log:epoch`,
+      `${prefix}:log:trimmed`,
+    );
     await admin.quit();
     return;
   }

@@ -1046,4 +1046,26 @@ export function historyConformance(name: string, factory: BusFactory): void {
     assert.equal(gaps[0]!.lost, true);
     assert.deepEqual(errors, []);
   });
+
+  test("a position past the end of the log (not one it gave): a lost gap, then the oldest event kept, then live", async (open) => {
+    const topic = uniqueTopic("future");
+    const { bus, errors, gaps } = await open();
+    const inbox = new Positioned();
+    await bus.subscribe(topic, inbox.record);
+    await publishRange(bus, topic, 1, 3);
+    await inbox.until(3);
+    // Each number of a position of the log (after its epoch), a million
+    // on: as from a log that was reset under the same epoch, or made up.
+    const [epoch, ...numbers] = inbox.positions[2]!.split("-");
+    const future = [epoch, ...numbers.map((n) => BigInt(n) + 1_000_000n)];
+    const resumed = new Positioned();
+    await bus.subscribe(topic, resumed.record, { from: future.join("-") });
+    await resumed.until(3);
+    await publishRange(bus, topic, 4, 4);
+    await resumed.until(4);
+    assert.deepEqual(resumed.payloads, [1, 2, 3, 4]);
+    assert.equal(gaps.length, 1);
+    assert.equal(gaps[0]!.lost, true);
+    assert.deepEqual(errors, []);
+  });
 }

@@ -29,13 +29,21 @@ function hooks(): CatchUpHooks & { losses: number } {
 const range = (from: number, to: number): number[] =>
   Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-function follower(take: (event: Event) => void): Follower {
+function follower(
+  take: (event: Event) => void,
+  more: Partial<Follower> = {},
+): Follower {
   return {
     wants: () => true,
     take,
     cancelled: false,
     full: false,
     idle: () => Promise.resolve(),
+    maxHeld: 100,
+    fail: (error) => {
+      throw error;
+    },
+    ...more,
   };
 }
 
@@ -87,4 +95,99 @@ Deno.test("Cursor: a lost read whose entries start at or before the mark (a log 
   await cursor.startFrom("e-50", caught);
   assert.deepEqual(taken, [1, 2]);
   assert.equal(caught.losses, 1);
+});
+
+Deno.test("Cursor: a catch-up moves past other topics' entries, so their trimming later is no loss of this subscription's", async () => {
+  const log = new MemoryLog(10, 60_000);
+  const a = log.append(makeEvent("a", { n: 1 }));
+  for (let n = 1; n <= 5; n++) log.append(makeEvent("b", { n }));
+  const taken: unknown[] = [];
+  const cursor = new Cursor(
+    log,
+    follower((event) => void taken.push(event.payload.n), {
+      wants: (event) => event.topic === "a",
+    }),
+  );
+  const first = hooks();
+  await cursor.startFrom(a, first);
+  // The log rolls over: "a" 1 and "b" 1 are trimmed, "b" 2 to 5 kept.
+  for (let n = 6; n <= 11; n++) log.append(makeEvent("b", { n }));
+  const again = hooks();
+  await cursor.catchUp(again);
+  assert.deepEqual(taken, []);
+  assert.equal(first.losses + again.losses, 0);
+});
+
+Deno.test("Cursor: live events held during a catch-up stay within maxHeld; past it they are read from the log, each once, in order", async () => {
+  const log = new MemoryLog(1000, 60_000);
+  for (let n = 1; n <= 5; n++) log.append(makeEvent("t", { n }));
+  const taken: unknown[] = [];
+  let live = 0;
+  const cursor: Cursor = new Cursor(
+    log,
+    follower((event) => {
+      taken.push(event.payload.n);
+      if (event.payload.live === true) live++;
+      // While the replay hands over event 1, ten live events come: each is
+      // logged, and reaches the cursor live (marked as such).
+      if (event.payload.n === 1) {
+        for (let n = 6; n <= 15; n++) {
+          const position = log.append(makeEvent("t", { n }));
+          cursor.hold(makeEvent("t", { n, live: true }), position);
+        }
+      }
+    }, { maxHeld: 3 }),
+  );
+  await cursor.startFrom("earliest", hooks());
+  assert.deepEqual(taken, range(1, 15));
+  assert.ok(live <= 3, `${live} live events were held, over maxHeld`);
+});
+
+Deno.test("Cursor: a catch-up whose read fails with a bug ends the subscription once; a failure of the server is retried", async () => {
+  const log = new MemoryLog(1000, 60_000);
+  for (let n = 1; n <= 3; n++) log.append(makeEvent("t", { n }));
+  const failing = (error: Error, times: number): MemoryLog =>
+    Object.assign(Object.create(log), {
+      read(from: string | undefined, limit: number) {
+        return times-- > 0 ? Promise.reject(error) : log.read(from, limit);
+      },
+    });
+  const failed: unknown[] = [];
+  const reported: unknown[] = [];
+  const taken: unknown[] = [];
+  const hooksOf = (): CatchUpHooks => ({
+    lost: () => {},
+    report: (error) => void reported.push(error),
+    signal: new AbortController().signal,
+  });
+  const bug = new TypeError("Cannot read properties of undefined");
+  const broken = new Cursor(
+    failing(bug, Infinity),
+    follower(() => {}, { fail: (error) => void failed.push(error) }),
+  );
+  await broken.startFrom("earliest", hooksOf());
+  assert.deepEqual(failed, [bug]);
+  assert.deepEqual(reported, []);
+  const down = new Error("Connection is closed.");
+  const refused = new Error("NOPERM this user has no permissions");
+  const retried = new Cursor(
+    failing(down, 2),
+    follower((event) => void taken.push(event.payload.n)),
+  );
+  await retried.startFrom("earliest", hooksOf());
+  assert.deepEqual(taken, [1, 2, 3]);
+  assert.deepEqual(reported, [down]);
+  // Each new reason is reported: the same one again is not.
+  const another = new Cursor(
+    Object.assign(Object.create(log), {
+      reasons: [down, down, refused],
+      read(this: { reasons: Error[] }, from: string | undefined, n: number) {
+        const reason = this.reasons.shift();
+        return reason ? Promise.reject(reason) : log.read(from, n);
+      },
+    }),
+    follower(() => {}),
+  );
+  await another.startFrom("earliest", hooksOf());
+  assert.deepEqual(reported, [down, down, refused]);
 });

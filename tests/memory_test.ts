@@ -267,6 +267,55 @@ Deno.test("InMemoryEventBus history: a replay waits for an async handler instead
   assert.deepEqual(errors, []);
 });
 
+Deno.test("InMemoryEventBus history: live events past maxQueuedEvents during a replay are read from the log: each once, in order, none dropped", async () => {
+  const errors: unknown[] = [];
+  await using bus = new InMemoryEventBus({
+    history: {},
+    maxQueuedEvents: 10,
+    onError: (error) => void errors.push(error),
+  });
+  await bus.connect();
+  for (let n = 1; n <= 100; n++) await bus.publish("t", makeEvent("t", { n }));
+  const inbox = new Inbox();
+  await bus.subscribe("t", async (event) => {
+    await Promise.resolve();
+    inbox.handler(event);
+    // While the replay runs, 200 live events: more than the queue takes.
+    if (event.payload.n === 1) {
+      for (let n = 101; n <= 300; n++) {
+        void bus.publish("t", makeEvent("t", { n }));
+      }
+    }
+  }, { from: "earliest" });
+  await inbox.until(300);
+  assert.deepEqual(
+    inbox.payloads,
+    Array.from({ length: 300 }, (_, i) => i + 1),
+  );
+  assert.deepEqual(errors, []);
+});
+
+Deno.test("InMemoryEventBus history: a handler that publishes while the live events held during a replay are let through gets every event, in order", async () => {
+  const errors: unknown[] = [];
+  await using bus = new InMemoryEventBus({
+    history: {},
+    onError: (error) => void errors.push(error),
+  });
+  await bus.connect();
+  for (let n = 1; n <= 3; n++) await bus.publish("t", makeEvent("t", { n }));
+  const inbox = new Inbox();
+  const publish = (n: number) => void bus.publish("t", makeEvent("t", { n }));
+  await bus.subscribe("t", (event) => {
+    inbox.handler(event);
+    const n = event.payload.n;
+    if (n === 1) [4, 5].forEach(publish); // held: the replay runs
+    if (n === 4) publish(6); // while 5 is still held
+  }, { from: "earliest" });
+  await inbox.until(6);
+  assert.deepEqual(inbox.payloads, [1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(errors, []);
+});
+
 Deno.test("InMemoryEventBus history: close() stops a replay that waits for its handler: no handler call after it", async () => {
   const bus = new InMemoryEventBus({
     history: {},

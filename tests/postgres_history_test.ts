@@ -57,10 +57,11 @@ class Received {
 async function historyBus(
   url: string,
   received: Received,
+  history: { maxEvents?: number } = {},
 ): Promise<PostgresEventBus> {
   const bus = new PostgresEventBus({
     connectionString: url,
-    history: {},
+    history,
     heartbeatMs: 200,
     maxReconnectDelayMs: 100,
     onGap: (gap) => void received.gaps.push(gap),
@@ -584,6 +585,33 @@ test("PostgresEventBus history: a position with a transaction id the server has 
     await older.until(1);
     assert.deepEqual(older.seen, [1]);
     assert.deepEqual(received.gaps.map((gap) => gap.lost), [true, true]);
+  } finally {
+    await bus.close();
+  }
+});
+
+test("PostgresEventBus history: a quiet topic, away while only other topics' events were trimmed → no gap", async (server) => {
+  const quiet = new Received(), busy = new Received();
+  const bus = await historyBus(server.url, quiet, { maxEvents: 10 });
+  try {
+    const [a, b] = [uniqueTopic("quiet"), uniqueTopic("busy")];
+    await bus.subscribe(a, quiet.handler);
+    await bus.subscribe(b, busy.handler);
+    await bus.publish(a, makeEvent(a, { n: 1 }));
+    await quiet.until(1);
+    for (let n = 1; n <= 400; n++) await bus.publish(b, makeEvent(b, { n }));
+    await busy.until(400);
+    await killListener(server);
+    for (let n = 401; n <= 403; n++) {
+      await bus.publish(b, makeEvent(b, { n })).catch(() => {});
+    }
+    await busy.until(403);
+    // The replay's read trimmed the log to its last 10 entries.
+    await bus.publish(a, makeEvent(a, { n: 2 }));
+    await quiet.until(2);
+    assert.deepEqual(quiet.seen, [1, 2]);
+    assert.equal(busy.seen.length, 403);
+    assert.deepEqual(quiet.gaps, []);
   } finally {
     await bus.close();
   }

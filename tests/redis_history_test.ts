@@ -190,3 +190,97 @@ Deno.test("RedisEventBus history: once events not in the log arrive (a publisher
     await bus.close();
   }
 });
+
+Deno.test("RedisEventBus history: a subscription made on an empty log, away while it is trimmed → a lost gap, then the oldest event kept (Redis 7.0 records no trim itself)", async () => {
+  await using server = await startRedis();
+  const timeline = new Timeline();
+  const bus = await withBus(server.url, {
+    onGap: timeline.gap,
+    history: { maxEvents: 10 },
+  });
+  const topic = uniqueTopic("empty");
+  const admin = new Redis(server.url);
+  try {
+    await bus.subscribe(topic, timeline.handler);
+    // The subscriber connection cannot come back (a password now); the
+    // publishing one, signed in already, goes on.
+    await admin.config("SET", "requirepass", "away");
+    await admin.client("KILL", "TYPE", "pubsub");
+    const total = 400;
+    await Promise.all(
+      range(1, total).map((n) => bus.publish(topic, makeEvent(topic, { n }))),
+    );
+    await admin.config("SET", "requirepass", "");
+    await timeline.until(() => timeline.seen.at(-1) === total);
+    const [gap, oldest] = timeline.seen;
+    assert.equal(gap, "gap");
+    assert.ok((oldest as number) > 1, `event ${oldest} should be trimmed`);
+    assert.deepEqual(timeline.seen.slice(1), range(oldest as number, total));
+  } finally {
+    admin.disconnect();
+    await bus.close();
+  }
+});
+
+Deno.test("RedisEventBus history: a quiet topic, away while only other topics' events were trimmed → no gap", async () => {
+  await using server = await startRedis();
+  const quiet = new Timeline(), busy = new Timeline();
+  const gaps: Gap[] = [];
+  const bus = await withBus(server.url, {
+    onGap: (gap) => void gaps.push(gap),
+    history: { maxEvents: 10 },
+  });
+  const [a, b] = [uniqueTopic("quiet"), uniqueTopic("busy")];
+  const admin = new Redis(server.url);
+  try {
+    await bus.subscribe(a, quiet.handler);
+    await bus.subscribe(b, busy.handler);
+    await bus.publish(a, makeEvent(a, { n: 1 }));
+    await quiet.until(() => quiet.seen.length === 1);
+    // The log rolls over: the quiet topic's event is trimmed.
+    for (let n = 1; n <= 400; n++) await bus.publish(b, makeEvent(b, { n }));
+    await busy.until(() => busy.seen.length === 400);
+    await admin.client("KILL", "TYPE", "pubsub");
+    for (let n = 401; n <= 403; n++) {
+      await bus.publish(b, makeEvent(b, { n })).catch(() => {});
+    }
+    await busy.until(() => busy.seen.length === 403);
+    await bus.publish(a, makeEvent(a, { n: 2 }));
+    await quiet.until(() => quiet.seen.length === 2);
+    assert.deepEqual(quiet.seen, [1, 2]);
+    assert.deepEqual(busy.seen, range(1, 403));
+    assert.deepEqual(gaps, []);
+  } finally {
+    admin.disconnect();
+    await bus.close();
+  }
+});
+
+Deno.test("RedisEventBus history: a quiet topic alone on its bus, away after other topics' events were trimmed → no gap (heartbeats move its place)", async () => {
+  await using server = await startRedis();
+  const quiet = new Timeline();
+  const gaps: Gap[] = [];
+  const bus = await withBus(server.url, {
+    onGap: (gap) => void gaps.push(gap),
+    history: { maxEvents: 10 },
+  });
+  const [a, b] = [uniqueTopic("alone"), uniqueTopic("others")];
+  const admin = new Redis(server.url);
+  try {
+    await bus.subscribe(a, quiet.handler);
+    await bus.publish(a, makeEvent(a, { n: 1 }));
+    await quiet.until(() => quiet.seen.length === 1);
+    // Events no subscription of this bus wants roll the log over.
+    for (let n = 1; n <= 400; n++) await bus.publish(b, makeEvent(b, { n }));
+    // Heartbeats (every 200 ms): one reads the head, a later one proves it.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await admin.client("KILL", "TYPE", "pubsub");
+    await bus.publish(a, makeEvent(a, { n: 2 })).catch(() => {});
+    await quiet.until(() => quiet.seen.length === 2);
+    assert.deepEqual(quiet.seen, [1, 2]);
+    assert.deepEqual(gaps, []);
+  } finally {
+    admin.disconnect();
+    await bus.close();
+  }
+});

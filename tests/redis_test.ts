@@ -33,7 +33,7 @@ if (ok) {
   // The history tier's log (channel prefix "events") is removed at the end.
   Deno.test("redis history: (clean-up of the conformance tier's log)", async () => {
     const admin = new Redis(REDIS_URL);
-    await admin.del("events:log", "events:log:epoch");
+    await admin.del("events:log", "events:log:epoch", "events:log:trimmed");
     admin.disconnect();
   });
 }
