@@ -178,14 +178,26 @@ export interface Observed {
   report(error: unknown): void;
 }
 
+/** What a bus keeps of a topic: its span names and its counts. */
+interface Topic {
+  readonly name: string;
+  /** `publish <topic>`. */
+  readonly publish: string;
+  /** `process <topic>`. */
+  readonly process: string;
+  readonly counts: TopicCounts;
+}
+
 /** A bus's spans and metrics; see the comment at the top of this file. */
 export class Telemetry {
   readonly #api: OpenTelemetryApi;
   readonly #tracer: Tracer;
   readonly #system: string;
+  readonly #producer: number;
+  readonly #consumer: number;
   readonly #counts: Map<string, TopicCounts>;
-  /** This bus's entries of #counts, by topic. */
-  readonly #topics = new Map<string, TopicCounts>();
+  /** This bus's topics (span names, entries of #counts). */
+  readonly #topics = new Map<string, Topic>();
   readonly #duration;
   readonly #gauges: [Gauge, (result: Observation) => void][];
   /**
@@ -208,6 +220,8 @@ export class Telemetry {
         ),
       );
     this.#system = observed.system;
+    this.#producer = api.SpanKind.PRODUCER;
+    this.#consumer = api.SpanKind.CONSUMER;
     this.#tracer = api.trace.getTracer(SCOPE);
     if (observed.system === "memory") this.#published = new WeakMap();
     const meter = api.metrics.getMeter(SCOPE);
@@ -267,14 +281,15 @@ export class Telemetry {
    */
   publish(event: Event, send: (event: Event) => Promise<void>): Promise<void> {
     const api = this.#api;
+    const topic = this.#topic(event.topic);
     let span: Span | undefined, carrying: Event;
     try {
       const parent = api.context.active();
       span = this.#tracer.startSpan(
-        `publish ${event.topic}`,
+        topic.publish,
         {
-          kind: api.SpanKind.PRODUCER,
-          attributes: this.#attributes(event, "publish", "send"),
+          kind: this.#producer,
+          attributes: this.#attributes(event, "publish"),
         },
         parent,
       );
@@ -282,10 +297,10 @@ export class Telemetry {
     } catch (error) {
       // A failing tracer or propagator must not stop the event.
       this.#report(error);
-      this.#quietly(() => span?.end());
+      if (span !== undefined) this.#end(span);
       return send(event);
     }
-    const counts = this.#topic(event.topic);
+    const counts = topic.counts;
     let sent: Promise<void>;
     try {
       sent = send(carrying);
@@ -294,22 +309,28 @@ export class Telemetry {
     }
     return sent.then(() => {
       counts.sent++;
-      this.#quietly(() => span.end());
+      this.#end(span);
     }, (error) => {
       const type = errorType(error);
       counts.failed.set(type, (counts.failed.get(type) ?? 0) + 1);
-      this.#quietly(() => this.#fail(span, error, type));
+      this.#end(span, error, type);
       throw error;
     });
   }
 
-  // Runs telemetry that must not fail the bus (a span processor's onEnd,
-  // a histogram): a failure is reported.
-  #quietly(fn: () => void): void {
+  // Ends a span (with the error, if `type` is given), reporting a failure
+  // of telemetry (a span processor's onEnd) instead of throwing it.
+  #end(span: Span, error?: unknown, type?: string): void {
     try {
-      fn();
-    } catch (error) {
-      this.#report(error);
+      if (type !== undefined) {
+        const message = error instanceof Error ? error.message : String(error);
+        span.setAttribute("error.type", type);
+        span.setStatus({ code: this.#api.SpanStatusCode.ERROR, message });
+        span.recordException(error instanceof Error ? error : message);
+      }
+      span.end();
+    } catch (failure) {
+      this.#report(failure);
     }
   }
 
@@ -331,7 +352,14 @@ export class Telemetry {
       api.trace.setSpan(parent, span),
       carrier as Record<string, string>,
     );
-    return withMetadata(event, carrier);
+    // Nothing injected (no SDK, tracing suppressed) and nothing to remove:
+    // the event itself, not a copy.
+    for (const key in carrier) {
+      if (carrier[key] !== event.metadata[key]) {
+        return withMetadata(event, carrier);
+      }
+    }
+    return event;
   }
 
   /**
@@ -340,16 +368,20 @@ export class Telemetry {
    * handler runs.
    */
   handler(handler: EventHandler): EventHandler {
+    // The topic of the last event (a subscription's only one, but for a
+    // pattern's), looked up again only when another comes.
+    let topic: Topic | undefined;
     return (event, delivery) => {
       const api = this.#api;
+      if (topic?.name !== event.topic) topic = this.#topic(event.topic);
       let span: Span, active: unknown;
       try {
         const parent = this.#parent(event);
         span = this.#tracer.startSpan(
-          `process ${event.topic}`,
+          topic.process,
           {
-            kind: api.SpanKind.CONSUMER,
-            attributes: this.#attributes(event, "process", "process"),
+            kind: this.#consumer,
+            attributes: this.#attributes(event, "process"),
           },
           parent,
         );
@@ -360,7 +392,7 @@ export class Telemetry {
         this.#report(error);
         return handler(event, delivery);
       }
-      const counts = this.#topic(event.topic);
+      const counts = topic.counts;
       counts.consumed++;
       const start = performance.now();
       let result: void | Promise<void>;
@@ -413,51 +445,46 @@ export class Telemetry {
     error?: unknown,
   ): void {
     const seconds = (performance.now() - start) / 1000;
-    this.#quietly(() => {
-      if (!failed) {
-        this.#duration.record(seconds, counts.process);
-        span.end();
-        return;
-      }
-      const type = errorType(error);
-      this.#duration.record(seconds, { ...counts.process, "error.type": type });
-      this.#fail(span, error, type);
-    });
-  }
-
-  #topic(topic: string): TopicCounts {
-    let counts = this.#topics.get(topic);
-    if (counts === undefined) {
-      counts = topicCounts(this.#counts, this.#system, topic);
-      this.#topics.set(topic, counts);
+    const type = failed ? errorType(error) : undefined;
+    try {
+      this.#duration.record(
+        seconds,
+        type === undefined
+          ? counts.process
+          : { ...counts.process, "error.type": type },
+      );
+    } catch (failure) {
+      this.#report(failure);
     }
-    return counts;
+    this.#end(span, error, type);
   }
 
-  #attributes(
-    event: Event,
-    operation: string,
-    type: string,
-  ): Attributes {
+  #topic(name: string): Topic {
+    let topic = this.#topics.get(name);
+    if (topic === undefined) {
+      topic = {
+        name,
+        publish: `publish ${name}`,
+        process: `process ${name}`,
+        counts: topicCounts(this.#counts, this.#system, name),
+      };
+      this.#topics.set(name, topic);
+    }
+    return topic;
+  }
+
+  #attributes(event: Event, operation: "publish" | "process"): Attributes {
     const attributes: Attributes = {
       "messaging.system": this.#system,
       "messaging.destination.name": event.topic,
       "messaging.operation.name": operation,
-      "messaging.operation.type": type,
+      "messaging.operation.type": operation === "publish" ? "send" : "process",
       "messaging.message.id": event.eventId,
     };
     if (event.correlationId !== null) {
       attributes["messaging.message.conversation_id"] = event.correlationId;
     }
     return attributes;
-  }
-
-  #fail(span: Span, error: unknown, type: string): void {
-    const message = error instanceof Error ? error.message : String(error);
-    span.setAttribute("error.type", type);
-    span.setStatus({ code: this.#api.SpanStatusCode.ERROR, message });
-    span.recordException(error instanceof Error ? error : message);
-    span.end();
   }
 }
 
