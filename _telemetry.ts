@@ -3,6 +3,7 @@
 // application hands in. Nothing here imports OpenTelemetry: the types below
 // are the part of its API the bus uses, so the real module fits them.
 
+import { CONTEXT, type Delivered } from "./_dispatch.ts";
 import {
   type Attributes,
   countsOf,
@@ -200,11 +201,8 @@ export class Telemetry {
   readonly #topics = new Map<string, Topic>();
   readonly #duration;
   readonly #gauges: [Gauge, (result: Observation) => void][];
-  /**
-   * In process (memory bus): the publish span's context of each event
-   * being delivered, instead of metadata.
-   */
-  readonly #published: WeakMap<Event, SpanContext> | undefined;
+  /** In process (memory bus): the context goes beside the event. */
+  readonly #inProcess: boolean;
   readonly #report: (error: unknown) => void;
 
   constructor(options: TelemetryOptions, observed: Observed) {
@@ -223,7 +221,7 @@ export class Telemetry {
     this.#producer = api.SpanKind.PRODUCER;
     this.#consumer = api.SpanKind.CONSUMER;
     this.#tracer = api.trace.getTracer(SCOPE);
-    if (observed.system === "memory") this.#published = new WeakMap();
+    this.#inProcess = observed.system === "memory";
     const meter = api.metrics.getMeter(SCOPE);
     this.#counts = countsOf(meter);
     this.#duration = meter.createHistogram("messaging.process.duration", {
@@ -276,13 +274,17 @@ export class Telemetry {
   /**
    * Publishes `event` through `send` in a `publish <topic>` span. A remote
    * bus sends a copy whose metadata holds the span's context; the memory
-   * bus sends the event itself (a copy if it is being delivered already)
-   * and keeps the context beside it.
+   * bus sends the event itself and hands the span's ids to `send`, to go
+   * beside it in its deliveries.
    */
-  publish(event: Event, send: (event: Event) => Promise<void>): Promise<void> {
+  publish(
+    event: Event,
+    send: (event: Event, context?: SpanContext) => Promise<void>,
+  ): Promise<void> {
     const api = this.#api;
     const topic = this.#topic(event.topic);
     let span: Span | undefined, carrying: Event;
+    let context: SpanContext | undefined;
     try {
       const parent = api.context.active();
       span = this.#tracer.startSpan(
@@ -293,7 +295,12 @@ export class Telemetry {
         },
         parent,
       );
-      carrying = this.#carrying(event, span, parent);
+      if (this.#inProcess) {
+        carrying = event;
+        context = span.spanContext();
+      } else {
+        carrying = this.#carrying(event, api.trace.setSpan(parent, span));
+      }
     } catch (error) {
       // A failing tracer or propagator must not stop the event.
       this.#report(error);
@@ -303,7 +310,7 @@ export class Telemetry {
     const counts = topic.counts;
     let sent: Promise<void>;
     try {
-      sent = send(carrying);
+      sent = send(carrying, context);
     } catch (error) {
       sent = Promise.reject(error);
     }
@@ -334,24 +341,15 @@ export class Telemetry {
     }
   }
 
-  // The event to send, carrying the publish span's context.
-  #carrying(event: Event, span: Span, parent: unknown): Event {
-    const published = this.#published;
-    if (published !== undefined) {
-      const own = published.has(event) ? withMetadata(event, {}) : event;
-      published.set(own, span.spanContext());
-      return own;
-    }
-    const api = this.#api;
+  // The event to send to another process, carrying `context` (the publish
+  // span's) in its metadata.
+  #carrying(event: Event, context: unknown): Event {
     // An older trace context in the event is replaced, not mixed in.
     const carrier: Record<string, unknown> = {
       traceparent: undefined,
       tracestate: undefined,
     };
-    api.propagation.inject(
-      api.trace.setSpan(parent, span),
-      carrier as Record<string, string>,
-    );
+    this.#api.propagation.inject(context, carrier as Record<string, string>);
     // Nothing injected (no SDK, tracing suppressed) and nothing to remove:
     // the event itself, not a copy.
     for (const key in carrier) {
@@ -376,7 +374,7 @@ export class Telemetry {
       if (topic?.name !== event.topic) topic = this.#topic(event.topic);
       let span: Span, active: unknown;
       try {
-        const parent = this.#parent(event);
+        const parent = this.#parent(event, delivery);
         span = this.#tracer.startSpan(
           topic.process,
           {
@@ -422,14 +420,15 @@ export class Telemetry {
     };
   }
 
-  // The parent of a process span: the publish span's context, kept beside
-  // the event (memory) or in its metadata; else the active context.
-  #parent(event: Event): unknown {
+  // The parent of a process span: the publish span's context, beside the
+  // event in its delivery (memory) or in its metadata; else the active
+  // context.
+  #parent(event: Event, delivery: Delivered): unknown {
     const api = this.#api;
     const active = api.context.active();
-    const published = this.#published?.get(event);
+    const published = delivery[CONTEXT];
     if (published !== undefined) {
-      return api.trace.setSpanContext(active, published);
+      return api.trace.setSpanContext(active, published as SpanContext);
     }
     // No metadata, no context to extract (a peer without telemetry).
     if (isEmpty(event.metadata)) return active;
