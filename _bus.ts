@@ -5,7 +5,7 @@
 // none and delivers in place.
 
 import { untilAborted } from "./_deadline.ts";
-import { Dispatcher, logError } from "./_dispatch.ts";
+import { delivery, Dispatcher, logError } from "./_dispatch.ts";
 import { History } from "./_history.ts";
 import type { Timing } from "./_keeper.ts";
 import { MemoryLog } from "./_memory_log.ts";
@@ -141,7 +141,12 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
     this.#remote = remote && new Remote(remote.transport, remote.timing, {
       decode: (text) => this.#dispatcher.decode(text),
       deliver: (event, interest, position) => {
-        void this.#dispatcher.deliver(event, interest, false, position);
+        void this.#dispatcher.deliver(
+          event,
+          interest,
+          false,
+          delivery(position),
+        );
         if (position === undefined) history?.unlogged();
         else history?.arrived(position);
       },
@@ -310,21 +315,26 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.traced(event, (sent) => {
+    return this.traced(event, (sent, context) => {
       if (this.#remote !== undefined) return this.#remote.send(sent);
       const position = this.#log?.append(sent);
-      return this.#dispatcher.deliver(sent, null, true, position) ??
-        Promise.resolve();
+      return this.#dispatcher.deliver(
+        sent,
+        null,
+        true,
+        delivery(position, context),
+      ) ?? Promise.resolve();
     });
   }
 
   /**
    * Sends a checked event through `send`: with telemetry, in a publish
-   * span, as a copy carrying the trace context in its metadata.
+   * span, as a copy carrying the trace context in its metadata (remote),
+   * or with the context beside it for the handlers in this process.
    */
   protected traced(
     event: Event,
-    send: (event: Event) => Promise<void>,
+    send: (event: Event, context?: unknown) => Promise<void>,
   ): Promise<void> {
     return this.#telemetry === undefined
       ? send(event)

@@ -21,6 +21,29 @@ import {
 /** The delivery of an event that has no position (no history). */
 const UNLOGGED: Delivery = Object.freeze({});
 
+/**
+ * The key of what a publisher in this process hands the handlers beside
+ * an event, in its delivery: the publish span's context (see Telemetry).
+ */
+export const CONTEXT: unique symbol = Symbol("publish context");
+
+/** A delivery, as the core hands it to handlers. */
+export interface Delivered extends Delivery {
+  readonly [CONTEXT]?: unknown;
+}
+
+/** The delivery of an event at `position` (if any), with `context`. */
+export function delivery(position?: Position, context?: unknown): Delivered {
+  if (context === undefined) {
+    return position === undefined ? UNLOGGED : Object.freeze({ position });
+  }
+  return Object.freeze(
+    position === undefined
+      ? { [CONTEXT]: context }
+      : { position, [CONTEXT]: context },
+  );
+}
+
 /** What the core asks of a backend when interests come and go. */
 export interface Listener {
   /** Starts listening; `since` is when subscribe was called (epoch ms). */
@@ -155,8 +178,8 @@ export class Dispatcher {
   }
 
   /**
-   * Hands an event (at `position` in the log, if it has one) to the
-   * subscriptions it is for: `via` null means every
+   * Hands an event (at `delivery.position` in the log, if it has one) to
+   * the subscriptions it is for: `via` null means every
    * matching one (memory); a topic interest means the exact subscriptions
    * to that topic, when it is the event's; a pattern interest means that
    * pattern's subscriptions, when its pattern matches. With `wait`,
@@ -170,7 +193,7 @@ export class Dispatcher {
     event: Event,
     via: Interest | null,
     wait: boolean,
-    position?: Position,
+    given: Delivered = UNLOGGED,
   ): Promise<void> | undefined {
     if (this.#closing) return undefined;
     // The receivers are fixed now: a subscription a handler makes while
@@ -180,12 +203,12 @@ export class Dispatcher {
       const entry = via.kind === "topic"
         ? (via.name === event.topic ? this.#exact.get(via.name) : undefined)
         : this.#patterns.get(via.name);
-      return settled(this.#offer(entry, event, wait, horizon, position));
+      return settled(this.#offer(entry, event, wait, horizon, given));
     }
     const exact = this.#exact.get(event.topic);
-    let pending = this.#offer(exact, event, wait, horizon, position);
+    let pending = this.#offer(exact, event, wait, horizon, given);
     for (const entry of this.#patterns.values()) {
-      const done = this.#offer(entry, event, wait, horizon, position);
+      const done = this.#offer(entry, event, wait, horizon, given);
       if (done !== undefined) pending = collect(pending, done);
     }
     return settled(pending);
@@ -199,7 +222,7 @@ export class Dispatcher {
     event: Event,
     wait: boolean,
     horizon: number,
-    position: Position | undefined,
+    given: Delivered,
   ): Promise<void> | Promise<void>[] | undefined {
     if (entry === undefined) return undefined;
     if (entry.regex !== null && !entry.regex.test(event.topic)) {
@@ -208,7 +231,7 @@ export class Dispatcher {
     let pending: Promise<void> | Promise<void>[] | undefined;
     for (const sub of entry.subs) {
       if (sub.serial > horizon) continue;
-      const done = sub.offer(event, wait, position);
+      const done = sub.offer(event, wait, given);
       if (done !== undefined) pending = collect(pending, done);
     }
     return pending;
@@ -371,7 +394,7 @@ class Sub implements Subscription, Follower {
   /** Takes an event its cursor admitted (replayed, or held live). */
   take(event: Event, position: Position): void {
     if (this.#cancelled === undefined) {
-      this.#take(event, Object.freeze({ position }), false);
+      this.#take(event, delivery(position), false);
     }
   }
 
@@ -440,23 +463,25 @@ class Sub implements Subscription, Follower {
   /**
    * Calls the handler now when idle (returning, with `wait`, a promise of
    * the end of that call if it is async), else queues the event. With
-   * history, an event at a position waits while the cursor catches up,
-   * and one the subscription already had is skipped.
+   * history, an event at a position waits while the cursor catches up
+   * (without its delivery's context), and one the subscription already
+   * had is skipped.
    */
   offer(
     event: Event,
     wait: boolean,
-    position?: Position,
+    given: Delivered,
   ): Promise<void> | undefined {
     if (this.#cancelled !== undefined) return undefined;
     const cursor = this.cursor;
-    if (position === undefined) return this.#take(event, UNLOGGED, wait);
+    const position = given.position;
+    if (position === undefined) return this.#take(event, given, wait);
     if (cursor?.holding) {
       cursor.hold(event, position);
       return undefined;
     }
     if (cursor !== undefined && !cursor.admit(position)) return undefined;
-    return this.#take(event, Object.freeze({ position }), wait);
+    return this.#take(event, given, wait);
   }
 
   #take(

@@ -3,6 +3,7 @@
 // application hands in. Nothing here imports OpenTelemetry: the types below
 // are the part of its API the bus uses, so the real module fits them.
 
+import { CONTEXT, type Delivered } from "./_dispatch.ts";
 import {
   type Attributes,
   countsOf,
@@ -178,21 +179,30 @@ export interface Observed {
   report(error: unknown): void;
 }
 
+/** What a bus keeps of a topic: its span names and its counts. */
+interface Topic {
+  readonly name: string;
+  /** `publish <topic>`. */
+  readonly publish: string;
+  /** `process <topic>`. */
+  readonly process: string;
+  readonly counts: TopicCounts;
+}
+
 /** A bus's spans and metrics; see the comment at the top of this file. */
 export class Telemetry {
   readonly #api: OpenTelemetryApi;
   readonly #tracer: Tracer;
   readonly #system: string;
+  readonly #producer: number;
+  readonly #consumer: number;
   readonly #counts: Map<string, TopicCounts>;
-  /** This bus's entries of #counts, by topic. */
-  readonly #topics = new Map<string, TopicCounts>();
+  /** This bus's topics (span names, entries of #counts). */
+  readonly #topics = new Map<string, Topic>();
   readonly #duration;
   readonly #gauges: [Gauge, (result: Observation) => void][];
-  /**
-   * In process (memory bus): the publish span's context of each event
-   * being delivered, instead of metadata.
-   */
-  readonly #published: WeakMap<Event, SpanContext> | undefined;
+  /** In process (memory bus): the context goes beside the event. */
+  readonly #inProcess: boolean;
   readonly #report: (error: unknown) => void;
 
   constructor(options: TelemetryOptions, observed: Observed) {
@@ -208,8 +218,10 @@ export class Telemetry {
         ),
       );
     this.#system = observed.system;
+    this.#producer = api.SpanKind.PRODUCER;
+    this.#consumer = api.SpanKind.CONSUMER;
     this.#tracer = api.trace.getTracer(SCOPE);
-    if (observed.system === "memory") this.#published = new WeakMap();
+    this.#inProcess = observed.system === "memory";
     const meter = api.metrics.getMeter(SCOPE);
     this.#counts = countsOf(meter);
     this.#duration = meter.createHistogram("messaging.process.duration", {
@@ -262,76 +274,90 @@ export class Telemetry {
   /**
    * Publishes `event` through `send` in a `publish <topic>` span. A remote
    * bus sends a copy whose metadata holds the span's context; the memory
-   * bus sends the event itself (a copy if it is being delivered already)
-   * and keeps the context beside it.
+   * bus sends the event itself and hands the span's ids to `send`, to go
+   * beside it in its deliveries.
    */
-  publish(event: Event, send: (event: Event) => Promise<void>): Promise<void> {
+  publish(
+    event: Event,
+    send: (event: Event, context?: SpanContext) => Promise<void>,
+  ): Promise<void> {
     const api = this.#api;
+    const topic = this.#topic(event.topic);
     let span: Span | undefined, carrying: Event;
+    let context: SpanContext | undefined;
     try {
       const parent = api.context.active();
       span = this.#tracer.startSpan(
-        `publish ${event.topic}`,
+        topic.publish,
         {
-          kind: api.SpanKind.PRODUCER,
-          attributes: this.#attributes(event, "publish", "send"),
+          kind: this.#producer,
+          attributes: this.#attributes(event, "publish"),
         },
         parent,
       );
-      carrying = this.#carrying(event, span, parent);
+      if (this.#inProcess) {
+        carrying = event;
+        context = span.spanContext();
+      } else {
+        carrying = this.#carrying(event, api.trace.setSpan(parent, span));
+      }
     } catch (error) {
       // A failing tracer or propagator must not stop the event.
       this.#report(error);
-      this.#quietly(() => span?.end());
+      if (span !== undefined) this.#end(span);
       return send(event);
     }
-    const counts = this.#topic(event.topic);
+    const counts = topic.counts;
     let sent: Promise<void>;
     try {
-      sent = send(carrying);
+      sent = send(carrying, context);
     } catch (error) {
       sent = Promise.reject(error);
     }
     return sent.then(() => {
       counts.sent++;
-      this.#quietly(() => span.end());
+      this.#end(span);
     }, (error) => {
       const type = errorType(error);
       counts.failed.set(type, (counts.failed.get(type) ?? 0) + 1);
-      this.#quietly(() => this.#fail(span, error, type));
+      this.#end(span, error, type);
       throw error;
     });
   }
 
-  // Runs telemetry that must not fail the bus (a span processor's onEnd,
-  // a histogram): a failure is reported.
-  #quietly(fn: () => void): void {
+  // Ends a span (with the error, if `type` is given), reporting a failure
+  // of telemetry (a span processor's onEnd) instead of throwing it.
+  #end(span: Span, error?: unknown, type?: string): void {
     try {
-      fn();
-    } catch (error) {
-      this.#report(error);
+      if (type !== undefined) {
+        const message = error instanceof Error ? error.message : String(error);
+        span.setAttribute("error.type", type);
+        span.setStatus({ code: this.#api.SpanStatusCode.ERROR, message });
+        span.recordException(error instanceof Error ? error : message);
+      }
+      span.end();
+    } catch (failure) {
+      this.#report(failure);
     }
   }
 
-  // The event to send, carrying the publish span's context.
-  #carrying(event: Event, span: Span, parent: unknown): Event {
-    const published = this.#published;
-    if (published !== undefined) {
-      const own = published.has(event) ? withMetadata(event, {}) : event;
-      published.set(own, span.spanContext());
-      return own;
-    }
-    const api = this.#api;
+  // The event to send to another process, carrying `context` (the publish
+  // span's) in its metadata.
+  #carrying(event: Event, context: unknown): Event {
     // An older trace context in the event is replaced, not mixed in.
     const carrier: Record<string, unknown> = {
       traceparent: undefined,
       tracestate: undefined,
     };
-    api.propagation.inject(
-      api.trace.setSpan(parent, span),
-      carrier as Record<string, string>,
-    );
-    return withMetadata(event, carrier);
+    this.#api.propagation.inject(context, carrier as Record<string, string>);
+    // Nothing injected (no SDK, tracing suppressed) and nothing to remove:
+    // the event itself, not a copy.
+    for (const key in carrier) {
+      if (carrier[key] !== event.metadata[key]) {
+        return withMetadata(event, carrier);
+      }
+    }
+    return event;
   }
 
   /**
@@ -340,16 +366,20 @@ export class Telemetry {
    * handler runs.
    */
   handler(handler: EventHandler): EventHandler {
+    // The topic of the last event (a subscription's only one, but for a
+    // pattern's), looked up again only when another comes.
+    let topic: Topic | undefined;
     return (event, delivery) => {
       const api = this.#api;
+      if (topic?.name !== event.topic) topic = this.#topic(event.topic);
       let span: Span, active: unknown;
       try {
-        const parent = this.#parent(event);
+        const parent = this.#parent(event, delivery);
         span = this.#tracer.startSpan(
-          `process ${event.topic}`,
+          topic.process,
           {
-            kind: api.SpanKind.CONSUMER,
-            attributes: this.#attributes(event, "process", "process"),
+            kind: this.#consumer,
+            attributes: this.#attributes(event, "process"),
           },
           parent,
         );
@@ -360,7 +390,7 @@ export class Telemetry {
         this.#report(error);
         return handler(event, delivery);
       }
-      const counts = this.#topic(event.topic);
+      const counts = topic.counts;
       counts.consumed++;
       const start = performance.now();
       let result: void | Promise<void>;
@@ -390,14 +420,15 @@ export class Telemetry {
     };
   }
 
-  // The parent of a process span: the publish span's context, kept beside
-  // the event (memory) or in its metadata; else the active context.
-  #parent(event: Event): unknown {
+  // The parent of a process span: the publish span's context, beside the
+  // event in its delivery (memory) or in its metadata; else the active
+  // context.
+  #parent(event: Event, delivery: Delivered): unknown {
     const api = this.#api;
     const active = api.context.active();
-    const published = this.#published?.get(event);
+    const published = delivery[CONTEXT];
     if (published !== undefined) {
-      return api.trace.setSpanContext(active, published);
+      return api.trace.setSpanContext(active, published as SpanContext);
     }
     // No metadata, no context to extract (a peer without telemetry).
     if (isEmpty(event.metadata)) return active;
@@ -413,51 +444,46 @@ export class Telemetry {
     error?: unknown,
   ): void {
     const seconds = (performance.now() - start) / 1000;
-    this.#quietly(() => {
-      if (!failed) {
-        this.#duration.record(seconds, counts.process);
-        span.end();
-        return;
-      }
-      const type = errorType(error);
-      this.#duration.record(seconds, { ...counts.process, "error.type": type });
-      this.#fail(span, error, type);
-    });
-  }
-
-  #topic(topic: string): TopicCounts {
-    let counts = this.#topics.get(topic);
-    if (counts === undefined) {
-      counts = topicCounts(this.#counts, this.#system, topic);
-      this.#topics.set(topic, counts);
+    const type = failed ? errorType(error) : undefined;
+    try {
+      this.#duration.record(
+        seconds,
+        type === undefined
+          ? counts.process
+          : { ...counts.process, "error.type": type },
+      );
+    } catch (failure) {
+      this.#report(failure);
     }
-    return counts;
+    this.#end(span, error, type);
   }
 
-  #attributes(
-    event: Event,
-    operation: string,
-    type: string,
-  ): Attributes {
+  #topic(name: string): Topic {
+    let topic = this.#topics.get(name);
+    if (topic === undefined) {
+      topic = {
+        name,
+        publish: `publish ${name}`,
+        process: `process ${name}`,
+        counts: topicCounts(this.#counts, this.#system, name),
+      };
+      this.#topics.set(name, topic);
+    }
+    return topic;
+  }
+
+  #attributes(event: Event, operation: "publish" | "process"): Attributes {
     const attributes: Attributes = {
       "messaging.system": this.#system,
       "messaging.destination.name": event.topic,
       "messaging.operation.name": operation,
-      "messaging.operation.type": type,
+      "messaging.operation.type": operation === "publish" ? "send" : "process",
       "messaging.message.id": event.eventId,
     };
     if (event.correlationId !== null) {
       attributes["messaging.message.conversation_id"] = event.correlationId;
     }
     return attributes;
-  }
-
-  #fail(span: Span, error: unknown, type: string): void {
-    const message = error instanceof Error ? error.message : String(error);
-    span.setAttribute("error.type", type);
-    span.setStatus({ code: this.#api.SpanStatusCode.ERROR, message });
-    span.recordException(error instanceof Error ? error : message);
-    span.end();
   }
 }
 

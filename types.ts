@@ -331,8 +331,8 @@ let dataBytes: (event: Event) => number;
  * A copy of `event` whose metadata has `extra`'s string values as well
  * (they win over keys of the same name), without the keys `extra` gives
  * any other value (`undefined`): how a publish replaces the trace context.
- * The event given is not changed (but for its wire text, made and kept);
- * nothing is checked again but the new keys.
+ * The event given is not changed; nothing is checked again but the new
+ * keys.
  */
 export let withMetadata: (
   event: Event,
@@ -410,13 +410,14 @@ export class Event<P = JsonObject> {
     withMetadata = (event, extra) => {
       let bytes = event.#dataBytes;
       const metadata: Record<string, JsonValue> = { ...event.metadata };
-      for (const [key, value] of Object.entries(extra)) {
+      for (const key in extra) {
+        const value = extra[key];
         if (typeof value !== "string") {
           delete metadata[key];
           continue;
         }
         requireWellFormed(key, "metadata key");
-        requireWellFormed(value, `metadata "${key}"`);
+        requireWellFormed(value, "metadata", key);
         bytes += textBytes(key) + textBytes(value) + 2;
         metadata[key] = value;
       }
@@ -426,11 +427,18 @@ export class Event<P = JsonObject> {
         ...event.#init(),
         metadata: Object.freeze(metadata),
       });
-      // The wire text: the event's (made once, kept for its next publish)
-      // with only the metadata, the last field, written anew.
-      const json = event.toJSONString();
-      const old = JSON.stringify(event.metadata).length + 1;
-      copy.#json = `${json.slice(0, -old)}${JSON.stringify(copy.metadata)}}`;
+      copy.#stamp = event.#stamp;
+      // The wire text, when the event's is made already: it with only the
+      // metadata, the last field, written anew; joined, not concatenated,
+      // into one flat string (a drivers' byte count of a concatenation
+      // flattens it first, which cost more than the join). Else it is
+      // made when first needed, once, as for any event.
+      const json = event.#json;
+      if (json !== undefined) {
+        const old = JSON.stringify(event.metadata).length + 1;
+        copy.#json = [json.slice(0, -old), JSON.stringify(copy.metadata), "}"]
+          .join("");
+      }
       return copy;
     };
   }
@@ -772,13 +780,14 @@ function optionalString(value: unknown, name: string): string | null {
   );
 }
 
-function requireWellFormed(value: string, name: string): string {
+// `key`, if given, is the metadata key of `value` (named in the error).
+function requireWellFormed(value: string, name: string, key?: string): string {
   const lone = loneSurrogate(value);
   if (lone === null) return value;
   throw new TypeError(
-    `Cannot create event: ${name} must be well-formed Unicode, but ${
-      show(value)
-    } has ${lone}; remove it`,
+    `Cannot create event: ${
+      key === undefined ? name : `${name} "${key}"`
+    } must be well-formed Unicode, but ${show(value)} has ${lone}; remove it`,
   );
 }
 

@@ -107,6 +107,25 @@ Deno.test("telemetry on memory: one event published twice at once gives each pub
   assert.deepEqual(got.map((e) => e.eventId), [sent.eventId, sent.eventId]);
 });
 
+Deno.test("telemetry on memory: an event published again is handed over itself, each publish with its own process span", async () => {
+  otel.spans.reset();
+  await using bus = createEventBus({}, { telemetry: { api } });
+  await bus.connect();
+  const got: Event[] = [];
+  await bus.subscribe("otel:again", (e) => void got.push(e));
+  const sent = event("otel:again");
+  await bus.publish("otel:again", sent);
+  await bus.publish("otel:again", sent);
+  assert.deepEqual(got, [sent, sent]);
+  assert.ok(got.every((e) => e === sent), "the very event, not a copy");
+  const spans = otel.finished();
+  const publishes = spans.filter((s) => s.kind === PRODUCER);
+  assert.deepEqual(
+    spans.filter((s) => s.kind === CONSUMER).map((s) => s.parentSpanId),
+    publishes.map((s) => s.spanId),
+  );
+});
+
 Deno.test("telemetry: a throwing or rejecting handler sets the process span's status to ERROR", async () => {
   otel.spans.reset();
   await using bus = createEventBus({}, {
