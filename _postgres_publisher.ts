@@ -213,22 +213,22 @@ export class PostgresPublisher implements PublishLink {
 
   // One statement per run of distinct events (Postgres folds identical
   // notifications of one transaction into one, so an event published twice
-  // goes in two statements). A statement the server refuses refuses its
-  // events; the others are unaffected.
+  // goes in two statements), all written at once, in order (postgres.js
+  // pipelines them, and a later send's after them). A statement the server
+  // refuses refuses its events; the others are unaffected.
   async send(events: readonly Event[]): Promise<(Refusal | undefined)[]> {
     const sql = this.#connection.sql;
-    const outcomes: (Refusal | undefined)[] = [];
-    for (const run of distinctRuns(events)) {
-      try {
-        await notify(sql, run, this.#channels, this.#store);
-        outcomes.push(...run.map(() => undefined));
-      } catch (error) {
-        const refused = refusal(error);
-        if (!(refused instanceof Refusal)) throw error;
-        outcomes.push(...run.map(() => refused));
-      }
-    }
-    return outcomes;
+    const runs = distinctRuns(events).map((run) =>
+      notify(sql, run, this.#channels, this.#store).then(
+        () => run.map(() => undefined),
+        (error) => {
+          const refused = refusal(error);
+          if (!(refused instanceof Refusal)) throw error;
+          return run.map(() => refused);
+        },
+      )
+    );
+    return (await Promise.all(runs)).flat();
   }
 
   head(): Promise<Head> {
