@@ -64,19 +64,22 @@ export async function notify(
     return;
   }
   // Each event on its topic's channel, then on each matching pattern's
-  // channel, in publish order. Patterns are matched once per distinct topic
-  // (materialized: inlined, the planner matched every event with every
-  // pattern, a thousand times the work). With history, each event is
-  // logged (its whole body: b) and its notification (q) carries its
-  // position.
+  // channel, in publish order: the rows of the batch are scanned once, in
+  // order, each followed by its pattern channels (a lateral join), with no
+  // copy or sort of their text (a union sorted by position cost 4 KiB events
+  // half again the server's time). Patterns are matched once per distinct
+  // topic (materialized: inlined, the planner matched every event with
+  // every pattern, a thousand times the work). With history, each event is
+  // logged (its whole body: b) and its notification (q, in the log's order)
+  // carries its position.
   // The batch as one jsonb parameter of [channel, topic, text(, body)]
   // rows: postgres.js escapes text[] literals character by character in
   // JavaScript (a third of a batch's client time); JSON.stringify is native.
   const batch = texts.map((text, k) => [names[k]!, topics[k]!, text]);
   const unnested = log === undefined
-    ? sql`t as (
-      select x->>0 as c, x->>1 as topic, x->>2 as p, i
-      from jsonb_array_elements(${sql.json(batch)}) with ordinality as t(x, i)
+    ? sql`e as (
+      select x->>0 as c, x->>1 as topic, x->>2 as p
+      from jsonb_array_elements(${sql.json(batch)}) as x
     )`
     : sql`t as (
       select x->>0 as c, x->>1 as topic, x->>2 as p,
@@ -84,13 +87,12 @@ export async function notify(
       from jsonb_array_elements(${
       sql.json(bodies(events, rows.length).map((b, k) => [...batch[k]!, b]))
     }) with ordinality as t(x, i)
-    ), ${log.logged(sql)}`;
-  const t = sql(log === undefined ? "t" : "q");
+    ), ${log.logged(sql)}, e as (select c, topic, p from q)`;
   const notified = sql`
     ${unnested},
     m as materialized (
       select d.topic, l.channel
-      from (select distinct topic from ${t}) d
+      from unnest(${[...new Set(topics)]}::text[]) as d(topic)
       join (
         select distinct channel, pattern_like from ${
     sql(channels.patterns.table)
@@ -98,11 +100,8 @@ export async function notify(
         where expires_at > now()
       ) l on d.topic like l.pattern_like
     )
-    select count(pg_notify(c, p)) from (
-      select c, p, i, 0 as k from ${t}
-      union all
-      select m.channel, e.p, e.i, 1 from ${t} e join m using (topic)
-      order by i, k
+    select count(pg_notify(n.c, e.p)) from e cross join lateral (
+      select e.c union all select m.channel from m where m.topic = e.topic
     ) n`;
   if (rows.length === 0) {
     await sql`with ${notified}`;
