@@ -29,7 +29,7 @@ export class Outbox {
   #queue: Pending[] = [];
   /** Batches sent and not yet settled. */
   #inFlight = 0;
-  /** Resolved once nothing is queued or in flight; made by the first push. */
+  /** Resolved once nothing is queued or in flight; made by `flush`. */
   #idle: Deferred<void> | undefined;
   #scheduled = false;
 
@@ -53,7 +53,6 @@ export class Outbox {
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({ event, resolve, reject });
-      this.#idle ??= deferred();
       if (!this.#scheduled) {
         this.#scheduled = true;
         queueMicrotask(this.#fill);
@@ -66,6 +65,9 @@ export class Outbox {
    * those still queued (those in flight settle when the connection ends).
    */
   async flush(ms: number): Promise<void> {
+    if (this.#queue.length > 0 || this.#inFlight > 0) {
+      this.#idle ??= deferred();
+    }
     await bounded(this.#idle?.promise ?? Promise.resolve(), ms, "flush").catch(
       () => {}, // what is left is rejected below
     );

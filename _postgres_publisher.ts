@@ -247,7 +247,8 @@ export class PostgresPublisher implements PublishLink {
 }
 
 /** The events cut before each one whose id is already in the run. */
-function distinctRuns(events: readonly Event[]): Event[][] {
+function distinctRuns(events: readonly Event[]): (readonly Event[])[] {
+  if (events.length === 1) return [events];
   const runs: Event[][] = [];
   let run: Event[] = [], ids = new Set<string>();
   for (const event of events) {
