@@ -47,20 +47,22 @@ export async function notify(
     // One event (what a lone publish sends): the same, in a simpler
     // statement that plans and runs faster.
     const [name, text, topic] = [names[0]!, texts[0]!, topics[0]!];
-    // No `distinct`: a channel two owners share is notified twice with
-    // the same payload in one transaction, and PostgreSQL delivers that
-    // once.
-    const patterns = (p: ReturnType<ISql>) =>
-      sql`select count(pg_notify(channel, ${p}))
-        from ${sql(channels.patterns.table)}
-        where expires_at > now() and ${topic} like pattern_like`;
-    await (log === undefined
-      ? sql`select pg_notify(${name}, ${text}), (${patterns(sql`${text}`)})`
-      : sql`with t as (
-          select ${name}::text as c, ${topic}::text as topic, ${text}::text as p,
-            ${text}::text as b, 1 as i
-        ), ${log.logged(sql)}
-        select pg_notify(c, p), (${patterns(sql`q.p`)}) from q`);
+    if (log === undefined) {
+      await sql.unsafe(channels.patterns.notifyOne, [name, text, topic], {
+        prepare: true,
+      });
+      return;
+    }
+    await sql`with t as (
+        select ${name}::text as c, ${topic}::text as topic, ${text}::text as p,
+          ${text}::text as b, 1 as i
+      ), ${log.logged(sql)}
+      select pg_notify(c, p), (
+        select count(pg_notify(channel, q.p)) from ${
+      sql(channels.patterns.table)
+    }
+        where expires_at > now() and ${topic} like pattern_like
+      ) from q`;
     return;
   }
   // Each event on its topic's channel, then on each matching pattern's

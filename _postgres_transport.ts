@@ -56,8 +56,8 @@ export interface Settings {
  * NOTIFY_LIMIT: it is stored, and notified by a short reference. */
 const BATCH_CHARS = 128 * 1024;
 
-/** Batches sent before the first is answered: the server runs the next
- * statement while the bus builds the one after. */
+/** Batches in flight at once on the publishing connection (pipelined): the
+ * server runs the next statement while the bus builds the one after. */
 const IN_FLIGHT = 2;
 
 /** PostgreSQL LISTEN/NOTIFY; see the comment at the top of this file. */

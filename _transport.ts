@@ -46,11 +46,11 @@ export interface PublishLink extends Link {
   /**
    * Sends events in this order; called again before it settled (see
    * Transport.batch.inFlight), writes its commands after those of every
-   * earlier call, which the server then runs first. Resolves with one entry per event:
-   * `undefined` when the server accepted it, or a {@linkcode Refusal} when
-   * the server refused that event (it was not sent). Rejects when the
-   * connection failed: then each event may or may not have been delivered,
-   * unless the rejection is an {@linkcode Unsent}.
+   * earlier call, which the server then runs first. Resolves with one entry
+   * per event: `undefined` when the server accepted it, or a
+   * {@linkcode Refusal} when the server refused that event (it was not
+   * sent). Rejects when the connection failed: then each event may or may
+   * not have been delivered, unless the rejection is an {@linkcode Unsent}.
    */
   send(events: readonly Event[]): Promise<readonly (Refusal | undefined)[]>;
   /**
