@@ -41,6 +41,87 @@ export function bounded<T>(
   });
 }
 
+/** One wait of {@linkcode Deadlines}: when it expires, and how. */
+interface Wait {
+  readonly at: number;
+  readonly expire: () => void;
+}
+
+/**
+ * Bounds a stream of waits as {@linkcode bounded} does, with one timer for
+ * all of them, armed for the earliest deadline: a timer of its own (set,
+ * then cleared) costs a wait a few microseconds, as much as the rest of
+ * the client's work on a lone publish. The timer stays armed after its
+ * waits settle, until it fires or `clear()` is called.
+ */
+export class Deadlines {
+  readonly #waits = new Set<Wait>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #armedAt = Infinity;
+
+  /**
+   * Settles like `promise`, but rejects with a {@linkcode Timeout} after
+   * `ms` milliseconds, or with `signal.reason` as soon as `signal` aborts.
+   */
+  bound<T>(
+    promise: Promise<T>,
+    ms: number,
+    what: string,
+    signal: AbortSignal,
+  ): Promise<T> {
+    if (signal.aborted) {
+      promise.catch(() => {});
+      return Promise.reject(signal.reason);
+    }
+    return new Promise<T>((resolve, reject) => {
+      const wait: Wait = {
+        at: performance.now() + ms,
+        expire: () => stop(new Timeout(`${what}: no answer within ${ms} ms`)),
+      };
+      const stop = (error: unknown) => {
+        this.#waits.delete(wait);
+        signal.removeEventListener("abort", abort);
+        reject(error);
+      };
+      const abort = () => stop(signal.reason);
+      signal.addEventListener("abort", abort, { once: true });
+      this.#waits.add(wait);
+      if (wait.at < this.#armedAt) this.#arm(wait.at);
+      promise.then((value) => {
+        this.#waits.delete(wait);
+        signal.removeEventListener("abort", abort);
+        resolve(value);
+      }, stop);
+    });
+  }
+
+  /** Clears the timer; waits still pending are then unbounded. */
+  clear(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#armedAt = Infinity;
+  }
+
+  #arm(at: number): void {
+    clearTimeout(this.#timer);
+    this.#armedAt = at;
+    this.#timer = setTimeout(this.#fire, Math.max(0, at - performance.now()));
+  }
+
+  // Expires every wait whose deadline passed; arms for the next one.
+  #fire = (): void => {
+    this.#timer = undefined;
+    this.#armedAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const wait of this.#waits) {
+      if (wait.at <= now) wait.expire();
+      else next = Math.min(next, wait.at);
+    }
+    if (next < Infinity) this.#arm(next);
+  };
+}
+
 /** Resolves after `ms` milliseconds, or at once when `signal` aborts. */
 export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();

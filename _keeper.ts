@@ -3,7 +3,7 @@
 // it (with backoff) when it is lost. The publishing and the receiving
 // connection each have one; only what `restore` does differs.
 
-import { backoff, bounded, sleep } from "./_deadline.ts";
+import { backoff, bounded, Deadlines, sleep } from "./_deadline.ts";
 import { type Link, Refusal } from "./_transport.ts";
 
 /** The timing options of a remote bus, checked (see RemoteEventBusOptions). */
@@ -58,6 +58,8 @@ export class Keeper<L extends Link> {
   /** The lost connection a replacement must fence off (see restore). */
   #previous: L | undefined;
   #waiters = new Set<() => void>();
+  /** The deadlines of the commands run on the connection. */
+  readonly #deadlines = new Deadlines();
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #pinging = false;
   /** The last moment (epoch ms) the connection was proven live. */
@@ -95,11 +97,15 @@ export class Keeper<L extends Link> {
   ): Promise<T> {
     const session = this.#session;
     if (session === undefined) return Promise.reject(new Down(what));
-    return bounded(command(session.link!), ms, what, session.lost.signal)
-      .catch((error: Error) => {
-        if (!(error instanceof Refusal)) this.#lose(session, error);
-        throw error;
-      });
+    return this.#deadlines.bound(
+      command(session.link!),
+      ms,
+      what,
+      session.lost.signal,
+    ).catch((error: Error) => {
+      if (!(error instanceof Refusal)) this.#lose(session, error);
+      throw error;
+    });
   }
 
   /**
@@ -122,6 +128,7 @@ export class Keeper<L extends Link> {
   async stop(ms: number): Promise<void> {
     this.#stop.abort(new Stopped("the bus is closing"));
     clearInterval(this.#heartbeat);
+    this.#deadlines.clear();
     const session = this.#session;
     this.#session = undefined;
     if (session === undefined) return;

@@ -1,9 +1,11 @@
-// The publishes of a remote bus: queued while one batch is in flight, sent
-// in order a batch at a time through the publishing connection, and each
-// one settled — resolved once the server accepted it, or rejected saying
-// whether it was sent.
+// The publishes of a remote bus: sent in order, a batch at a time, through
+// the publishing connection, with up to the transport's `inFlight` batches
+// sent and not yet answered (the next one goes while the server works on
+// the last); queued while that many are; each one settled — resolved once
+// the server accepted it, or rejected saying whether it was sent.
 
 import { bounded } from "./_deadline.ts";
+import { type Deferred, deferred } from "./_deferred.ts";
 import { Down, type Keeper } from "./_keeper.ts";
 import {
   type PublishLink,
@@ -25,7 +27,11 @@ export class Outbox {
   readonly #timeoutMs: number;
   #keeper: Keeper<PublishLink> | undefined;
   #queue: Pending[] = [];
-  #sending: Promise<void> | undefined;
+  /** Batches sent and not yet settled. */
+  #inFlight = 0;
+  /** Resolved once nothing is queued or in flight; made by `flush`. */
+  #idle: Deferred<void> | undefined;
+  #scheduled = false;
 
   constructor(transport: Transport, commandTimeoutMs: number) {
     this.#transport = transport;
@@ -47,7 +53,10 @@ export class Outbox {
     }
     return new Promise((resolve, reject) => {
       this.#queue.push({ event, resolve, reject });
-      this.#sending ??= this.#pump();
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        queueMicrotask(this.#fill);
+      }
     });
   }
 
@@ -56,7 +65,10 @@ export class Outbox {
    * those still queued (those in flight settle when the connection ends).
    */
   async flush(ms: number): Promise<void> {
-    await bounded(this.#sending ?? Promise.resolve(), ms, "flush").catch(
+    if (this.#queue.length > 0 || this.#inFlight > 0) {
+      this.#idle ??= deferred();
+    }
+    await bounded(this.#idle?.promise ?? Promise.resolve(), ms, "flush").catch(
       () => {}, // what is left is rejected below
     );
     const unsent = this.#queue;
@@ -69,40 +81,53 @@ export class Outbox {
     }
   }
 
-  // Sends batches until the queue is empty; starts on the next microtask,
-  // so that the publishes of one tick share a batch.
-  async #pump(): Promise<void> {
-    await Promise.resolve();
-    while (this.#queue.length > 0) {
-      const batch = this.#take();
-      const events = batch.map((p) => p.event);
-      let outcomes: readonly (Refusal | undefined)[];
-      try {
-        outcomes = await this.#keeper!.run(
-          "publish",
-          (link) => link.send(events),
-          this.#timeoutMs,
-        );
-      } catch (error) {
-        for (const { event, reject } of batch) {
-          reject(this.#failure(event, error as Error));
-        }
-        continue;
-      }
-      batch.forEach(({ event, resolve, reject }, i) => {
-        const refusal = outcomes[i];
-        if (refusal === undefined) resolve();
-        else {
-          reject(this.#error(
-            event,
-            `refused it (${refusal.message}); the event was not sent — check the user's permissions`,
-            refusal,
-            "",
-          ));
-        }
+  // Sends batches while fewer than `inFlight` are in flight; runs on the
+  // next microtask after a push, so that the publishes of one tick share a
+  // batch, and again as each batch settles. Batches go out in order, and a
+  // transport's `send` writes its commands before those of any later call.
+  #fill = (): void => {
+    this.#scheduled = false;
+    const { inFlight = 1 } = this.#transport.batch;
+    while (this.#queue.length > 0 && this.#inFlight < inFlight) {
+      this.#inFlight++;
+      void this.#send(this.#take()).then(() => {
+        this.#inFlight--;
+        this.#fill();
       });
     }
-    this.#sending = undefined;
+    if (this.#inFlight === 0) {
+      this.#idle?.resolve();
+      this.#idle = undefined;
+    }
+  };
+
+  // Sends one batch and settles each of its publishes; never rejects.
+  async #send(batch: Pending[]): Promise<void> {
+    let outcomes: readonly (Refusal | undefined)[];
+    try {
+      outcomes = await this.#keeper!.run(
+        "publish",
+        (link) => link.send(batch.map((p) => p.event)),
+        this.#timeoutMs,
+      );
+    } catch (error) {
+      for (const { event, reject } of batch) {
+        reject(this.#failure(event, error as Error));
+      }
+      return;
+    }
+    batch.forEach(({ event, resolve, reject }, i) => {
+      const refusal = outcomes[i];
+      if (refusal === undefined) resolve();
+      else {
+        reject(this.#error(
+          event,
+          `refused it (${refusal.message}); the event was not sent — check the user's permissions`,
+          refusal,
+          "",
+        ));
+      }
+    });
   }
 
   // The next batch: the longest run from the front within the transport's

@@ -27,12 +27,25 @@ export class PatternTable {
   readonly owner: string = crypto.randomUUID();
   /** How long a row lives unless renewed, in milliseconds. */
   readonly leaseMs: number;
+  /**
+   * The statement of a lone publish: notifies text $2 on channel $1 and on
+   * the channel of each live pattern that matches topic $3. Its text is
+   * fixed, so it is prepared once, and carries the text once. No
+   * `distinct`: a channel two owners share is notified twice with the same
+   * payload in one transaction, and PostgreSQL delivers that once.
+   */
+  readonly notifyOne: string;
   readonly #prefix: string;
 
   constructor(prefix: string, leaseMs: number) {
     this.table = `${prefix}_patterns`;
     this.#prefix = prefix;
     this.leaseMs = leaseMs;
+    // The prefix is [A-Za-z0-9_]: the name needs no escaping.
+    this.notifyOne = `select pg_notify($1, $2), (
+        select count(pg_notify(channel, $2)) from "${this.table}"
+        where expires_at > now() and $3 like pattern_like
+      )`;
   }
 
   /** The channel a pattern's events are notified on (at most 59 bytes). */

@@ -57,6 +57,10 @@ export interface Settings {
  * NOTIFY_LIMIT: it is stored, and notified by a short reference. */
 const BATCH_CHARS = 128 * 1024;
 
+/** Batches in flight at once on the publishing connection (pipelined): the
+ * server runs the next statement while the bus builds the one after. */
+const IN_FLIGHT = 2;
+
 /** PostgreSQL LISTEN/NOTIFY; see the comment at the top of this file. */
 export class PostgresTransport implements Transport<PostgresPublisher> {
   readonly server = "PostgreSQL";
@@ -75,6 +79,7 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
       events: settings.maxBatch,
       chars: BATCH_CHARS,
       charsPerEvent: NOTIFY_LIMIT,
+      inFlight: IN_FLIGHT,
     };
     this.store = new PayloadStore(settings.prefix, settings.ttlMs);
     const { history, prefix } = settings;

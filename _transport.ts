@@ -44,11 +44,13 @@ export interface PublishLink extends Link {
    */
   fence(previous: PublishLink): Promise<void>;
   /**
-   * Sends events in this order. Resolves with one entry per event:
-   * `undefined` when the server accepted it, or a {@linkcode Refusal} when
-   * the server refused that event (it was not sent). Rejects when the
-   * connection failed: then each event may or may not have been delivered,
-   * unless the rejection is an {@linkcode Unsent}.
+   * Sends events in this order; called again before it settled (see
+   * Transport.batch.inFlight), writes its commands after those of every
+   * earlier call, which the server then runs first. Resolves with one entry
+   * per event: `undefined` when the server accepted it, or a
+   * {@linkcode Refusal} when the server refused that event (it was not
+   * sent). Rejects when the connection failed: then each event may or may
+   * not have been delivered, unless the rejection is an {@linkcode Unsent}.
    */
   send(events: readonly Event[]): Promise<readonly (Refusal | undefined)[]>;
   /**
@@ -121,12 +123,14 @@ export interface Transport<P extends PublishLink = PublishLink> {
   /**
    * The most events one `send` is given, and the most characters of their
    * JSON text, each event's counted at most `charsPerEvent` (its share of
-   * what the batch costs the server), when given.
+   * what the batch costs the server), when given; and how many batches may
+   * be sent and not yet answered (default 1: one `send` at a time).
    */
   readonly batch: {
     readonly events: number;
     readonly chars: number;
     readonly charsPerEvent?: number;
+    readonly inFlight?: number;
   };
   /** Opens the publishing connection; gives up when `signal` aborts. */
   openPublisher(signal: AbortSignal, lost: (cause?: Error) => void): Promise<P>;

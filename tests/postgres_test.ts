@@ -482,6 +482,33 @@ test("PostgresEventBus: 10,000 concurrent publishes arrive complete and in order
   await bus.close();
 });
 
+test("PostgresEventBus: batches in flight together keep publish order, with repeated events and patterns", async () => {
+  // Batches of 3 events, two in flight at once; a repeated event cuts a
+  // batch into two statements, both written before the next batch's.
+  const { bus } = await connected({ maxBatch: 3 });
+  const ns = uniqueTopic("pipe");
+  const exact = new Inbox(), pattern = new Inbox();
+  await bus.subscribe(`${ns}.x`, exact.handler);
+  await bus.subscribe("p", pattern.handler, `${ns}.*`);
+  const sent = [];
+  for (let n = 0; n < 300; n++) {
+    const event = makeEvent(`${ns}.${n % 2 ? "x" : "y"}`, { n });
+    sent.push(event);
+    if (n % 5 === 1) sent.push(event);
+  }
+  await Promise.all(sent.map((event) => bus.publish(event.topic, event)));
+  const order = (events: Event[]) => events.map((e) => e.payload.n);
+  assert.deepEqual(
+    order(await pattern.until(sent.length)),
+    order(sent),
+  );
+  assert.deepEqual(
+    order(await exact.until(sent.filter((e) => e.topic.endsWith("x")).length)),
+    order(sent.filter((e) => e.topic.endsWith("x"))),
+  );
+  await bus.close();
+});
+
 test("PostgresEventBus: the same event published twice at once arrives twice", async () => {
   const { bus } = await connected();
   const topic = uniqueTopic("twice");
