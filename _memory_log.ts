@@ -2,6 +2,13 @@
 // order, trimmed to the retention. A position is `<epoch>-<n>`: n counts
 // the bus's publishes, and the epoch is random per bus, so a position a
 // bus of an earlier process gave reads as lost, not as one of this log.
+//
+// The time of an entry (for `maxAgeMs`) is that of the end of the turn of
+// the event loop that appended it, read once for all of that turn's
+// entries, in a microtask: reading the clock for each entry cost as much
+// as the rest of the append. That time is never before the entry's own,
+// so an entry is kept at least `maxAgeMs`; an entry of the current turn
+// has none yet and counts as new.
 
 import {
   comparePositions,
@@ -17,14 +24,23 @@ const POSITION = /^([0-9a-f]{8})-(0|[1-9]\d{0,14})$/;
 /** An in-process log; see the comment at the top of this file. */
 export class MemoryLog implements Log {
   readonly #epoch = crypto.randomUUID().slice(0, 8);
+  readonly #prefix = `${this.#epoch}-`;
   readonly #maxEvents: number;
   readonly #maxAgeMs: number;
   #events: Event[] = [];
-  #times: number[] = [];
-  /** Index in the arrays of the oldest entry kept. */
+  /** Index in #events of the oldest entry kept. */
   #start = 0;
   /** The number of the oldest entry kept (the newest + 1 when none). */
   #first = 1;
+  /**
+   * For each turn that appended (from index #turn on, oldest first): the
+   * number of its newest entry, and the time at its end.
+   */
+  #turnLast: number[] = [];
+  #turnTime: number[] = [];
+  #turn = 0;
+  /** Whether this turn appended (its time is read at its end). */
+  #stamping = false;
 
   constructor(maxEvents: number, maxAgeMs: number) {
     this.#maxEvents = maxEvents;
@@ -33,12 +49,26 @@ export class MemoryLog implements Log {
 
   /** Appends an event; returns its position. */
   append(event: Event): Position {
-    const now = Date.now();
+    if (!this.#stamping) {
+      this.#stamping = true;
+      queueMicrotask(this.#stamp);
+    }
     this.#events.push(event);
-    this.#times.push(now);
-    this.#trim(now);
-    return this.#at(this.#last());
+    const last = this.#last();
+    if (last - this.#first >= this.#maxEvents) {
+      this.#drop(last + 1 - this.#maxEvents);
+    }
+    return this.#at(last);
   }
+
+  /** Gives the entries of the turn that ends their time; trims by age. */
+  readonly #stamp = (): void => {
+    this.#stamping = false;
+    const now = Date.now();
+    this.#turnLast.push(this.#last());
+    this.#turnTime.push(now);
+    this.#trim(now);
+  };
 
   valid(position: string): boolean {
     return POSITION.test(position);
@@ -82,21 +112,35 @@ export class MemoryLog implements Log {
   }
 
   #at(n: number): Position {
-    return `${this.#epoch}-${n}`;
+    return this.#prefix + n;
   }
 
-  // Drops entries past the retention (count, then age), and compacts the
-  // arrays once half of them is dropped entries.
+  // Drops the entries of the turns that ended before the age limit
+  // (entries of this turn have no time yet: they are new), and forgets
+  // those turns.
   #trim(now: number): void {
     const cutoff = now - this.#maxAgeMs;
-    const length = this.#events.length;
-    let start = Math.max(this.#start, length - this.#maxEvents);
-    while (start < length && this.#times[start]! < cutoff) start++;
-    this.#first += start - this.#start;
-    this.#start = start;
-    if (start > 1024 && start * 2 > length) {
+    const lasts = this.#turnLast, times = this.#turnTime;
+    let turn = this.#turn;
+    while (turn < times.length && times[turn]! < cutoff) turn++;
+    if (turn > this.#turn) this.#drop(lasts[turn - 1]! + 1);
+    if (turn > 1024 && turn * 2 > times.length) {
+      this.#turnLast = lasts.slice(turn);
+      this.#turnTime = times.slice(turn);
+      turn = 0;
+    }
+    this.#turn = turn;
+  }
+
+  // Drops the entries numbered before `first`, and compacts the array once
+  // half of it is dropped entries.
+  #drop(first: number): void {
+    if (first <= this.#first) return;
+    this.#start += first - this.#first;
+    this.#first = first;
+    const start = this.#start;
+    if (start > 1024 && start * 2 > this.#events.length) {
       this.#events = this.#events.slice(start);
-      this.#times = this.#times.slice(start);
       this.#start = 0;
     }
   }
