@@ -27,11 +27,15 @@ export class MemoryLog implements Log {
   readonly #prefix = `${this.#epoch}-`;
   readonly #maxEvents: number;
   readonly #maxAgeMs: number;
-  #events: Event[] = [];
-  /** Index in #events of the oldest entry kept. */
-  #start = 0;
+  /**
+   * The entries kept, entry n at index `n & (length - 1)`: a ring, whose
+   * length (a power of 2) doubles while it is full and under maxEvents.
+   */
+  #ring: (Event | undefined)[] = new Array(16);
   /** The number of the oldest entry kept (the newest + 1 when none). */
   #first = 1;
+  /** The number of the next entry. */
+  #next = 1;
   /**
    * For each turn that appended (from index #turn on, oldest first): the
    * number of its newest entry, and the time at its end.
@@ -53,19 +57,18 @@ export class MemoryLog implements Log {
       this.#stamping = true;
       queueMicrotask(this.#stamp);
     }
-    this.#events.push(event);
-    const last = this.#last();
-    if (last - this.#first >= this.#maxEvents) {
-      this.#drop(last + 1 - this.#maxEvents);
-    }
-    return this.#at(last);
+    const n = this.#next++;
+    if (n - this.#first >= this.#maxEvents) this.#drop(n + 1 - this.#maxEvents);
+    else if (n - this.#first >= this.#ring.length) this.#grow();
+    this.#ring[n & (this.#ring.length - 1)] = event;
+    return this.#prefix + n;
   }
 
   /** Gives the entries of the turn that ends their time; trims by age. */
   readonly #stamp = (): void => {
     this.#stamping = false;
     const now = Date.now();
-    this.#turnLast.push(this.#last());
+    this.#turnLast.push(this.#next - 1);
     this.#turnTime.push(now);
     this.#trim(now);
   };
@@ -75,6 +78,12 @@ export class MemoryLog implements Log {
   }
 
   compare(a: Position, b: Position): number {
+    // This log's own positions (the common case, once an event): of one
+    // length, the digits order them.
+    const prefix = this.#prefix;
+    if (a.startsWith(prefix) && b.startsWith(prefix)) {
+      return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+    }
     return comparePositions(a, b, 1);
   }
 
@@ -83,36 +92,27 @@ export class MemoryLog implements Log {
   }
 
   head(): Promise<Head> {
-    return Promise.resolve({ mark: this.#at(this.#last()), seen: [] });
+    return Promise.resolve({ mark: this.#prefix + (this.#next - 1), seen: [] });
   }
 
   read(from: Position | undefined, limit: number): Promise<Page> {
     this.#trim(Date.now());
-    let index = this.#start, lost = false;
+    let start = this.#first, lost = false;
     if (from !== undefined) {
       const [epoch, n] = parse(from);
       if (epoch !== this.#epoch) lost = true;
       else {
-        lost = n + 1 < this.#first;
-        index += Math.max(n - this.#first, 0);
+        lost = n + 1 < start;
+        start = Math.max(n, start);
       }
     }
-    const end = Math.min(index + limit, this.#events.length);
+    const end = Math.min(start + limit, this.#next);
+    const ring = this.#ring, mask = ring.length - 1;
     const entries = [];
-    for (let i = index; i < end; i++) {
-      const position = this.#at(this.#first + i - this.#start);
-      entries.push({ position, event: this.#events[i]! });
+    for (let n = start; n < end; n++) {
+      entries.push({ position: this.#prefix + n, event: ring[n & mask]! });
     }
     return Promise.resolve({ entries, lost });
-  }
-
-  /** The number of the newest entry (the oldest − 1 when none is kept). */
-  #last(): number {
-    return this.#first + this.#events.length - this.#start - 1;
-  }
-
-  #at(n: number): Position {
-    return this.#prefix + n;
   }
 
   // Drops the entries of the turns that ended before the age limit
@@ -132,17 +132,20 @@ export class MemoryLog implements Log {
     this.#turn = turn;
   }
 
-  // Drops the entries numbered before `first`, and compacts the array once
-  // half of it is dropped entries.
+  // Drops the entries numbered before `first` (letting their events go).
   #drop(first: number): void {
-    if (first <= this.#first) return;
-    this.#start += first - this.#first;
-    this.#first = first;
-    const start = this.#start;
-    if (start > 1024 && start * 2 > this.#events.length) {
-      this.#events = this.#events.slice(start);
-      this.#start = 0;
+    const ring = this.#ring, mask = ring.length - 1;
+    for (let n = this.#first; n < first; n++) ring[n & mask] = undefined;
+    this.#first = Math.max(first, this.#first);
+  }
+
+  // Doubles the ring (it is full), keeping each entry's index rule.
+  #grow(): void {
+    const old = this.#ring, ring = new Array(old.length * 2);
+    for (let n = this.#first; n < this.#next - 1; n++) {
+      ring[n & (ring.length - 1)] = old[n & (old.length - 1)];
     }
+    this.#ring = ring;
   }
 }
 
