@@ -103,11 +103,12 @@ export class PostgresLog {
     return sql`h as (
       select to_regclass(quote_ident(${this.table}))::oid::text as epoch,
         pg_current_xact_id() as xid,
-        pg_snapshot_xmin(pg_current_snapshot()) as floor
+        pg_snapshot_xmin(pg_current_snapshot()) as floor,
+        pg_get_serial_sequence(quote_ident(${this.table}), 'id')::regclass
+          as seq
     ),
     n as (
-      select t.*, nextval(pg_get_serial_sequence(quote_ident(${this.table}), 'id')) as id
-      from t order by i
+      select t.*, nextval(h.seq) as id from t, h order by i
     ),
     logged as (
       insert into ${table} (id, xid, floor, body)
