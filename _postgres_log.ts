@@ -31,13 +31,26 @@ function parse(position: string): [string, bigint, bigint] {
   return [match[1]!, BigInt(match[2]!), BigInt(match[3]!)];
 }
 
+/**
+ * The floor the last call of POSTGRES_POSITIONS.floor gave: of a position
+ * that starts with `head` (`<epoch>-`) and ends with `tail` (`-<floor>`);
+ * none at first (no position starts with "-").
+ */
+let last = { head: "-", tail: "", floor: "" };
+
 /** Positions in a PostgreSQL log; see the comment at the top. */
 export const POSTGRES_POSITIONS: Positions = {
   valid: (position) => POSITION.test(position),
   compare: (a, b) => comparePositions(a, b, 2),
   floor: (position) => {
-    const [epoch, , , floor] = position.split("-");
-    return `${epoch}-${floor}-0-${floor}`;
+    // Runs for every event delivered, and the events of one transaction
+    // share their floor: the last one is kept, to be compared in place.
+    if (!(position.startsWith(last.head) && position.endsWith(last.tail))) {
+      const head = position.slice(0, position.indexOf("-") + 1);
+      const tail = position.slice(position.lastIndexOf("-"));
+      last = { head, tail, floor: `${head}${tail.slice(1)}-0${tail}` };
+    }
+    return last.floor;
   },
   capped: (position, floor) => {
     const [epoch, xid, id, own] = position.split("-");
