@@ -117,13 +117,15 @@ export class MemoryLog implements Log {
 
   // Drops the entries of the turns that ended before the age limit
   // (entries of this turn have no time yet: they are new), and forgets
-  // those turns.
+  // the turns of no entry kept.
   #trim(now: number): void {
     const cutoff = now - this.#maxAgeMs;
     const lasts = this.#turnLast, times = this.#turnTime;
     let turn = this.#turn;
     while (turn < times.length && times[turn]! < cutoff) turn++;
     if (turn > this.#turn) this.#drop(lasts[turn - 1]! + 1);
+    // Turns whose entries the count limit dropped.
+    while (turn < lasts.length && lasts[turn]! < this.#first) turn++;
     if (turn > 1024 && turn * 2 > times.length) {
       this.#turnLast = lasts.slice(turn);
       this.#turnTime = times.slice(turn);
