@@ -64,12 +64,18 @@ export class MemoryLog implements Log {
     return this.#prefix + n;
   }
 
-  /** Gives the entries of the turn that ends their time; trims by age. */
+  /**
+   * Gives the entries of the turn that ends their time (turns of the same
+   * millisecond share one record); trims by age.
+   */
   readonly #stamp = (): void => {
     this.#stamping = false;
-    const now = Date.now();
-    this.#turnLast.push(this.#next - 1);
-    this.#turnTime.push(now);
+    const now = Date.now(), times = this.#turnTime, k = times.length - 1;
+    if (k >= this.#turn && times[k] === now) this.#turnLast[k] = this.#next - 1;
+    else {
+      this.#turnLast.push(this.#next - 1);
+      times.push(now);
+    }
     this.#trim(now);
   };
 
