@@ -109,16 +109,20 @@ export class PostgresLog {
   /**
    * The part of a publishing statement that logs the events of CTE `t`
    * (columns `p`, the notification text, `b`, the body, and `i`), and
-   * names `q`: `t` with `p` carrying the position.
+   * names `q`: `t` with `p` carrying the position (the part of it that
+   * all the statement's events share is made once, in `h`).
    */
   logged(sql: ISql): ReturnType<ISql> {
     const table = sql(this.table);
     return sql`h as (
-      select to_regclass(quote_ident(${this.table}))::oid::text as epoch,
+      select x.*,
+        ${`,"${POSITION_KEY}":"`} || epoch || '-' || xid || '-' as head,
+        '-' || floor || '"}' as tail
+      from (select to_regclass(quote_ident(${this.table}))::oid::text as epoch,
         pg_current_xact_id() as xid,
         pg_snapshot_xmin(pg_current_snapshot()) as floor,
         pg_get_serial_sequence(quote_ident(${this.table}), 'id')::regclass
-          as seq
+          as seq) x
     ),
     n as (
       select t.*, nextval(h.seq) as id from t, h order by i
@@ -128,8 +132,7 @@ export class PostgresLog {
       select n.id, h.xid, h.floor, n.b from n, h
     ),
     q as (
-      select n.c, n.topic, n.i, left(n.p, -1) || ${`,"${POSITION_KEY}":"`} ||
-        h.epoch || '-' || h.xid || '-' || n.id || '-' || h.floor || '"}' as p
+      select n.c, n.topic, n.i, left(n.p, -1) || h.head || n.id || h.tail as p
       from n, h
     )`;
   }
