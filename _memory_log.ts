@@ -20,10 +20,12 @@ import {
 import type { Event } from "./types.ts";
 
 const POSITION = /^([0-9a-f]{8})-(0|[1-9]\d{0,14})$/;
+/** The length of an epoch; "-" follows it. */
+const EPOCH = 8;
 
 /** An in-process log; see the comment at the top of this file. */
 export class MemoryLog implements Log {
-  readonly #epoch = crypto.randomUUID().slice(0, 8);
+  readonly #epoch = crypto.randomUUID().slice(0, EPOCH);
   readonly #prefix = `${this.#epoch}-`;
   readonly #maxEvents: number;
   readonly #maxAgeMs: number;
@@ -84,13 +86,12 @@ export class MemoryLog implements Log {
   }
 
   compare(a: Position, b: Position): number {
-    // This log's own positions (the common case, once an event): of one
+    // Positions of one epoch (the common case, once an event): of one
     // length, the digits order them.
-    const prefix = this.#prefix;
-    if (a.startsWith(prefix) && b.startsWith(prefix)) {
-      return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+    for (let i = 0; i <= EPOCH; i++) {
+      if (a.charCodeAt(i) !== b.charCodeAt(i)) return comparePositions(a, b, 1);
     }
-    return comparePositions(a, b, 1);
+    return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
   }
 
   floor(position: Position): Position {
@@ -159,5 +160,5 @@ export class MemoryLog implements Log {
 
 // A position given to read is valid (`valid` checked it).
 function parse(position: Position): [string, number] {
-  return [position.slice(0, 8), Number(position.slice(9))];
+  return [position.slice(0, EPOCH), Number(position.slice(EPOCH + 1))];
 }
