@@ -69,8 +69,11 @@ export const POSTGRES_POSITIONS: Positions = {
   valid: (position) => POSITION.test(position),
   compare: (a, b) => comparePositions(a, b, 2),
   floor: (position) => {
-    const [epoch, xid, id, floor] = position.split("-");
-    return `${epoch}-${floor}-0-${floor}-${xid}-${id}`;
+    // Runs for every event delivered: sliced, not split.
+    // `<epoch>-<xid>-<id>-<floor>` to `<epoch>-<floor>-0-<floor>-<xid>-<id>`.
+    const a = position.indexOf("-"), z = position.lastIndexOf("-");
+    const floor = position.slice(z + 1);
+    return `${position.slice(0, a)}-${floor}-0-${floor}${position.slice(a, z)}`;
   },
   capped: (position, floor) => {
     const [epoch, xid, id, own] = position.split("-");
@@ -256,26 +259,30 @@ export class PostgresLog {
   /**
    * The part of a publishing statement that logs the events of CTE `t`
    * (columns `p`, the notification text, `b`, the body, and `i`), and
-   * names `q`: `t` with `p` carrying the position.
+   * names `q`: `t` with `p` carrying the position (the part of it that
+   * all the statement's events share is made once, in `h`).
    */
   logged(sql: ISql): ReturnType<ISql> {
     const table = sql(this.table);
     return sql`h as (
-      select ${epoch(sql, this.table)} as epoch,
+      select x.*,
+        ${`,"${POSITION_KEY}":"`} || epoch || '-' || xid || '-' as head,
+        '-' || floor || '"}' as tail
+      from (select ${epoch(sql, this.table)} as epoch,
         pg_current_xact_id() as xid,
-        pg_snapshot_xmin(pg_current_snapshot()) as floor
+        pg_snapshot_xmin(pg_current_snapshot()) as floor,
+        pg_get_serial_sequence(quote_ident(${this.table}), 'id')::regclass
+          as seq) x
     ),
     n as (
-      select t.*, nextval(pg_get_serial_sequence(quote_ident(${this.table}), 'id')) as id
-      from t order by i
+      select t.*, nextval(h.seq) as id from t, h order by i
     ),
     logged as (
       insert into ${table} (id, xid, floor, body)
       select n.id, h.xid, h.floor, n.b from n, h
     ),
     q as (
-      select n.c, n.topic, n.i, left(n.p, -1) || ${`,"${POSITION_KEY}":"`} ||
-        h.epoch || '-' || h.xid || '-' || n.id || '-' || h.floor || '"}' as p
+      select n.c, n.topic, n.i, left(n.p, -1) || h.head || n.id || h.tail as p
       from n, h
     )`;
   }

@@ -350,6 +350,30 @@ Deno.test("InMemoryEventBus history: events older than maxAgeMs are dropped from
   assert.deepEqual(inbox.payloads, [2]);
 });
 
+Deno.test("InMemoryEventBus history: the log keeps the newest maxEvents events, in order, over many turns and in one", async () => {
+  await using bus = new InMemoryEventBus({ history: { maxEvents: 37 } });
+  await bus.connect();
+  let n = 0;
+  // Bursts of one turn (the log grows, then wraps), and turns of one event.
+  for (const burst of [5, 40, 1, 1, 100, 3]) {
+    await Promise.all(
+      Array.from(
+        { length: burst },
+        () => bus.publish("t", makeEvent("t", { n: n++ })),
+      ),
+    );
+    const inbox = new Inbox();
+    const sub = await bus.subscribe("t", inbox.handler, { from: "earliest" });
+    const kept = Math.min(n, 37);
+    await inbox.until(kept);
+    await sub.cancel();
+    assert.deepEqual(
+      inbox.payloads,
+      Array.from({ length: kept }, (_, k) => n - kept + k),
+    );
+  }
+});
+
 Deno.test("InMemoryEventBus history option: bad values are refused", () => {
   assert.throws(
     () => new InMemoryEventBus({ history: { maxEvents: 0 } }),
