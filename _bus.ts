@@ -284,6 +284,7 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
       ]);
       await this.#remote?.shutdown(Math.min(this.#closeTimeoutMs, 1000));
     } finally {
+      this.#log?.close();
       this.#setState("closed");
       this.#telemetry?.close();
     }

@@ -3,12 +3,15 @@
 // the bus's publishes, and the epoch is random per bus, so a position a
 // bus of an earlier process gave reads as lost, not as one of this log.
 //
-// The time of an entry (for `maxAgeMs`) is that of the end of the turn of
-// the event loop that appended it, read once for all of that turn's
-// entries, in a microtask: reading the clock for each entry cost as much
-// as the rest of the append. That time is never before the entry's own,
-// so an entry is kept at least `maxAgeMs`; an entry of the current turn
-// has none yet and counts as new.
+// The time of an entry (for `maxAgeMs`) is read once for all the entries
+// appended in a window of at most a second (an eighth of `maxAgeMs` when
+// that is shorter), by a timer at its end: reading the clock for each
+// entry cost as much as the rest of the append, and once a turn of the
+// event loop (in a microtask) still cost half of a round trip to a
+// handler. That time is never before the entry's own, so an entry is kept
+// at least `maxAgeMs`, and at most a window longer; an entry of the
+// current window has none yet and counts as new. `close` clears the
+// timer.
 
 import {
   comparePositions,
@@ -22,6 +25,8 @@ import type { Event } from "./types.ts";
 const POSITION = /^([0-9a-f]{8})-(0|[1-9]\d{0,14})$/;
 /** The length of an epoch; "-" follows it. */
 const EPOCH = 8;
+/** The longest window whose entries share one time (see the top). */
+const WINDOW_MS = 1000;
 
 /** An in-process log; see the comment at the top of this file. */
 export class MemoryLog implements Log {
@@ -39,26 +44,26 @@ export class MemoryLog implements Log {
   /** The number of the next entry. */
   #next = 1;
   /**
-   * For each turn that appended (from index #turn on, oldest first): the
+   * For each window that appended (from index #oldest on, oldest first): the
    * number of its newest entry, and the time at its end.
    */
-  #turnLast: number[] = [];
-  #turnTime: number[] = [];
-  #turn = 0;
-  /** Whether this turn appended (its time is read at its end). */
-  #stamping = false;
+  #windowLast: number[] = [];
+  #windowTime: number[] = [];
+  #oldest = 0;
+  /** The length of a window, in ms (see the top). */
+  readonly #window: number;
+  /** The timer that ends the current window, while entries wait for it. */
+  #stamping: ReturnType<typeof setTimeout> | undefined;
 
   constructor(maxEvents: number, maxAgeMs: number) {
     this.#maxEvents = maxEvents;
     this.#maxAgeMs = maxAgeMs;
+    this.#window = Math.min(WINDOW_MS, Math.ceil(maxAgeMs / 8));
   }
 
   /** Appends an event; returns its position. */
   append(event: Event): Position {
-    if (!this.#stamping) {
-      this.#stamping = true;
-      queueMicrotask(this.#stamp);
-    }
+    this.#stamping ??= setTimeout(this.#stamp, this.#window);
     const n = this.#next++;
     if (n - this.#first >= this.#maxEvents) this.#drop(n + 1 - this.#maxEvents);
     else if (n - this.#first >= this.#ring.length) this.#grow();
@@ -66,20 +71,20 @@ export class MemoryLog implements Log {
     return this.#prefix + n;
   }
 
-  /**
-   * Gives the entries of the turn that ends their time (turns of the same
-   * millisecond share one record); trims by age.
-   */
+  /** Gives the entries of the window that ends their time; trims by age. */
   readonly #stamp = (): void => {
-    this.#stamping = false;
-    const now = Date.now(), times = this.#turnTime, k = times.length - 1;
-    if (k >= this.#turn && times[k] === now) this.#turnLast[k] = this.#next - 1;
-    else {
-      this.#turnLast.push(this.#next - 1);
-      times.push(now);
-    }
+    this.#stamping = undefined;
+    const now = Date.now();
+    this.#windowLast.push(this.#next - 1);
+    this.#windowTime.push(now);
     this.#trim(now);
   };
+
+  /** Stops the timer of the current window (the bus closes). */
+  close(): void {
+    clearTimeout(this.#stamping);
+    this.#stamping = undefined;
+  }
 
   valid(position: string): boolean {
     return POSITION.test(position);
@@ -124,23 +129,23 @@ export class MemoryLog implements Log {
     return Promise.resolve({ entries, lost });
   }
 
-  // Drops the entries of the turns that ended before the age limit
-  // (entries of this turn have no time yet: they are new), and forgets
-  // the turns of no entry kept.
+  // Drops the entries of the windows that ended before the age limit
+  // (entries of this window have no time yet: they are new), and forgets
+  // the windows of no entry kept.
   #trim(now: number): void {
     const cutoff = now - this.#maxAgeMs;
-    const lasts = this.#turnLast, times = this.#turnTime;
-    let turn = this.#turn;
-    while (turn < times.length && times[turn]! < cutoff) turn++;
-    if (turn > this.#turn) this.#drop(lasts[turn - 1]! + 1);
-    // Turns whose entries the count limit dropped.
-    while (turn < lasts.length && lasts[turn]! < this.#first) turn++;
-    if (turn > 1024 && turn * 2 > times.length) {
-      this.#turnLast = lasts.slice(turn);
-      this.#turnTime = times.slice(turn);
-      turn = 0;
+    const lasts = this.#windowLast, times = this.#windowTime;
+    let w = this.#oldest;
+    while (w < times.length && times[w]! < cutoff) w++;
+    if (w > this.#oldest) this.#drop(lasts[w - 1]! + 1);
+    // Windows whose entries the count limit dropped.
+    while (w < lasts.length && lasts[w]! < this.#first) w++;
+    if (w > 1024 && w * 2 > times.length) {
+      this.#windowLast = lasts.slice(w);
+      this.#windowTime = times.slice(w);
+      w = 0;
     }
-    this.#turn = turn;
+    this.#oldest = w;
   }
 
   // Drops the entries numbered before `first` (letting their events go).
