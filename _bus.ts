@@ -6,7 +6,7 @@
 
 import { untilAborted } from "./_deadline.ts";
 import { delivery, Dispatcher, logError } from "./_dispatch.ts";
-import { History } from "./_history.ts";
+import { History, type Log, type Place } from "./_history.ts";
 import type { Timing } from "./_keeper.ts";
 import { MemoryLog } from "./_memory_log.ts";
 import { MAX_TIMER_MS, retention } from "./_options.ts";
@@ -146,6 +146,7 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
           interest,
           false,
           delivery(position),
+          position,
         );
         if (position === undefined) history?.unlogged();
         else history?.arrived(position);
@@ -164,7 +165,7 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
     if (kept !== undefined && remote === undefined) {
       this.#log = new MemoryLog(kept.maxEvents, kept.maxAgeMs);
     }
-    const log = this.#log ?? this.#remote?.log;
+    const log: Log<Place> | undefined = this.#log ?? this.#remote?.log;
     const history = kept === undefined || log === undefined
       ? undefined
       : new History(log, {
@@ -318,12 +319,13 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
     }
     return this.traced(event, (sent, context) => {
       if (this.#remote !== undefined) return this.#remote.send(sent);
-      const position = this.#log?.append(sent);
+      const log = this.#log, place = log?.append(sent);
       return this.#dispatcher.deliver(
         sent,
         null,
         true,
-        delivery(position, context),
+        delivery(place, context, log),
+        place,
       ) ?? Promise.resolve();
     });
   }

@@ -8,7 +8,14 @@ import { type Deferred, deferred } from "./_deferred.ts";
 import { compilePattern } from "./_pattern.ts";
 import { scrub } from "./_scrub.ts";
 import type { Interest } from "./_transport.ts";
-import type { Cursor, Follower, History, Position } from "./_history.ts";
+import type {
+  Cursor,
+  Follower,
+  History,
+  Place,
+  Position,
+  Positions,
+} from "./_history.ts";
 import {
   type Delivery,
   type ErrorHandler,
@@ -32,8 +39,18 @@ export interface Delivered extends Delivery {
   readonly [CONTEXT]?: unknown;
 }
 
-/** The delivery of an event at `position` (if any), with `context`. */
-export function delivery(position?: Position, context?: unknown): Delivered {
+/**
+ * The delivery of an event at `place` (if any), with `context`: a place
+ * `log` names (a number, see Positions.name) gets its position only when a
+ * handler reads it.
+ */
+export function delivery(
+  place?: Place,
+  context?: unknown,
+  log?: Positions<Place>,
+): Delivered {
+  if (typeof place === "number") return new Named(log!, place, context);
+  const position = place;
   if (context === undefined) {
     return position === undefined ? UNLOGGED : Object.freeze({ position });
   }
@@ -42,6 +59,33 @@ export function delivery(position?: Position, context?: unknown): Delivered {
       ? { [CONTEXT]: context }
       : { position, [CONTEXT]: context },
   );
+}
+
+/**
+ * The delivery of an event at a place its log names (see `delivery`):
+ * `position` is made each time a handler reads it (equal each time), so
+ * that no string is made for a handler that does not. Frozen, like every
+ * delivery: `position` and the context are getters of the class.
+ */
+class Named implements Delivered {
+  readonly #log: Positions<Place>;
+  readonly #place: number;
+  readonly #context: unknown;
+
+  constructor(log: Positions<Place>, place: number, context: unknown) {
+    this.#log = log;
+    this.#place = place;
+    this.#context = context;
+    Object.freeze(this);
+  }
+
+  get position(): Position {
+    return this.#log.name!(this.#place);
+  }
+
+  get [CONTEXT](): unknown {
+    return this.#context;
+  }
 }
 
 /** What the core asks of a backend when interests come and go. */
@@ -76,7 +120,7 @@ export class Dispatcher {
   readonly #onError: ErrorHandler;
   readonly maxQueued: number;
   /** The bus's history, when it keeps one. */
-  readonly history: History | undefined;
+  readonly history: History<Place> | undefined;
   #changes: Promise<void> = Promise.resolve();
   #closing = false;
   closed = false;
@@ -91,7 +135,7 @@ export class Dispatcher {
     listener: Listener,
     onError: ErrorHandler,
     maxQueued: number,
-    history?: History,
+    history?: History<Place>,
   ) {
     this.#listener = listener;
     this.#onError = onError;
@@ -178,8 +222,8 @@ export class Dispatcher {
   }
 
   /**
-   * Hands an event (at `delivery.position` in the log, if it has one) to
-   * the subscriptions it is for: `via` null means every
+   * Hands an event (at `place` in the log, if it has one; its delivery
+   * `given`) to the subscriptions it is for: `via` null means every
    * matching one (memory); a topic interest means the exact subscriptions
    * to that topic, when it is the event's; a pattern interest means that
    * pattern's subscriptions, when its pattern matches. With `wait`,
@@ -194,6 +238,7 @@ export class Dispatcher {
     via: Interest | null,
     wait: boolean,
     given: Delivered = UNLOGGED,
+    place?: Place,
   ): Promise<void> | undefined {
     if (this.#closing) return undefined;
     // The receivers are fixed now: a subscription a handler makes while
@@ -203,12 +248,12 @@ export class Dispatcher {
       const entry = via.kind === "topic"
         ? (via.name === event.topic ? this.#exact.get(via.name) : undefined)
         : this.#patterns.get(via.name);
-      return settled(this.#offer(entry, event, wait, horizon, given));
+      return settled(this.#offer(entry, event, wait, horizon, given, place));
     }
     const exact = this.#exact.get(event.topic);
-    let pending = this.#offer(exact, event, wait, horizon, given);
+    let pending = this.#offer(exact, event, wait, horizon, given, place);
     for (const entry of this.#patterns.values()) {
-      const done = this.#offer(entry, event, wait, horizon, given);
+      const done = this.#offer(entry, event, wait, horizon, given, place);
       if (done !== undefined) pending = collect(pending, done);
     }
     return settled(pending);
@@ -223,6 +268,7 @@ export class Dispatcher {
     wait: boolean,
     horizon: number,
     given: Delivered,
+    place: Place | undefined,
   ): Promise<void> | Promise<void>[] | undefined {
     if (entry === undefined) return undefined;
     if (entry.regex !== null && !entry.regex.test(event.topic)) {
@@ -231,7 +277,7 @@ export class Dispatcher {
     let pending: Promise<void> | Promise<void>[] | undefined;
     for (const sub of entry.subs) {
       if (sub.serial > horizon) continue;
-      const done = sub.offer(event, wait, given);
+      const done = sub.offer(event, wait, given, place);
       if (done !== undefined) pending = collect(pending, done);
     }
     return pending;
@@ -335,7 +381,7 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 }
 
 /** A subscription with its own queue: one handler call at a time, in order. */
-class Sub implements Subscription, Follower {
+class Sub implements Subscription, Follower<Place> {
   readonly subscriptionId: string = crypto.randomUUID();
   readonly topic: string;
   readonly pattern: string | null;
@@ -346,7 +392,7 @@ class Sub implements Subscription, Follower {
   readonly #entry: Entry;
   readonly #handler: EventHandler;
   /** Its place in the log, when the bus keeps history. */
-  readonly cursor: Cursor | undefined;
+  readonly cursor: Cursor<Place> | undefined;
   // Events waiting for the handler, read from #head, and their deliveries.
   #queue: Event[] = [];
   #deliveries: Delivery[] = [];
@@ -392,9 +438,10 @@ class Sub implements Subscription, Follower {
   }
 
   /** Takes an event its cursor admitted (replayed, or held live). */
-  take(event: Event, position: Position): void {
+  take(event: Event, place: Place): void {
     if (this.#cancelled === undefined) {
-      this.#take(event, delivery(position), false);
+      const log = this.#dispatcher.history!.log;
+      this.#take(event, delivery(place, undefined, log), false);
     }
   }
 
@@ -463,24 +510,24 @@ class Sub implements Subscription, Follower {
   /**
    * Calls the handler now when idle (returning, with `wait`, a promise of
    * the end of that call if it is async), else queues the event. With
-   * history, an event at a position waits while the cursor catches up
-   * (without its delivery's context), and one the subscription already
-   * had is skipped.
+   * history, an event at a place in the log waits while the cursor
+   * catches up (without its delivery's context), and one the subscription
+   * already had is skipped.
    */
   offer(
     event: Event,
     wait: boolean,
     given: Delivered,
+    place: Place | undefined,
   ): Promise<void> | undefined {
     if (this.#cancelled !== undefined) return undefined;
     const cursor = this.cursor;
-    const position = given.position;
-    if (position === undefined) return this.#take(event, given, wait);
+    if (place === undefined) return this.#take(event, given, wait);
     if (cursor?.holding) {
-      cursor.hold(event, position);
+      cursor.hold(event, place);
       return undefined;
     }
-    if (cursor !== undefined && !cursor.admit(position)) return undefined;
+    if (cursor !== undefined && !cursor.admit(place)) return undefined;
     return this.#take(event, given, wait);
   }
 

@@ -8,19 +8,28 @@
 import { backoff, sleep } from "./_deadline.ts";
 import type { Event, Gap } from "./types.ts";
 
-/** A place in a log: opaque outside the backend that made it. */
+/**
+ * A place in a log, as handlers get it (`delivery.position`) and a remote
+ * log gives it: opaque outside the backend that made it.
+ */
 export type Position = string;
 
+/**
+ * A place in a log as the core keeps it: a Position, or a number on a log
+ * that names its positions only when a handler reads one (Positions.name).
+ */
+export type Place = Position | number;
+
 /** An event of the log, at its position. */
-export interface Logged {
-  readonly position: Position;
+export interface Logged<P extends Place = Position> {
+  readonly position: P;
   readonly event: Event;
 }
 
 /** What one read of the log gives. */
-export interface Page {
+export interface Page<P extends Place = Position> {
   /** The entries at or after the position read from, in log order. */
-  readonly entries: readonly Logged[];
+  readonly entries: readonly Logged<P>[];
   /**
    * Entries after the position read from are gone (trimmed, or the log
    * itself was lost): `entries` start at the oldest the log still holds.
@@ -34,16 +43,16 @@ export interface Page {
    * already read (a transaction that commits late). Undefined for a log in
    * order.
    */
-  readonly horizon?: Position;
+  readonly horizon?: P;
 }
 
 /**
  * Where a new subscription starts: it is owed nothing at or before `mark`
  * (all of it when undefined: the log is empty), nor the entries in `seen`.
  */
-export interface Head {
-  readonly mark: Position | undefined;
-  readonly seen: readonly Position[];
+export interface Head<P extends Place = Position> {
+  readonly mark: P | undefined;
+  readonly seen: readonly P[];
 }
 
 /**
@@ -52,14 +61,24 @@ export interface Head {
  * (PostgreSQL: transactions commit out of id order) gives the earliest
  * position whose entries could still have been missed when `p` was seen.
  */
-export interface Positions {
+export interface Positions<P extends Place = Position> {
   /** Whether a string is a position of this log (maybe of another epoch). */
   valid(position: string): boolean;
+  /**
+   * The place a valid position names; one of another epoch of the log
+   * comes after every place of this one. Absent when places are positions.
+   */
+  place?(position: Position): P;
+  /**
+   * The position of a place, for a handler. Absent when places are
+   * positions.
+   */
+  name?(place: P): Position;
   /**
    * Log order; a position of another epoch of the log (one that was lost
    * and started again) counts as later, both ways round.
    */
-  compare(a: Position, b: Position): number;
+  compare(a: P, b: P): number;
   /**
    * Whether a heartbeat answered on the receiving connection proves that
    * every entry of the log's head read before it was sent has come (Redis:
@@ -72,14 +91,14 @@ export interface Positions {
    * Every entry at or before this, but `position` itself, was visible
    * before `position` was.
    */
-  floor(position: Position): Position;
+  floor(position: P): P;
   /**
    * `position` with a floor no later than `floor` (a log out of order): what
    * a handler is given for an entry a catch-up delivered while entries
    * before `floor` may still come, so that resuming from it (`from`)
    * starts early enough to get them. Absent for a log in order.
    */
-  capped?(position: Position, floor: Position): Position;
+  capped?(position: P, floor: P): P;
 }
 
 /**
@@ -130,19 +149,19 @@ function compareRun(
 }
 
 /** A bus's log, as the core reads it. */
-export interface Log extends Positions {
+export interface Log<P extends Place = Position> extends Positions<P> {
   /** Where a subscription made now starts (see Head). */
-  head(): Promise<Head>;
+  head(): Promise<Head<P>>;
   /** Up to `limit` entries at or after `from` (the oldest when undefined). */
-  read(from: Position | undefined, limit: number): Promise<Page>;
+  read(from: P | undefined, limit: number): Promise<Page<P>>;
 }
 
 /** What a cursor delivers to: one subscription. */
-export interface Follower {
+export interface Follower<P extends Place = Position> {
   /** Whether this event is for the subscription (its topic or pattern). */
   wants(event: Event): boolean;
   /** Hands over a replayed or released event (it passed `admit`). */
-  take(event: Event, position: Position): void;
+  take(event: Event, position: P): void;
   /** Whether the subscription was cancelled (the catch-up stops). */
   readonly cancelled: boolean;
   /** Whether its queue is full (a `take` now would drop the event). */
@@ -175,15 +194,15 @@ const SWEEP = 64;
  * the horizon of its first read (see Page.horizon), and what it reads past
  * that is kept in `seen`.
  */
-export class Cursor {
-  readonly #log: Log;
-  readonly #follower: Follower;
-  #mark: Position | undefined;
-  #seen = new Set<Position>();
+export class Cursor<P extends Place = Position> {
+  readonly #log: Log<P>;
+  readonly #follower: Follower<P>;
+  #mark: P | undefined;
+  #seen = new Set<P>();
   /** The size of `seen` at which it is next swept (see #sweep). */
   #sweepAt = SWEEP;
   /** Live events waiting for the catch-up; undefined when live. */
-  #held: [Event, Position][] | undefined = [];
+  #held: [Event, P][] | undefined = [];
   /**
    * Held live events were dropped (more than Follower.maxHeld came): the
    * catch-up reads them from the log instead (another pass).
@@ -196,12 +215,12 @@ export class Cursor {
   #hooks: CatchUpHooks | undefined;
   #again = false;
   /** While a catch-up pass runs: the most the mark may rise to. */
-  #horizon: Position | undefined;
+  #horizon: P | undefined;
   /** Whether it has a place in the log yet (see start, startFrom). */
   started = false;
 
   /** A cursor that holds live events until `start` or `catchUp` ends. */
-  constructor(log: Log, follower: Follower) {
+  constructor(log: Log<P>, follower: Follower<P>) {
     this.#log = log;
     this.#follower = follower;
   }
@@ -217,7 +236,7 @@ export class Cursor {
    * in it). While they are let through, no pass follows: it keeps them all
    * (only events a handler publishes then).
    */
-  hold(event: Event, position: Position): void {
+  hold(event: Event, position: P): void {
     const held = this.#held!;
     if (held.length < this.#follower.maxHeld || this.#releasing) {
       held.push([event, position]);
@@ -233,7 +252,7 @@ export class Cursor {
    * brings its events in log order): the mark rises to its floor. Not
    * while it holds (a catch-up is due or runs).
    */
-  pass(position: Position): void {
+  pass(position: P): void {
     if (this.started && !this.holding) this.#raise(this.#log.floor(position));
   }
 
@@ -241,7 +260,7 @@ export class Cursor {
    * Whether the entry at `position` is new to the subscription; if it is,
    * it counts as delivered from now on.
    */
-  admit(position: Position): boolean {
+  admit(position: P): boolean {
     const log = this.#log;
     const mark = this.#mark;
     if (mark !== undefined && log.compare(position, mark) <= 0) return false;
@@ -260,7 +279,7 @@ export class Cursor {
 
   // Raises the mark to `floor`, but not past the horizon of a catch-up
   // pass under way.
-  #raise(floor: Position): void {
+  #raise(floor: P): void {
     const log = this.#log, mark = this.#mark, horizon = this.#horizon;
     if (horizon !== undefined && log.compare(floor, horizon) > 0) {
       floor = horizon;
@@ -283,7 +302,7 @@ export class Cursor {
    * Starts at the head of the log, then lets held live events through (or,
    * when some were dropped, catches up with `hooks` first).
    */
-  start(head: Head, hooks: CatchUpHooks): void {
+  start(head: Head<P>, hooks: CatchUpHooks): void {
     this.started = true;
     this.#mark = head.mark;
     for (const position of head.seen) this.#seen.add(position);
@@ -298,8 +317,10 @@ export class Cursor {
   startFrom(from: string, hooks: CatchUpHooks): Promise<void> {
     this.started = true;
     if (from !== "earliest") {
-      this.#mark = this.#log.floor(from);
-      this.#seen.add(from);
+      const log = this.#log;
+      const place = log.place?.(from) ?? from as P;
+      this.#mark = log.floor(place);
+      this.#seen.add(place);
     }
     return this.catchUp(hooks);
   }
@@ -495,28 +516,28 @@ export interface HistoryHooks extends Omit<CatchUpHooks, "lost"> {
  * which it pauses when the receiving connection is lost and catches up
  * once it is back.
  */
-export class History {
-  readonly log: Log;
+export class History<P extends Place = Position> {
+  readonly log: Log<P>;
   readonly #hooks: HistoryHooks;
-  readonly #cursors = new Set<Cursor>();
+  readonly #cursors = new Set<Cursor<P>>();
   /** Whether a live event came without a position (see `unlogged`). */
   #unlogged = false;
   /** The position of the last live event the receiving connection brought. */
-  #arrived: Position | undefined;
+  #arrived: P | undefined;
   /** The head of the log as last read for a heartbeat, and when (see beat). */
-  #probe: { mark: Position | undefined; at: number } | undefined;
+  #probe: { mark: P | undefined; at: number } | undefined;
   /** Whether that read is under way. */
   #reading = false;
   /** Lost receiving connections so far (a probe read before one is void). */
   #outages = 0;
 
-  constructor(log: Log, hooks: HistoryHooks) {
+  constructor(log: Log<P>, hooks: HistoryHooks) {
     this.log = log;
     this.#hooks = hooks;
   }
 
   /** A cursor for a new subscription (holding live events until started). */
-  cursor(follower: Follower): Cursor {
+  cursor(follower: Follower<P>): Cursor<P> {
     const cursor = new Cursor(this.log, follower);
     this.#cursors.add(cursor);
     return cursor;
@@ -527,7 +548,7 @@ export class History {
    * log (a round trip on a remote bus), or after `from` (the catch-up
    * runs on; a `from` the log no longer holds is a gap from the epoch).
    */
-  async start(cursor: Cursor, from: string | undefined): Promise<void> {
+  async start(cursor: Cursor<P>, from: string | undefined): Promise<void> {
     const since = from === undefined ? new Date() : new Date(0);
     const hooks = {
       ...this.#hooks,
@@ -538,7 +559,7 @@ export class History {
   }
 
   /** Forgets the cursor of a cancelled subscription. */
-  forget(cursor: Cursor): void {
+  forget(cursor: Cursor<P>): void {
     this.#cursors.delete(cursor);
   }
 
@@ -556,7 +577,7 @@ export class History {
    * events of every subscription up to it have come too (the connection
    * brings them in log order).
    */
-  arrived(position: Position): void {
+  arrived(position: P): void {
     this.#arrived = position;
   }
 

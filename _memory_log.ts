@@ -2,6 +2,9 @@
 // order, trimmed to the retention. A position is `<epoch>-<n>`: n counts
 // the bus's publishes, and the epoch is random per bus, so a position a
 // bus of an earlier process gave reads as lost, not as one of this log.
+// The core keeps the number n as the place (see Place): the string is made
+// only when a handler reads `delivery.position`, and places compare as
+// numbers.
 //
 // The time of an entry (for `maxAgeMs`) is read once for all the entries
 // appended in a window of at most a second (an eighth of `maxAgeMs` when
@@ -13,13 +16,7 @@
 // current window has none yet and counts as new. `close` clears the
 // timer.
 
-import {
-  comparePositions,
-  type Head,
-  type Log,
-  type Page,
-  type Position,
-} from "./_history.ts";
+import type { Head, Log, Page, Position } from "./_history.ts";
 import type { Event } from "./types.ts";
 
 const POSITION = /^([0-9a-f]{8})-(0|[1-9]\d{0,14})$/;
@@ -29,9 +26,8 @@ const EPOCH = 8;
 const WINDOW_MS = 1000;
 
 /** An in-process log; see the comment at the top of this file. */
-export class MemoryLog implements Log {
-  readonly #epoch = crypto.randomUUID().slice(0, EPOCH);
-  readonly #prefix = `${this.#epoch}-`;
+export class MemoryLog implements Log<number> {
+  readonly #prefix = `${crypto.randomUUID().slice(0, EPOCH)}-`;
   readonly #maxEvents: number;
   readonly #maxAgeMs: number;
   /**
@@ -61,14 +57,14 @@ export class MemoryLog implements Log {
     this.#window = Math.min(WINDOW_MS, Math.ceil(maxAgeMs / 8));
   }
 
-  /** Appends an event; returns its position. */
-  append(event: Event): Position {
+  /** Appends an event; returns its place (see name). */
+  append(event: Event): number {
     this.#stamping ??= setTimeout(this.#stamp, this.#window);
     const n = this.#next++;
     if (n - this.#first >= this.#maxEvents) this.#drop(n + 1 - this.#maxEvents);
     else if (n - this.#first >= this.#ring.length) this.#grow();
     this.#ring[n & (this.#ring.length - 1)] = event;
-    return this.#prefix + n;
+    return n;
   }
 
   /** Gives the entries of the window that ends their time; trims by age. */
@@ -90,41 +86,50 @@ export class MemoryLog implements Log {
     return POSITION.test(position);
   }
 
-  compare(a: Position, b: Position): number {
-    // Positions of one epoch (the common case, once an event): of one
-    // length, the digits order them.
-    for (let i = 0; i <= EPOCH; i++) {
-      if (a.charCodeAt(i) !== b.charCodeAt(i)) return comparePositions(a, b, 1);
-    }
-    return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+  /**
+   * The place of a valid position: its number, or Infinity for another
+   * log's (past every place of this one: reading from it reads as lost).
+   */
+  place(position: Position): number {
+    return position.startsWith(this.#prefix)
+      ? Number(position.slice(EPOCH + 1))
+      : Infinity;
   }
 
-  floor(position: Position): Position {
-    return position;
+  /** The position of a place of this log. */
+  name(place: number): Position {
+    return this.#prefix + place;
   }
 
-  head(): Promise<Head> {
-    return Promise.resolve({ mark: this.#prefix + (this.#next - 1), seen: [] });
+  compare(a: number, b: number): number {
+    return a - b;
   }
 
-  read(from: Position | undefined, limit: number): Promise<Page> {
+  floor(place: number): number {
+    return place;
+  }
+
+  head(): Promise<Head<number>> {
+    return Promise.resolve({ mark: this.#next - 1, seen: [] });
+  }
+
+  read(from: number | undefined, limit: number): Promise<Page<number>> {
     this.#trim(Date.now());
     let start = this.#first, lost = false;
     if (from !== undefined) {
-      const [epoch, n] = parse(from);
-      // Another log's position, or one past this log's end (not one it
+      // Another log's place, or one past this log's end (not one it
       // gave): the whole log is owed.
-      if (epoch !== this.#epoch || n >= this.#next) lost = true;
+      if (from >= this.#next) lost = true;
       else {
-        lost = n + 1 < start;
-        start = Math.max(n, start);
+        lost = from + 1 < start;
+        start = Math.max(from, start);
       }
     }
     const end = Math.min(start + limit, this.#next);
     const ring = this.#ring, mask = ring.length - 1;
     const entries = [];
     for (let n = start; n < end; n++) {
-      entries.push({ position: this.#prefix + n, event: ring[n & mask]! });
+      entries.push({ position: n, event: ring[n & mask]! });
     }
     return Promise.resolve({ entries, lost });
   }
@@ -163,9 +168,4 @@ export class MemoryLog implements Log {
     }
     this.#ring = ring;
   }
-}
-
-// A position given to read is valid (`valid` checked it).
-function parse(position: Position): [string, number] {
-  return [position.slice(0, EPOCH), Number(position.slice(EPOCH + 1))];
 }

@@ -8,6 +8,8 @@ import {
   Cursor,
   type Follower,
   type Log,
+  type Place,
+  type Position,
 } from "../_history.ts";
 import { MemoryLog } from "../_memory_log.ts";
 import type { Event } from "../mod.ts";
@@ -29,10 +31,10 @@ function hooks(): CatchUpHooks & { losses: number } {
 const range = (from: number, to: number): number[] =>
   Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-function follower(
+function follower<P extends Place = Position>(
   take: (event: Event) => void,
-  more: Partial<Follower> = {},
-): Follower {
+  more: Partial<Follower<P>> = {},
+): Follower<P> {
   return {
     wants: () => true,
     take,
@@ -109,7 +111,7 @@ Deno.test("Cursor: a catch-up moves past other topics' entries, so their trimmin
     }),
   );
   const first = hooks();
-  await cursor.startFrom(a, first);
+  await cursor.startFrom(log.name(a), first);
   // The log rolls over: "a" 1 and "b" 1 are trimmed, "b" 2 to 5 kept.
   for (let n = 6; n <= 11; n++) log.append(makeEvent("b", { n }));
   const again = hooks();
@@ -123,7 +125,7 @@ Deno.test("Cursor: live events held during a catch-up stay within maxHeld; past 
   for (let n = 1; n <= 5; n++) log.append(makeEvent("t", { n }));
   const taken: unknown[] = [];
   let live = 0;
-  const cursor: Cursor = new Cursor(
+  const cursor: Cursor<number> = new Cursor(
     log,
     follower((event) => {
       taken.push(event.payload.n);
@@ -148,7 +150,7 @@ Deno.test("Cursor: a catch-up whose read fails with a bug ends the subscription 
   for (let n = 1; n <= 3; n++) log.append(makeEvent("t", { n }));
   const failing = (error: Error, times: number): MemoryLog =>
     Object.assign(Object.create(log), {
-      read(from: string | undefined, limit: number) {
+      read(from: number | undefined, limit: number) {
         return times-- > 0 ? Promise.reject(error) : log.read(from, limit);
       },
     });
@@ -181,7 +183,7 @@ Deno.test("Cursor: a catch-up whose read fails with a bug ends the subscription 
   const another = new Cursor(
     Object.assign(Object.create(log), {
       reasons: [down, down, refused],
-      read(this: { reasons: Error[] }, from: string | undefined, n: number) {
+      read(this: { reasons: Error[] }, from: number | undefined, n: number) {
         const reason = this.reasons.shift();
         return reason ? Promise.reject(reason) : log.read(from, n);
       },
