@@ -924,7 +924,10 @@ export interface Delivery {
    * The event's place in the bus's log: an opaque string to give back as
    * `subscribe(topic, handler, { from: position })`. Absent on a bus
    * without `history`, and for an event that is not in the log (one a
-   * Python dataknobs bus published).
+   * Python dataknobs bus published). The delivery is frozen; on the
+   * in-memory bus `position` is an accessor that makes the string when
+   * read (equal each time), not an own property: spread or
+   * `JSON.stringify` a delivery and it is left out, so read it by name.
    */
   readonly position?: string;
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   createEventBus,
+  type Delivery,
   Event,
   type EventBusError,
   EventType,
@@ -193,6 +194,40 @@ Deno.test("events() with drop-oldest reports the event it dropped, the oldest", 
   for (let i = 0; i < 3; i++) read.push((await it.next()).value!.payload.n);
   assert.deepEqual(read, [7, 8, 9]);
   assert.match(String(errors[1]), /dropped 6 more event/);
+});
+
+Deno.test("InMemoryEventBus history: delivery.position, live or replayed, is a string equal at each read, the delivery frozen, and it resumes as from", async () => {
+  await using bus = new InMemoryEventBus({ history: {} });
+  await bus.connect();
+  const live: Delivery[] = [];
+  await bus.subscribe("t", (_event, delivery) => void live.push(delivery));
+  for (const n of [1, 2, 3]) await bus.publish("t", makeEvent("t", { n }));
+  const replayed: Delivery[] = [];
+  const inbox = new Inbox();
+  await bus.subscribe("t", (event, delivery) => {
+    replayed.push(delivery);
+    inbox.handler(event);
+  }, { from: "earliest" });
+  await inbox.until(3);
+  for (const delivery of [...live, ...replayed]) {
+    const position = delivery.position;
+    assert.equal(typeof position, "string");
+    assert.equal(delivery.position, position);
+    assert.ok(Object.isFrozen(delivery));
+    assert.throws(() => {
+      (delivery as { position?: string }).position = "x";
+    }, TypeError);
+    assert.equal(delivery.position, position);
+  }
+  assert.deepEqual(
+    replayed.map((d) => d.position),
+    live.map((d) => d.position),
+  );
+  assert.equal(new Set(live.map((d) => d.position)).size, 3);
+  const resumed = new Inbox();
+  await bus.subscribe("t", resumed.handler, { from: live[0]!.position! });
+  await resumed.until(2);
+  assert.deepEqual(resumed.payloads, [2, 3]);
 });
 
 Deno.test("InMemoryEventBus history: a position of another bus (a restarted process) is a lost gap, then the oldest event kept", async () => {

@@ -73,6 +73,20 @@ Deno.test("telemetry on memory: publish and process spans in one trace, with the
   assert.deepEqual(sent.metadata, {});
 });
 
+Deno.test("telemetry on memory with history: the process span is the publish span's child, the delivery has its position", async () => {
+  otel.spans.reset();
+  await using bus = createEventBus({}, { telemetry: { api }, history: {} });
+  await bus.connect();
+  const positions: (string | undefined)[] = [];
+  await bus.subscribe("otel:hist", (_e, d) => void positions.push(d.position));
+  const sent = event("otel:hist");
+  await bus.publish("otel:hist", sent);
+  const [process, publish] = otel.finished();
+  assert.ok(publish && process, "two spans");
+  assertTrace(publish, process, sent, "memory");
+  assert.equal(typeof positions[0], "string");
+});
+
 Deno.test("telemetry on memory: one event published twice at once gives each publish its own process span", async () => {
   otel.spans.reset();
   await using bus = createEventBus({}, { telemetry: { api } });
