@@ -13,8 +13,9 @@
 // event loop (in a microtask) still cost half of a round trip to a
 // handler. That time is never before the entry's own, so an entry is kept
 // at least `maxAgeMs`, and at most a window longer; an entry of the
-// current window has none yet and counts as new. `close` clears the
-// timer.
+// current window has none yet and counts as new. The timer does not keep
+// the process alive (a bus left open must not delay its exit); `close`
+// clears it.
 
 import type { Head, Log, Page, Position } from "./_history.ts";
 import type { Event } from "./types.ts";
@@ -59,7 +60,10 @@ export class MemoryLog implements Log<number> {
 
   /** Appends an event; returns its place (see name). */
   append(event: Event): number {
-    this.#stamping ??= setTimeout(this.#stamp, this.#window);
+    if (this.#stamping === undefined) {
+      this.#stamping = setTimeout(this.#stamp, this.#window);
+      unref(this.#stamping);
+    }
     const n = this.#next++;
     if (n - this.#first >= this.#maxEvents) this.#drop(n + 1 - this.#maxEvents);
     else if (n - this.#first >= this.#ring.length) this.#grow();
@@ -167,5 +171,16 @@ export class MemoryLog implements Log<number> {
       ring[n & (ring.length - 1)] = old[n & (old.length - 1)];
     }
     this.#ring = ring;
+  }
+}
+
+/** Lets the process exit while `timer` waits (Deno, Node, Bun). */
+function unref(timer: ReturnType<typeof setTimeout>): void {
+  if (typeof timer === "object") (timer as { unref?(): void }).unref?.();
+  else {
+    const { Deno: deno } = globalThis as {
+      Deno?: { unrefTimer?(id: number): void };
+    };
+    deno?.unrefTimer?.(timer);
   }
 }

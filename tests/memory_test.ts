@@ -373,6 +373,26 @@ Deno.test("InMemoryEventBus history: close() stops a replay that waits for its h
   assert.ok(after < 2500);
 });
 
+Deno.test("InMemoryEventBus history: a bus left open does not keep the process alive (the timer of its log's window)", async () => {
+  const mod = JSON.stringify(new URL("../mod.ts", import.meta.url).href);
+  const code = `
+    import { Event, InMemoryEventBus } from ${mod};
+    const bus = new InMemoryEventBus({ history: {} });
+    await bus.connect();
+    await bus.publish("t", new Event({ type: "created", topic: "t" }));
+    const published = performance.now();
+    addEventListener("unload", () => console.log(performance.now() - published));
+  `;
+  const { success, stdout } = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    stdout: "piped",
+  }).output();
+  assert.ok(success);
+  // Held by the timer, it would exit only once the window ends (1 s).
+  const waited = Number(new TextDecoder().decode(stdout));
+  assert.ok(waited < 1000, `exited ${waited} ms after its publish`);
+});
+
 Deno.test("InMemoryEventBus history: events older than maxAgeMs are dropped from the log", async () => {
   await using bus = new InMemoryEventBus({ history: { maxAgeMs: 20 } });
   await bus.connect();
