@@ -284,3 +284,38 @@ Deno.test("RedisEventBus history: a quiet topic alone on its bus, away after oth
     await bus.close();
   }
 });
+
+Deno.test("RedisEventBus: the publishing script flushed from the server (SCRIPT FLUSH) → the next publishes are sent again in order, none refused", async () => {
+  await using server = await startRedis();
+  const admin = new Redis(server.url);
+  for (const history of [true, false]) {
+    const bus = history
+      ? await withBus(server.url, {})
+      : new RedisEventBus({ url: server.url, onError: () => {} });
+    if (!history) await bus.connect();
+    const topic = uniqueTopic("noscript");
+    const got = new Timeline();
+    await bus.subscribe(
+      topic,
+      (event) => void got.seen.push(event.payload.n as number),
+    );
+    try {
+      await bus.publish(topic, makeEvent(topic, { n: 1 }));
+      await admin.script("FLUSH");
+      await bus.publish(topic, makeEvent(topic, { n: 2 }));
+      await admin.script("FLUSH");
+      // 2,500 events in one tick: one send of three scripts, all NOSCRIPT.
+      const total = 2502;
+      await Promise.all(
+        range(3, total).map((n) => bus.publish(topic, makeEvent(topic, { n }))),
+      );
+      await got.until(() => got.seen.length >= total);
+      assert.deepEqual(got.seen, range(1, total));
+      const stats = await admin.info("commandstats");
+      assert.match(stats, /cmdstat_evalsha:calls=[1-9]/, "EVALSHA was used");
+    } finally {
+      await bus.close();
+    }
+  }
+  admin.disconnect();
+});

@@ -465,7 +465,9 @@ test("RedisEventBus: a tick's events go out as scripts, big ones alone, all in p
   await withAdmin(async (admin) => {
     // PUBLISHes run by scripts count too: each event was published once.
     assert.equal(await calls(admin, "publish"), events.length);
-    assert.equal(await calls(admin, "eval"), 26 + 1); // + the probe at connect
+    // The scripts by their SHA1, loaded at connect (the probe: one EVAL).
+    assert.equal(await calls(admin, "evalsha"), 26);
+    assert.equal(await calls(admin, "eval"), 1);
   }, server.url);
   assert.deepEqual(errors, []);
   await bus.close();
@@ -535,7 +537,7 @@ test("RedisEventBus: events the ACL refuses are rejected (not sent), the rest of
   assert.deepEqual(inbox.payloads, [1, 3, 5]);
   // Scripts forbidden after connecting: that tick is refused, not sent;
   // later ones go out as PUBLISHes.
-  await setUser(server.url, "app", "-eval");
+  await setUser(server.url, "app", "-eval", "-evalsha");
   const denied = await Promise.allSettled([send("ok", 6), send("ok", 7)]);
   assert.ok(denied.every((r) => r.status === "rejected" && refused(r.reason)));
   await Promise.all([send("ok", 8), send("ok", 9)]);
