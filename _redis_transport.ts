@@ -106,12 +106,14 @@ end
  * that lost its data): each event is appended to the stream (XADD) and
  * published with its position, `<epoch>-<stream id>`, as one more key of
  * its JSON object (see POSITION_KEY); one the server refuses is not kept.
- * Then the stream is trimmed (MAXLEN ~, MINID ~) and, when that removed
+ * Then, when it appended any, the stream is trimmed (MAXLEN ~, and
+ * MINID ~ with the time of the last id it got: XADD's ids carry the
+ * server's clock, so no TIME call is needed) and, when that removed
  * entries, the trim mark records it: the oldest id kept, or, with none
  * kept, the last id given (see READ). The mark is the script's own: Redis
  * 7.0 does not count trimmed entries in max-deleted-entry-id.
  */
-const PUBLISH_ALL = `${IDS}local refused, epoch, first = {}, nil, 1
+const PUBLISH_ALL = `${IDS}local refused, epoch, first, last = {}, nil, 1, nil
 if #KEYS == 3 then
   epoch = redis.call('GET', KEYS[2])
   if not epoch then
@@ -126,7 +128,7 @@ for i = first, #ARGV, 2 do
   if epoch then
     reply = redis.pcall('XADD', KEYS[1], '*', 'e', message)
     if type(reply) == 'string' then
-      id = reply
+      id, last = reply, reply
       message = string.sub(message, 1, -2) .. ',"${POSITION_KEY}":"' .. epoch .. '-' .. id .. '"}'
     end
   end
@@ -141,10 +143,9 @@ for i = first, #ARGV, 2 do
     refused[#refused + 1] = reply.err
   end
 end
-if epoch then
+if last then
   local gone = redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1])
-  local now = redis.call('TIME')
-  local oldest = now[1] * 1000 + math.floor(now[2] / 1000) - ARGV[2]
+  local oldest = tonumber(string.match(last, '^%d+')) - ARGV[2]
   if oldest > 0 then
     gone = gone + redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d', oldest))
   end

@@ -319,3 +319,27 @@ Deno.test("RedisEventBus: the publishing script flushed from the server (SCRIPT 
   }
   admin.disconnect();
 });
+
+Deno.test("RedisEventBus history: events older than maxAgeMs are trimmed by the next publish, and the trim is marked", async () => {
+  await using server = await startRedis();
+  const admin = new Redis(server.url);
+  const bus = await withBus(server.url, {
+    channelPrefix: "aged",
+    history: { maxAgeMs: 2000 },
+  });
+  const topic = uniqueTopic("aged");
+  try {
+    for (let n = 1; n <= 300; n++) {
+      await bus.publish(topic, makeEvent(topic, { n }));
+    }
+    assert.equal(await admin.xlen("aged:log"), 300);
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    await bus.publish(topic, makeEvent(topic, { n: 301 }));
+    // MINID ~ removes whole nodes (100 entries) of older entries only.
+    assert.ok(await admin.xlen("aged:log") <= 101);
+    assert.notEqual(await admin.get("aged:log:trimmed"), null);
+  } finally {
+    admin.disconnect();
+    await bus.close();
+  }
+});
