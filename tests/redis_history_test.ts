@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import type { Delivery, Event, Gap } from "../mod.ts";
+import { type Delivery, type Event, EventBusError, type Gap } from "../mod.ts";
 import { RedisEventBus, type RedisEventBusOptions } from "../redis.ts";
 import { makeEvent, uniqueTopic } from "./conformance.ts";
 import { startRedis } from "./_redis_server.ts";
@@ -338,6 +338,49 @@ Deno.test("RedisEventBus history: events older than maxAgeMs are trimmed by the 
     // MINID ~ removes whole nodes (100 entries) of older entries only.
     assert.ok(await admin.xlen("aged:log") <= 101);
     assert.notEqual(await admin.get("aged:log:trimmed"), null);
+  } finally {
+    admin.disconnect();
+    await bus.close();
+  }
+});
+
+Deno.test("RedisEventBus: the publishing script flushed, then a batch whose script call is followed by a PUBLISH that ran → the script's events rejected as not sent, the rest delivered in order", async () => {
+  await using server = await startRedis();
+  const admin = new Redis(server.url);
+  const bus = new RedisEventBus({ url: server.url, onError: () => {} });
+  await bus.connect();
+  const topic = uniqueTopic("noscript-mid");
+  const got = new Timeline();
+  await bus.subscribe(
+    topic,
+    (event) => void got.seen.push(event.payload.n as number),
+  );
+  try {
+    await admin.script("FLUSH");
+    // One tick: a run of three (an EVALSHA, NOSCRIPT), then a 20 KB event
+    // (a PUBLISH of its own, which runs): the run cannot go again after it.
+    const sent = await Promise.allSettled([
+      ...range(1, 3).map((n) => bus.publish(topic, makeEvent(topic, { n }))),
+      bus.publish(topic, makeEvent(topic, { n: 4, pad: "x".repeat(20_000) })),
+    ]);
+    assert.deepEqual(sent.map((r) => r.status), [
+      "rejected",
+      "rejected",
+      "rejected",
+      "fulfilled",
+    ]);
+    for (const r of sent.slice(0, 3)) {
+      const error = (r as PromiseRejectedResult).reason;
+      assert.ok(error instanceof EventBusError);
+      assert.equal(error.code, "PUBLISH_FAILED");
+      assert.match(error.message, /NOSCRIPT.*the event was not sent/);
+    }
+    // The next batch goes out (EVALSHA fails, the tail is sent again).
+    await Promise.all(
+      range(5, 7).map((n) => bus.publish(topic, makeEvent(topic, { n }))),
+    );
+    await got.until(() => got.seen.length >= 4);
+    assert.deepEqual(got.seen, [4, 5, 6, 7]);
   } finally {
     admin.disconnect();
     await bus.close();
