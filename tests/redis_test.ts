@@ -473,6 +473,48 @@ test("RedisEventBus: a tick's events go out as scripts, big ones alone, all in p
   await bus.close();
 });
 
+test("RedisEventBus: a user without SCRIPT LOAD publishes with history by EVAL, in order", async () => {
+  await using server = await startRedis();
+  await setUser(
+    server.url,
+    "app",
+    "on",
+    "nopass",
+    "+@all",
+    "~*",
+    "&*",
+    "-script|load",
+  );
+  const { port } = new URL(server.url);
+  const app = new RedisEventBus({
+    host: "127.0.0.1",
+    port: Number(port),
+    username: "app",
+    history: {},
+    channelPrefix: "noload",
+  });
+  await app.connect();
+  const { bus: reader } = await connected({
+    url: server.url,
+    channelPrefix: "noload",
+  });
+  const topic = uniqueTopic("noload");
+  const inbox = new Inbox();
+  await reader.subscribe(topic, inbox.handler);
+  const send = (n: number) => app.publish(topic, makeEvent(topic, { n }));
+  await Promise.all([send(0), send(1), send(2)]);
+  await send(3);
+  await inbox.until(4);
+  assert.deepEqual(inbox.payloads, [0, 1, 2, 3]);
+  await withAdmin(async (admin) => {
+    assert.equal(await calls(admin, "evalsha"), 0);
+    // + the probes of both buses at connect
+    assert.equal(await calls(admin, "eval"), 2 + 2);
+  }, server.url);
+  await app.close();
+  await reader.close();
+});
+
 test("RedisEventBus: a server without EVAL gets one PUBLISH an event", async () => {
   await using server = await startRedis(["--rename-command", "EVAL", ""]);
   const { bus, errors } = await connected({ url: server.url });
