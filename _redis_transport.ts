@@ -106,12 +106,14 @@ end
  * that lost its data): each event is appended to the stream (XADD) and
  * published with its position, `<epoch>-<stream id>`, as one more key of
  * its JSON object (see POSITION_KEY); one the server refuses is not kept.
- * Then the stream is trimmed (MAXLEN ~, MINID ~) and, when that removed
+ * Then, when it appended any, the stream is trimmed (MAXLEN ~, and
+ * MINID ~ with the time of the last id it got: XADD's ids carry the
+ * server's clock, so no TIME call is needed) and, when that removed
  * entries, the trim mark records it: the oldest id kept, or, with none
  * kept, the last id given (see READ). The mark is the script's own: Redis
  * 7.0 does not count trimmed entries in max-deleted-entry-id.
  */
-const PUBLISH_ALL = `${IDS}local refused, epoch, first = {}, nil, 1
+const PUBLISH_ALL = `${IDS}local refused, epoch, first, last = {}, nil, 1, nil
 if #KEYS == 3 then
   epoch = redis.call('GET', KEYS[2])
   if not epoch then
@@ -126,7 +128,7 @@ for i = first, #ARGV, 2 do
   if epoch then
     reply = redis.pcall('XADD', KEYS[1], '*', 'e', message)
     if type(reply) == 'string' then
-      id = reply
+      id, last = reply, reply
       message = string.sub(message, 1, -2) .. ',"${POSITION_KEY}":"' .. epoch .. '-' .. id .. '"}'
     end
   end
@@ -141,10 +143,9 @@ for i = first, #ARGV, 2 do
     refused[#refused + 1] = reply.err
   end
 end
-if epoch then
+if last then
   local gone = redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1])
-  local now = redis.call('TIME')
-  local oldest = now[1] * 1000 + math.floor(now[2] / 1000) - ARGV[2]
+  local oldest = tonumber(string.match(last, '^%d+')) - ARGV[2]
   if oldest > 0 then
     gone = gone + redis.call('XTRIM', KEYS[1], 'MINID', '~', string.format('%d', oldest))
   end
@@ -196,6 +197,8 @@ const SCRIPT_CHARS = 256 * 1024;
 const ALONE_CHARS = 16 * 1024;
 /** Errors of a command Redis refused to run (so nothing was published). */
 const REFUSED = /^(NOPERM|ERR unknown command)/;
+/** The error of an EVALSHA whose script the server does not hold. */
+const NOSCRIPT = /^NOSCRIPT/;
 /** Route prefixes: a channel (SUBSCRIBE) or a glob (PSUBSCRIBE). */
 const CHANNEL = "channel ", GLOB = "glob ";
 
@@ -232,28 +235,41 @@ export class RedisTransport implements Transport<RedisPublisher> {
     const client = await this.#connect("publisher", signal, lost, {
       enableOfflineQueue: false,
     });
-    // Whether the server runs PUBLISH_ALL (EVAL may be renamed or denied).
-    const scripted = await client.eval(PUBLISH_ALL, 0).then(
-      () => true,
-      (error: Error) => {
-        if (error.name === "ReplyError" && this.#log === undefined) {
-          return false;
-        }
-        destroy(client);
-        throw error.name === "ReplyError"
-          ? new Error(
-            `history needs Lua scripts (EVAL), which this server refuses (${error.message}); allow EVAL for this user, or create the bus without history`,
-          )
-          : error;
-      },
-    );
+    // Whether the server runs PUBLISH_ALL (EVAL may be renamed or denied),
+    // and the script's SHA1 for EVALSHA when SCRIPT LOAD is allowed too:
+    // both in one round trip.
+    let replies: [Error | null, unknown][];
+    try {
+      replies = (await client.pipeline().eval(PUBLISH_ALL, 0)
+        .script("LOAD", PUBLISH_ALL).exec())!;
+    } catch (error) {
+      destroy(client);
+      throw error;
+    }
+    const [[refused], [, sha]] = replies as [
+      [Error | null],
+      [unknown, unknown],
+    ];
+    if (refused && (refused.name !== "ReplyError" || this.#log !== undefined)) {
+      destroy(client);
+      throw refused.name === "ReplyError"
+        ? new Error(
+          `history needs Lua scripts (EVAL), which this server refuses (${refused.message}); allow EVAL for this user, or create the bus without history`,
+        )
+        : refused;
+    }
     // The session as the server knows it (Redis 6.2+), to fence it off once
     // lost; older servers answer an error, and fencing is skipped.
     const info = await (client.call("CLIENT", "INFO") as Promise<string>).then(
       (text) => /\bid=(\d+) addr=(\S+)/.exec(text)?.slice(1),
       () => undefined,
     );
-    return new RedisPublisher(client, this.#prefix, scripted, info, this.#log);
+    return new RedisPublisher(client, this.#prefix, {
+      scripted: refused === null,
+      sha: refused === null && typeof sha === "string" ? sha : undefined,
+      session: info,
+      log: this.#log,
+    });
   }
 
   async openReceiver(
@@ -398,26 +414,32 @@ class RedisLink {
   }
 }
 
+/** What a publishing connection learned as it opened. */
+interface PublisherSetup {
+  /** Whether the server runs PUBLISH_ALL. */
+  readonly scripted: boolean;
+  /** PUBLISH_ALL's SHA1, when the server loaded it (SCRIPT LOAD). */
+  readonly sha: string | undefined;
+  /** `[id, addr]` of this session, as the server names it. */
+  readonly session: string[] | undefined;
+  readonly log: RedisLog | undefined;
+}
+
 /** The publishing connection. */
 export class RedisPublisher extends RedisLink implements PublishLink {
   readonly #prefix: string;
-  /** `[id, addr]` of this session, as the server names it. */
   readonly #session: string[] | undefined;
   readonly #log: RedisLog | undefined;
+  readonly #sha: string | undefined;
   #scripted: boolean;
 
-  constructor(
-    client: Redis,
-    prefix: string,
-    scripted: boolean,
-    session: string[] | undefined,
-    log: RedisLog | undefined,
-  ) {
+  constructor(client: Redis, prefix: string, setup: PublisherSetup) {
     super(client);
     this.#prefix = prefix;
-    this.#scripted = scripted;
-    this.#session = session;
-    this.#log = log;
+    this.#scripted = setup.scripted;
+    this.#sha = setup.sha;
+    this.#session = setup.session;
+    this.#log = setup.log;
   }
 
   // CLIENT KILL by id and address: a session of a restarted server with
@@ -453,11 +475,45 @@ export class RedisPublisher extends RedisLink implements PublishLink {
     return { topics, patterns };
   }
 
-  // One pipeline (one write): runs of events as one PUBLISH_ALL each, a
-  // lone or large event as a PUBLISH (with history, as a PUBLISH_ALL too);
-  // one PUBLISH an event where the server refuses scripts.
+  // One pipeline (one write): runs of events as one PUBLISH_ALL each (by
+  // its SHA1, EVALSHA), a lone or large event as a PUBLISH (with history,
+  // as a PUBLISH_ALL too); one PUBLISH an event where the server refuses
+  // scripts.
+  //
+  // A server may have lost the script since (SCRIPT FLUSH, a failover to a
+  // replica that never loaded it): each EVALSHA then fails with NOSCRIPT,
+  // and ran nothing. When the parts that failed so are the last ones of the
+  // pipeline, none of their events and nothing after them was published,
+  // and no later send has been written (one send at a time: Redis sets no
+  // batch.inFlight): they are sent again, in order, as EVAL, which loads
+  // the script. A NOSCRIPT part followed by one that ran (another client
+  // loaded the script in between) cannot be sent again without reordering:
+  // its events are refused, as not sent.
   async send(events: readonly Event[]): Promise<(Refusal | undefined)[]> {
     const parts = this.#parts(events);
+    const replies = await this.#pipeline(parts, this.#sha);
+    let tail = parts.length;
+    while (tail > 0 && NOSCRIPT.test(replies[tail - 1]?.[0]?.message ?? "")) {
+      tail--;
+    }
+    if (tail < parts.length) {
+      replies.splice(
+        tail,
+        Infinity,
+        ...await this.#pipeline(parts.slice(tail)),
+      );
+    }
+    return parts.flatMap((part, i) => {
+      const [error, result] = replies[i] ?? [new Error("no reply"), null];
+      return this.#outcomes(part, error, result);
+    });
+  }
+
+  // The parts as one pipeline, scripts by `sha` when given; its replies.
+  async #pipeline(
+    parts: readonly Event[][],
+    sha?: string,
+  ): Promise<[Error | null, unknown][]> {
     const pipeline = this.client.pipeline();
     const log = this.#log;
     for (const part of parts) {
@@ -472,13 +528,11 @@ export class RedisPublisher extends RedisLink implements PublishLink {
       for (const event of part) {
         args.push(this.#prefix + event.topic, event.toJSONString());
       }
-      pipeline.eval(PUBLISH_ALL, log === undefined ? 0 : 3, ...args);
+      const keys = log === undefined ? 0 : 3;
+      if (sha === undefined) pipeline.eval(PUBLISH_ALL, keys, ...args);
+      else pipeline.evalsha(sha, keys, ...args);
     }
-    const replies = await pipeline.exec();
-    return parts.flatMap((part, i) => {
-      const [error, result] = replies?.[i] ?? [new Error("no reply"), null];
-      return this.#outcomes(part, error, result);
-    });
+    return (await pipeline.exec()) ?? [];
   }
 
   // The batch cut into script runs of at most SCRIPT_EVENTS events and
@@ -525,6 +579,14 @@ export class RedisPublisher extends RedisLink implements PublishLink {
         throw new Unsent(error.message);
       }
       if (!(refused instanceof Refusal)) throw error;
+      if (NOSCRIPT.test(error.message)) {
+        return part.map(() =>
+          new Refusal(
+            "the server had lost the publishing script (NOSCRIPT: a SCRIPT FLUSH or a failover), and later events of the same batch ran before it was loaded again: sending it again would have reordered them",
+            "publish it again if its order relative to those events does not matter",
+          )
+        );
+      }
       if (part.length > 1 && REFUSED.test(error.message)) {
         this.#scripted = false; // later sends: one PUBLISH an event
       }

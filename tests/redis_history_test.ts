@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import type { Delivery, Event, Gap } from "../mod.ts";
+import { type Delivery, type Event, EventBusError, type Gap } from "../mod.ts";
 import { RedisEventBus, type RedisEventBusOptions } from "../redis.ts";
 import { makeEvent, uniqueTopic } from "./conformance.ts";
 import { startRedis } from "./_redis_server.ts";
@@ -279,6 +279,108 @@ Deno.test("RedisEventBus history: a quiet topic alone on its bus, away after oth
     await quiet.until(() => quiet.seen.length === 2);
     assert.deepEqual(quiet.seen, [1, 2]);
     assert.deepEqual(gaps, []);
+  } finally {
+    admin.disconnect();
+    await bus.close();
+  }
+});
+
+Deno.test("RedisEventBus: the publishing script flushed from the server (SCRIPT FLUSH) → the next publishes are sent again in order, none refused", async () => {
+  await using server = await startRedis();
+  const admin = new Redis(server.url);
+  for (const history of [true, false]) {
+    const bus = history
+      ? await withBus(server.url, {})
+      : new RedisEventBus({ url: server.url, onError: () => {} });
+    if (!history) await bus.connect();
+    const topic = uniqueTopic("noscript");
+    const got = new Timeline();
+    await bus.subscribe(
+      topic,
+      (event) => void got.seen.push(event.payload.n as number),
+    );
+    try {
+      await bus.publish(topic, makeEvent(topic, { n: 1 }));
+      await admin.script("FLUSH");
+      await bus.publish(topic, makeEvent(topic, { n: 2 }));
+      await admin.script("FLUSH");
+      // 2,500 events in one tick: one send of three scripts, all NOSCRIPT.
+      const total = 2502;
+      await Promise.all(
+        range(3, total).map((n) => bus.publish(topic, makeEvent(topic, { n }))),
+      );
+      await got.until(() => got.seen.length >= total);
+      assert.deepEqual(got.seen, range(1, total));
+      const stats = await admin.info("commandstats");
+      assert.match(stats, /cmdstat_evalsha:calls=[1-9]/, "EVALSHA was used");
+    } finally {
+      await bus.close();
+    }
+  }
+  admin.disconnect();
+});
+
+Deno.test("RedisEventBus history: events older than maxAgeMs are trimmed by the next publish, and the trim is marked", async () => {
+  await using server = await startRedis();
+  const admin = new Redis(server.url);
+  const bus = await withBus(server.url, {
+    channelPrefix: "aged",
+    history: { maxAgeMs: 2000 },
+  });
+  const topic = uniqueTopic("aged");
+  try {
+    for (let n = 1; n <= 300; n++) {
+      await bus.publish(topic, makeEvent(topic, { n }));
+    }
+    assert.equal(await admin.xlen("aged:log"), 300);
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    await bus.publish(topic, makeEvent(topic, { n: 301 }));
+    // MINID ~ removes whole nodes (100 entries) of older entries only.
+    assert.ok(await admin.xlen("aged:log") <= 101);
+    assert.notEqual(await admin.get("aged:log:trimmed"), null);
+  } finally {
+    admin.disconnect();
+    await bus.close();
+  }
+});
+
+Deno.test("RedisEventBus: the publishing script flushed, then a batch whose script call is followed by a PUBLISH that ran → the script's events rejected as not sent, the rest delivered in order", async () => {
+  await using server = await startRedis();
+  const admin = new Redis(server.url);
+  const bus = new RedisEventBus({ url: server.url, onError: () => {} });
+  await bus.connect();
+  const topic = uniqueTopic("noscript-mid");
+  const got = new Timeline();
+  await bus.subscribe(
+    topic,
+    (event) => void got.seen.push(event.payload.n as number),
+  );
+  try {
+    await admin.script("FLUSH");
+    // One tick: a run of three (an EVALSHA, NOSCRIPT), then a 20 KB event
+    // (a PUBLISH of its own, which runs): the run cannot go again after it.
+    const sent = await Promise.allSettled([
+      ...range(1, 3).map((n) => bus.publish(topic, makeEvent(topic, { n }))),
+      bus.publish(topic, makeEvent(topic, { n: 4, pad: "x".repeat(20_000) })),
+    ]);
+    assert.deepEqual(sent.map((r) => r.status), [
+      "rejected",
+      "rejected",
+      "rejected",
+      "fulfilled",
+    ]);
+    for (const r of sent.slice(0, 3)) {
+      const error = (r as PromiseRejectedResult).reason;
+      assert.ok(error instanceof EventBusError);
+      assert.equal(error.code, "PUBLISH_FAILED");
+      assert.match(error.message, /NOSCRIPT.*the event was not sent/);
+    }
+    // The next batch goes out (EVALSHA fails, the tail is sent again).
+    await Promise.all(
+      range(5, 7).map((n) => bus.publish(topic, makeEvent(topic, { n }))),
+    );
+    await got.until(() => got.seen.length >= 4);
+    assert.deepEqual(got.seen, [4, 5, 6, 7]);
   } finally {
     admin.disconnect();
     await bus.close();

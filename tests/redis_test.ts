@@ -465,10 +465,54 @@ test("RedisEventBus: a tick's events go out as scripts, big ones alone, all in p
   await withAdmin(async (admin) => {
     // PUBLISHes run by scripts count too: each event was published once.
     assert.equal(await calls(admin, "publish"), events.length);
-    assert.equal(await calls(admin, "eval"), 26 + 1); // + the probe at connect
+    // The scripts by their SHA1, loaded at connect (the probe: one EVAL).
+    assert.equal(await calls(admin, "evalsha"), 26);
+    assert.equal(await calls(admin, "eval"), 1);
   }, server.url);
   assert.deepEqual(errors, []);
   await bus.close();
+});
+
+test("RedisEventBus: a user without SCRIPT LOAD publishes with history by EVAL, in order", async () => {
+  await using server = await startRedis();
+  await setUser(
+    server.url,
+    "app",
+    "on",
+    "nopass",
+    "+@all",
+    "~*",
+    "&*",
+    "-script|load",
+  );
+  const { port } = new URL(server.url);
+  const app = new RedisEventBus({
+    host: "127.0.0.1",
+    port: Number(port),
+    username: "app",
+    history: {},
+    channelPrefix: "noload",
+  });
+  await app.connect();
+  const { bus: reader } = await connected({
+    url: server.url,
+    channelPrefix: "noload",
+  });
+  const topic = uniqueTopic("noload");
+  const inbox = new Inbox();
+  await reader.subscribe(topic, inbox.handler);
+  const send = (n: number) => app.publish(topic, makeEvent(topic, { n }));
+  await Promise.all([send(0), send(1), send(2)]);
+  await send(3);
+  await inbox.until(4);
+  assert.deepEqual(inbox.payloads, [0, 1, 2, 3]);
+  await withAdmin(async (admin) => {
+    assert.equal(await calls(admin, "evalsha"), 0);
+    // + the probes of both buses at connect
+    assert.equal(await calls(admin, "eval"), 2 + 2);
+  }, server.url);
+  await app.close();
+  await reader.close();
 });
 
 test("RedisEventBus: a server without EVAL gets one PUBLISH an event", async () => {
@@ -535,7 +579,7 @@ test("RedisEventBus: events the ACL refuses are rejected (not sent), the rest of
   assert.deepEqual(inbox.payloads, [1, 3, 5]);
   // Scripts forbidden after connecting: that tick is refused, not sent;
   // later ones go out as PUBLISHes.
-  await setUser(server.url, "app", "-eval");
+  await setUser(server.url, "app", "-eval", "-evalsha");
   const denied = await Promise.allSettled([send("ok", 6), send("ok", 7)]);
   assert.ok(denied.every((r) => r.status === "rejected" && refused(r.reason)));
   await Promise.all([send("ok", 8), send("ok", 9)]);
