@@ -55,6 +55,13 @@ const OVERFLOW_POLICIES: readonly OverflowPolicy[] = [
 /** The default of `maxEventBytes` (1 MiB): see EventBusOptions. */
 export const MAX_EVENT_BYTES = 1024 * 1024;
 
+// The option keys of subscribe, once and events.
+const OPTION_KEYS: Record<string, readonly string[]> = {
+  subscribe: ["pattern", "signal", "from"],
+  once: ["pattern", "signal", "filter", "timeoutMs"],
+  events: ["pattern", "signal", "bufferSize", "overflow"],
+};
+
 /** A remote bus's transport and its checked timing options. */
 export interface RemoteSetup {
   readonly transport: Transport;
@@ -620,6 +627,16 @@ export class BusBase<T extends TopicMap<T> = UntypedTopics>
         options !== null
       ? options
       : { pattern: options ?? null };
+    // A misspelt or misplaced key (`from` on once) would be ignored.
+    const known = OPTION_KEYS[method]!;
+    const unknown = Object.keys(given).find((key) => !known.includes(key));
+    if (unknown !== undefined) {
+      throw new TypeError(
+        `${what}: unknown option "${unknown}"; the options are: ${
+          known.join(", ")
+        }`,
+      );
+    }
     const { pattern = null, signal } = given;
     if (pattern !== null && (typeof pattern !== "string" || pattern === "")) {
       throw new TypeError(

@@ -466,3 +466,22 @@ Deno.test("createEventBus() config key history: { max_events, max_age_ms } sets 
     );
   }
 });
+
+Deno.test("InMemoryEventBus: an unknown option key of subscribe, once or events throws, naming it and the keys there are", async () => {
+  await using bus = new InMemoryEventBus({ history: {} });
+  await bus.connect();
+  const unknown = (key: string) =>
+    new RegExp(`unknown option "${key}"; the options are: `);
+  await assert.rejects(
+    bus.subscribe("t", () => {}, { form: "earliest" } as never),
+    unknown("form"),
+  );
+  await assert.rejects(
+    bus.once("t", { from: "earliest" } as never),
+    unknown("from"),
+  );
+  assert.throws(
+    () => bus.events("t", { from: "earliest" } as never),
+    unknown("from"),
+  );
+});
