@@ -115,7 +115,8 @@ end
  * stream (XADD) with its ordinal (field `n`: the count, plus one) and
  * published with its position, `<epoch>-<stream id>-<ordinal>`, as one
  * more key of its JSON object (see POSITION_KEY); one the server refuses
- * is not kept, nor counted. The count is read once and written once.
+ * is not kept, nor counted: the count is raised by all the events at
+ * once (INCRBY), then lowered by those refused, if any.
  * Then, when it appended any, the stream is trimmed (MAXLEN ~, and
  * MINID ~ with the time of the last id it got: XADD's ids carry the
  * server's clock, so no TIME call is needed) and, when that removed
@@ -124,15 +125,15 @@ end
  * 7.0 does not count trimmed entries in max-deleted-entry-id.
  */
 const PUBLISH_ALL = `${IDS}local refused, epoch, first, last = {}, nil, 1, nil
-local count, counted = 0, 0
+local count, raised = 0, 0
 if #KEYS == 4 then
   epoch = redis.call('GET', KEYS[2])
   if not epoch then
     epoch = ARGV[3]
     redis.call('SET', KEYS[2], epoch)
   end
-  count = tonumber(redis.call('GET', KEYS[4]) or '0') or 0
-  counted = count
+  raised = redis.call('INCRBY', KEYS[4], (#ARGV - 3) / 2)
+  count = raised - (#ARGV - 3) / 2
   first = 4
 end
 for i = first, #ARGV, 2 do
@@ -159,8 +160,8 @@ for i = first, #ARGV, 2 do
     refused[#refused + 1] = reply.err
   end
 end
-if count ~= counted then
-  redis.call('SET', KEYS[4], string.format('%d', count))
+if count ~= raised then
+  redis.call('DECRBY', KEYS[4], raised - count)
 end
 if last then
   local gone = redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1])

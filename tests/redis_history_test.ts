@@ -531,3 +531,52 @@ Deno.test("RedisEventBus history: on a quiet stream, events older than maxAgeMs 
     await bus.close();
   }
 });
+
+Deno.test("RedisEventBus history: events the server refuses (a channel ACL) in the middle of a batch are not counted: resuming over them is no gap", async () => {
+  await using server = await startRedis();
+  const admin = new Redis(server.url);
+  await admin.call(
+    "ACL",
+    "SETUSER",
+    "app",
+    "on",
+    ">pw",
+    "~*",
+    "+@all",
+    "resetchannels",
+    "&refused:ok*",
+  );
+  admin.disconnect();
+  const timeline = new Timeline();
+  const url = server.url.replace("redis://", "redis://app:pw@");
+  const bus = await withBus(url, {
+    channelPrefix: "refused",
+    onGap: timeline.gap,
+  });
+  try {
+    const first = new Timeline();
+    const subscription = await bus.subscribe("ok", first.handler);
+    await bus.publish("ok", makeEvent("ok", { n: 1 }));
+    await first.until(() => first.seen.length === 1);
+    await subscription.cancel();
+    const outcomes = await Promise.allSettled(
+      [2, 0, 3, 0, 4].map((n) =>
+        bus.publish(
+          n === 0 ? "no" : "ok",
+          makeEvent(n === 0 ? "no" : "ok", { n }),
+        )
+      ),
+    );
+    assert.deepEqual(
+      outcomes.map((outcome) => outcome.status),
+      ["fulfilled", "rejected", "fulfilled", "rejected", "fulfilled"],
+    );
+    await bus.subscribe("ok", timeline.handler, { from: first.positions[0]! });
+    await timeline.until(() => timeline.seen.length >= 3);
+    await bus.publish("ok", makeEvent("ok", { n: 5 }));
+    await timeline.until(() => timeline.seen.length >= 4);
+    assert.deepEqual(timeline.seen, [2, 3, 4, 5]);
+  } finally {
+    await bus.close();
+  }
+});
