@@ -44,16 +44,23 @@ export interface Settings {
 
 /** Where the log is, and what it keeps. */
 interface RedisLog extends Retention {
-  /** The stream, the key of its epoch, and that of its trim mark. */
-  readonly keys: readonly [string, string, string];
+  /**
+   * The stream, the key of its epoch, that of its trim mark, and that of
+   * its count (the entries the script has appended, see PUBLISH_ALL).
+   */
+  readonly keys: readonly [string, string, string, string];
 }
 
-const REDIS_POSITION = /^([0-9a-f]{8})-(0|[1-9]\d{0,14})-(0|[1-9]\d{0,18})$/;
+const REDIS_POSITION =
+  /^([0-9a-f]{8})-(0|[1-9]\d{0,14})-(0|[1-9]\d{0,18})(?:-(0|[1-9]\d{0,18}))?$/;
 
 /**
- * Positions in a Redis log: `<epoch>-<stream id>`. The epoch is made
- * anew when its key is missing: a server restarted without its data
- * starts a new one, whose ids say nothing of what was lost.
+ * Positions in a Redis log: `<epoch>-<stream id>-<ordinal>`. The epoch is
+ * made anew when its key is missing: a server restarted without its data
+ * starts a new one, whose ids say nothing of what was lost. The ordinal
+ * counts the entries the script appended up to this one (see PUBLISH_ALL),
+ * so a read sees entries removed behind its back; a position without one
+ * (of an earlier version of this bus) orders the same and is not checked.
  */
 const REDIS_POSITIONS: Positions = {
   beatProves: true,
@@ -62,12 +69,13 @@ const REDIS_POSITIONS: Positions = {
   floor: (position) => position,
 };
 
-function parsePosition(position: string): [string, bigint, bigint] {
+/** A position's epoch, stream id and ordinal (`""` when it has none). */
+function parsePosition(position: string): [string, string, string] {
   const match = REDIS_POSITION.exec(position);
   if (match === null) {
     throw new TypeError(`Not a position of a Redis log: ${position}`);
   }
-  return [match[1]!, BigInt(match[2]!), BigInt(match[3]!)];
+  return [match[1]!, `${match[2]}-${match[3]}`, match[4] ?? ""];
 }
 
 /** A random epoch: 8 hex digits. */
@@ -100,12 +108,15 @@ end
  * (an ACL channel rule) stops neither the others nor the script; the reply
  * lists the refused ones as position (from 1), error message, ….
  *
- * With history, KEYS are the log's stream, its epoch key and its trim
- * mark's key, and ARGV starts with the retention (events, milliseconds)
- * and an epoch to use when the key is missing (a new log, or a server
- * that lost its data): each event is appended to the stream (XADD) and
- * published with its position, `<epoch>-<stream id>`, as one more key of
- * its JSON object (see POSITION_KEY); one the server refuses is not kept.
+ * With history, KEYS are the log's stream, its epoch key, its trim
+ * mark's key and its count's key, and ARGV starts with the retention
+ * (events, milliseconds) and an epoch to use when the key is missing (a
+ * new log, or a server that lost its data): each event is appended to the
+ * stream (XADD) with its ordinal (field `n`: the count, plus one) and
+ * published with its position, `<epoch>-<stream id>-<ordinal>`, as one
+ * more key of its JSON object (see POSITION_KEY); one the server refuses
+ * is not kept, nor counted: the count is raised by all the events at
+ * once (INCRBY), then lowered by those refused, if any.
  * Then, when it appended any, the stream is trimmed (MAXLEN ~, and
  * MINID ~ with the time of the last id it got: XADD's ids carry the
  * server's clock, so no TIME call is needed) and, when that removed
@@ -114,34 +125,43 @@ end
  * 7.0 does not count trimmed entries in max-deleted-entry-id.
  */
 const PUBLISH_ALL = `${IDS}local refused, epoch, first, last = {}, nil, 1, nil
-if #KEYS == 3 then
+local count, raised = 0, 0
+if #KEYS == 4 then
   epoch = redis.call('GET', KEYS[2])
   if not epoch then
     epoch = ARGV[3]
     redis.call('SET', KEYS[2], epoch)
   end
+  raised = redis.call('INCRBY', KEYS[4], (#ARGV - 3) / 2)
+  count = raised - (#ARGV - 3) / 2
   first = 4
 end
 for i = first, #ARGV, 2 do
   local message, id = ARGV[i + 1], nil
   local reply = {}
   if epoch then
-    reply = redis.pcall('XADD', KEYS[1], '*', 'e', message)
+    local n = string.format('%d', count + 1)
+    reply = redis.pcall('XADD', KEYS[1], '*', 'e', message, 'n', n)
     if type(reply) == 'string' then
       id, last = reply, reply
-      message = string.sub(message, 1, -2) .. ',"${POSITION_KEY}":"' .. epoch .. '-' .. id .. '"}'
+      message = string.sub(message, 1, -2) .. ',"${POSITION_KEY}":"' .. epoch .. '-' .. id .. '-' .. n .. '"}'
     end
   end
   if not (type(reply) == 'table' and reply.err) then
     reply = redis.pcall('PUBLISH', ARGV[i], message)
     if id and type(reply) == 'table' and reply.err then
       redis.call('XDEL', KEYS[1], id)
+    elseif id then
+      count = count + 1
     end
   end
   if type(reply) == 'table' and reply.err then
     refused[#refused + 1] = (i - first) / 2 + 1
     refused[#refused + 1] = reply.err
   end
+end
+if count ~= raised then
+  redis.call('DECRBY', KEYS[4], raised - count)
 end
 if last then
   local gone = redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', ARGV[1])
@@ -157,37 +177,72 @@ end
 return refused`;
 
 /**
- * The head of the log: its epoch (made when missing) and the last id the
- * stream gave, as `<epoch>-<id>` (`0-0` when there is no stream). KEYS:
- * stream, epoch key; ARGV: an epoch to use when the key is missing.
+ * The head of the log: its epoch (made when missing), the last id the
+ * stream gave and the count, as `<epoch>-<id>-<count>` (`0-0` when there
+ * is no stream, count 0 when its key is missing). KEYS: stream, epoch key,
+ * count key; ARGV: an epoch to use when the key is missing.
  */
 const HEAD = `${IDS}local epoch = redis.call('GET', KEYS[2])
 if not epoch then
   epoch = ARGV[1]
   redis.call('SET', KEYS[2], epoch)
 end
-return epoch .. '-' .. lastId(KEYS[1])`;
+return epoch .. '-' .. lastId(KEYS[1]) .. '-' .. (redis.call('GET', KEYS[3]) or '0')`;
 
 /**
- * Entries of the log from an id (inclusive) of an epoch, or from the
- * oldest (ARGV[1] '-', ARGV[3] ''). KEYS: stream, epoch key, trim mark
- * key; ARGV: from, limit, the epoch of from. The reply: epoch (or ''),
- * lost, then the entries. Lost (1) when entries after from may be gone:
- * from is before the trim mark (see PUBLISH_ALL), or it is not of this
- * log (another epoch, or past the last id the stream gave: a stream made
- * anew, or one restored from an older copy), and then the entries start
- * at the oldest kept.
+ * Entries of the log after an id of an epoch, or from the oldest (ARGV[3]
+ * ''). KEYS: stream, epoch key, trim mark key, count key; ARGV: from,
+ * limit, the epoch of from, the ordinal of from ('' when unknown),
+ * maxAgeMs. The reply: epoch (or ''), lost, then the entries. Lost (1)
+ * when entries after from may be gone, whoever removed them:
+ * - from is before the trim mark (see PUBLISH_ALL);
+ * - from is not of this log (another epoch, or past the last id the
+ *   stream gave: a stream made anew, or one restored from an older copy),
+ *   and then the entries start at the oldest kept;
+ * - entries after from are older than maxAgeMs by the server's clock
+ *   (MINID ~ keeps whole nodes of them): they count as trimmed, and the
+ *   entries start after them (from the oldest too);
+ * - the ordinals skip one: from's, then each entry's (field n), must go
+ *   up by one, and at the stream's end reach the count (entries removed
+ *   by hand: DEL, XTRIM, XDEL, or evicted). An entry without one (of an
+ *   earlier version of this bus) is not checked.
  */
 const READ = `${IDS}local epoch = redis.call('GET', KEYS[2]) or ''
-local from, lost = ARGV[1], 0
+local from, lost, n = '-', 0, nil
 if ARGV[3] ~= '' then
-  if epoch ~= ARGV[3] or before(lastId(KEYS[1]), from) then
-    lost, from = 1, '-'
-  elseif before(from, redis.call('GET', KEYS[3]) or '0-0') then
+  if epoch ~= ARGV[3] or before(lastId(KEYS[1]), ARGV[1]) then
     lost = 1
+  else
+    from = '(' .. ARGV[1]
+    if before(ARGV[1], redis.call('GET', KEYS[3]) or '0-0') then lost = 1 end
+    n = tonumber(ARGV[4])
   end
 end
-return {epoch, lost, redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', ARGV[2])}`;
+local time = redis.call('TIME')
+local young = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) - tonumber(ARGV[5])
+if young > 0 then
+  young = string.format('%d', young)
+  if from == '-' then
+    from = young
+  elseif before(ARGV[1], young .. '-0') then
+    if #redis.call('XRANGE', KEYS[1], from, '(' .. young .. '-0', 'COUNT', 1) > 0 then
+      lost, n = 1, nil
+    end
+    from = young
+  end
+end
+local entries = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', ARGV[2])
+for i = 1, #entries do
+  local m = entries[i][2][4]
+  m = m and tonumber(m)
+  if n and m and m ~= n + 1 then lost = 1 end
+  n = m
+end
+if n and #entries < tonumber(ARGV[2]) then
+  local count = tonumber(redis.call('GET', KEYS[4]))
+  if count and count ~= n then lost = 1 end
+end
+return {epoch, lost, entries}`;
 
 /** The most events one PUBLISH_ALL carries. */
 const SCRIPT_EVENTS = 1000;
@@ -223,7 +278,12 @@ export class RedisTransport implements Transport<RedisPublisher> {
       const stream = `${settings.prefix}:log`;
       this.#log = {
         ...kept,
-        keys: [stream, `${stream}:epoch`, `${stream}:trimmed`],
+        keys: [
+          stream,
+          `${stream}:epoch`,
+          `${stream}:trimmed`,
+          `${stream}:count`,
+        ],
       };
     }
   }
@@ -528,7 +588,7 @@ export class RedisPublisher extends RedisLink implements PublishLink {
       for (const event of part) {
         args.push(this.#prefix + event.topic, event.toJSONString());
       }
-      const keys = log === undefined ? 0 : 3;
+      const keys = log === undefined ? 0 : log.keys.length;
       if (sha === undefined) pipeline.eval(PUBLISH_ALL, keys, ...args);
       else pipeline.evalsha(sha, keys, ...args);
     }
@@ -604,28 +664,39 @@ export class RedisPublisher extends RedisLink implements PublishLink {
   }
 
   async head(): Promise<Head> {
-    const [stream, epoch] = this.#log!.keys;
-    const mark = await this.client.eval(HEAD, 2, stream, epoch, newEpoch());
+    const [stream, epoch, , count] = this.#log!.keys;
+    const mark = await this.client.eval(
+      HEAD,
+      3,
+      stream,
+      epoch,
+      count,
+      newEpoch(),
+    );
     return { mark: String(mark), seen: [] };
   }
 
   async read(from: string | undefined, limit: number): Promise<LogPage> {
-    const [fromEpoch, ms, seq] = from === undefined
-      ? ["", undefined, undefined]
+    const log = this.#log!;
+    const [fromEpoch, id, ordinal] = from === undefined
+      ? ["", "-", ""]
       : parsePosition(from);
-    const start = ms === undefined ? "-" : `${ms}-${seq}`;
     const [epoch, lost, entries] = await this.client.eval(
       READ,
-      3,
-      ...this.#log!.keys,
-      start,
+      log.keys.length,
+      ...log.keys,
+      id,
       limit,
       fromEpoch,
+      ordinal,
+      log.maxAgeMs,
     ) as [string, number, [string, string[]][]];
     return {
       lost: lost === 1,
       entries: entries.map(([id, fields]) => ({
-        position: `${epoch}-${id}`,
+        position: fields[3] === undefined
+          ? `${epoch}-${id}`
+          : `${epoch}-${id}-${fields[3]}`,
         text: fields[1]!,
       })),
     };

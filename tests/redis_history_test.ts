@@ -386,3 +386,197 @@ Deno.test("RedisEventBus: the publishing script flushed, then a batch whose scri
     await bus.close();
   }
 });
+
+/**
+ * Events 1–5 seen and the position of 5 saved; 6–15 published while away;
+ * `change` done to the log by hand; `after` published; then a subscription
+ * resumes from the saved position: what it got, gaps included.
+ */
+async function resumeAfterChange(
+  url: string,
+  prefix: string,
+  change: (admin: Redis, stream: string, ids: string[]) => Promise<unknown>,
+  after: number[],
+): Promise<(number | "gap")[]> {
+  const timeline = new Timeline();
+  const bus = await withBus(url, {
+    channelPrefix: prefix,
+    onGap: timeline.gap,
+    history: { maxEvents: 1000 },
+  });
+  const admin = new Redis(url);
+  const topic = uniqueTopic(prefix);
+  try {
+    const first = new Timeline();
+    const subscription = await bus.subscribe(topic, first.handler);
+    for (const n of range(1, 15)) {
+      await bus.publish(topic, makeEvent(topic, { n }));
+      if (n === 5) await first.until(() => first.seen.length === 5);
+      if (n === 5) await subscription.cancel();
+    }
+    const stream = `${prefix}:log`;
+    const ids = (await admin.xrange(stream, "-", "+")).map(([id]) => id);
+    await change(admin, stream, ids);
+    for (const n of after) await bus.publish(topic, makeEvent(topic, { n }));
+    await bus.subscribe(topic, timeline.handler, { from: first.positions[4]! });
+    const last = after.at(-1);
+    await timeline.until(() =>
+      last === undefined
+        ? timeline.seen.includes("gap")
+        : timeline.seen.includes(last)
+    );
+    return timeline.seen;
+  } finally {
+    admin.disconnect();
+    await bus.close();
+  }
+}
+
+Deno.test("RedisEventBus history: entries removed by hand while away (DEL, XTRIM MAXLEN, XTRIM MINID, XDEL) → a lost gap before anything newer, then what is left", async () => {
+  await using server = await startRedis();
+  const url = server.url, after = range(16, 20);
+  // The stream deleted, the epoch kept (so is a stream evicted).
+  assert.deepEqual(
+    await resumeAfterChange(url, "del", (r, s) => r.del(s), after),
+    ["gap", ...after],
+  );
+  assert.deepEqual(
+    await resumeAfterChange(
+      url,
+      "maxlen",
+      (r, s) => r.xtrim(s, "MAXLEN", 3),
+      after,
+    ),
+    ["gap", ...range(13, 20)],
+  );
+  assert.deepEqual(
+    await resumeAfterChange(
+      url,
+      "minid",
+      (r, s, ids) => r.xtrim(s, "MINID", ids[12]!),
+      after,
+    ),
+    ["gap", ...range(13, 20)],
+  );
+  assert.deepEqual(
+    await resumeAfterChange(
+      url,
+      "xdel",
+      (r, s, ids) => r.xdel(s, ...ids.slice(5, 8)),
+      after,
+    ),
+    ["gap", ...range(9, 20)],
+  );
+  // The newest entries deleted, nothing published since.
+  assert.deepEqual(
+    await resumeAfterChange(
+      url,
+      "tail",
+      (r, s, ids) => r.xdel(s, ...ids.slice(12)),
+      [],
+    ),
+    ["gap", ...range(6, 12)],
+  );
+});
+
+Deno.test("RedisEventBus history: a position of an earlier version (no ordinal) is accepted: the events after it, no gap", async () => {
+  await using server = await startRedis();
+  const timeline = new Timeline(), resumed = new Timeline();
+  const bus = await withBus(server.url, { onGap: timeline.gap });
+  const topic = uniqueTopic("old");
+  try {
+    await bus.subscribe(topic, timeline.handler);
+    for (const n of range(1, 4)) {
+      await bus.publish(topic, makeEvent(topic, { n }));
+    }
+    await timeline.until(() => timeline.seen.length === 4);
+    const old = timeline.positions[1]!.replace(/-\d+$/, "");
+    await bus.subscribe(topic, resumed.handler, { from: old });
+    await resumed.until(() => resumed.seen.length === 2);
+    assert.deepEqual(resumed.seen, [3, 4]);
+    assert.deepEqual(timeline.seen, [1, 2, 3, 4]);
+  } finally {
+    await bus.close();
+  }
+});
+
+Deno.test("RedisEventBus history: on a quiet stream, events older than maxAgeMs are not replayed (MINID ~ keeps them): a lost gap", async () => {
+  await using server = await startRedis();
+  const timeline = new Timeline();
+  const bus = await withBus(server.url, {
+    onGap: timeline.gap,
+    history: { maxAgeMs: 1000 },
+  });
+  const topic = uniqueTopic("age");
+  try {
+    const subscription = await bus.subscribe(topic, timeline.handler);
+    for (const n of range(1, 10)) {
+      await bus.publish(topic, makeEvent(topic, { n }));
+    }
+    await timeline.until(() => timeline.seen.length === 10);
+    await subscription.cancel();
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    const resumed = new Timeline(), earliest = new Timeline();
+    await bus.subscribe(topic, resumed.handler, {
+      from: timeline.positions[4]!,
+    });
+    await bus.subscribe(topic, earliest.handler, { from: "earliest" });
+    await timeline.until(() => timeline.seen.includes("gap"));
+    await bus.publish(topic, makeEvent(topic, { n: 11 }));
+    await resumed.until(() => resumed.seen.length === 1);
+    await earliest.until(() => earliest.seen.length === 1);
+    assert.deepEqual([resumed.seen, earliest.seen], [[11], [11]]);
+    assert.equal(timeline.seen.filter((x) => x === "gap").length, 1);
+  } finally {
+    await bus.close();
+  }
+});
+
+Deno.test("RedisEventBus history: events the server refuses (a channel ACL) in the middle of a batch are not counted: resuming over them is no gap", async () => {
+  await using server = await startRedis();
+  const admin = new Redis(server.url);
+  await admin.call(
+    "ACL",
+    "SETUSER",
+    "app",
+    "on",
+    ">pw",
+    "~*",
+    "+@all",
+    "resetchannels",
+    "&refused:ok*",
+  );
+  admin.disconnect();
+  const timeline = new Timeline();
+  const url = server.url.replace("redis://", "redis://app:pw@");
+  const bus = await withBus(url, {
+    channelPrefix: "refused",
+    onGap: timeline.gap,
+  });
+  try {
+    const first = new Timeline();
+    const subscription = await bus.subscribe("ok", first.handler);
+    await bus.publish("ok", makeEvent("ok", { n: 1 }));
+    await first.until(() => first.seen.length === 1);
+    await subscription.cancel();
+    const outcomes = await Promise.allSettled(
+      [2, 0, 3, 0, 4].map((n) =>
+        bus.publish(
+          n === 0 ? "no" : "ok",
+          makeEvent(n === 0 ? "no" : "ok", { n }),
+        )
+      ),
+    );
+    assert.deepEqual(
+      outcomes.map((outcome) => outcome.status),
+      ["fulfilled", "rejected", "fulfilled", "rejected", "fulfilled"],
+    );
+    await bus.subscribe("ok", timeline.handler, { from: first.positions[0]! });
+    await timeline.until(() => timeline.seen.length >= 3);
+    await bus.publish("ok", makeEvent("ok", { n: 5 }));
+    await timeline.until(() => timeline.seen.length >= 4);
+    assert.deepEqual(timeline.seen, [2, 3, 4, 5]);
+  } finally {
+    await bus.close();
+  }
+});
