@@ -352,20 +352,20 @@ export class PostgresLog {
       const [row] = await sql`select ${epoch(sql, this.table)} as epoch,
         pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
         pg_snapshot_xmax(pg_current_snapshot())::text as next,
-        (select array[gone_xid::text, gone_id::text, before_xid::text,
-          before_id::text] from ${sql(this.state)}
+        (select concat_ws(' ', gone_xid, gone_id, before_xid, before_id)
+          from ${sql(this.state)}
           where log = to_regclass(quote_ident(${this.table}))) as removed`;
       const { epoch: at, horizon, next, removed } = row as {
         epoch: string;
         horizon: string;
         next: string;
-        removed: string[] | null;
+        removed: string | null;
       };
       if (removed === null && attempt === 1) {
         await this.#start(sql);
         continue;
       }
-      const [gx, gi, bx, bi] = (removed ?? ["0", "0", "0", "0"]).map(BigInt);
+      const [gx, gi, bx, bi] = (removed ?? "0 0 0 0").split(" ").map(BigInt);
       return {
         at,
         horizon,

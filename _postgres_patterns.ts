@@ -86,19 +86,24 @@ export class PatternTable {
 
   /** Makes these patterns live for this bus (or renews them). */
   async add(sql: Sql, routes: readonly PatternRoute[]): Promise<void> {
-    const channels = routes.map((r) => r.channel);
-    const patterns = routes.map((r) => comparable(r.pattern));
-    const likes = routes.map((r) => toLike(r.pattern));
+    const rows = routes.map((r) => [
+      r.channel,
+      comparable(r.pattern),
+      toLike(r.pattern),
+    ]);
     await sql`insert into ${sql(this.table)}
-      select c, ${this.owner}::uuid, p, l, now() + ${this.leaseMs} * interval '1 millisecond'
-      from unnest(${channels}::text[], ${patterns}::text[], ${likes}::text[]) as t(c, p, l)
+      select x->>0, ${this.owner}::uuid, x->>1, x->>2,
+        now() + ${this.leaseMs} * interval '1 millisecond'
+      from jsonb_array_elements(${sql.json(rows)}) as x
       on conflict (channel, owner) do update set expires_at = excluded.expires_at`;
   }
 
   /** Ends the patterns of these channels of this bus. */
   async remove(sql: Sql, channels: readonly string[]): Promise<void> {
     await sql`delete from ${sql(this.table)}
-      where owner = ${this.owner} and channel = any(${channels}::text[])`;
+      where owner = ${this.owner} and channel in (
+        select jsonb_array_elements_text(${sql.json(channels)})
+      )`;
   }
 
   /**

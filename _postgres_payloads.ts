@@ -93,7 +93,9 @@ export class PayloadStore {
     if (wanted.length > 0) {
       const rows = await sql`select id::text, body from ${
         sql(this.table)
-      } where id = any(${wanted}::uuid[])`;
+      } where id in (
+        select jsonb_array_elements_text(${sql.json(wanted)})::uuid
+      )`;
       for (const row of rows) bodies.set(row.id as string, row.body as string);
     }
     return ids.map((id) =>

@@ -94,7 +94,9 @@ export async function notify(
     ${unnested},
     m as materialized (
       select d.topic, l.channel
-      from unnest(${[...new Set(topics)]}::text[]) as d(topic)
+      from jsonb_array_elements_text(${
+    sql.json([...new Set(topics)])
+  }) as d(topic)
       join (
         select distinct channel, pattern_like from ${
     sql(channels.patterns.table)
