@@ -122,7 +122,7 @@ export class Outbox {
       else {
         reject(this.#error(
           event,
-          `refused it (${refusal.message}); the event was not sent — check the user's permissions`,
+          `refused it (${refusal.message}); the event was not sent — ${refusal.advice}`,
           refusal,
           "",
         ));

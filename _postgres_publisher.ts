@@ -168,6 +168,7 @@ export class PostgresPublisher implements PublishLink {
   readonly #channels: Channels;
   readonly #store: PayloadStore;
   readonly #cleanup: ReturnType<typeof setInterval>;
+  #remaking: Promise<void> | undefined;
 
   /**
    * Takes over an open connection; while it lives, large bodies past their
@@ -236,20 +237,44 @@ export class PostgresPublisher implements PublishLink {
   // notifications of one transaction into one, so an event published twice
   // goes in two statements), all written at once, in order (postgres.js
   // pipelines them, and a later send's after them). A statement the server
-  // refuses refuses its events; the others are unaffected.
+  // refuses refuses its events; the others are unaffected. A statement that
+  // found a table of the bus dropped is never run again: a later one may
+  // have committed meanwhile, and its events would arrive first. The tables
+  // are made again, and its events refused, for their publisher to retry.
   async send(events: readonly Event[]): Promise<(Refusal | undefined)[]> {
     const sql = this.#connection.sql;
     const runs = distinctRuns(events).map((run) =>
-      this.#remade(() => notify(sql, run, this.#channels, this.#store)).then(
+      notify(sql, run, this.#channels, this.#store).then(
         () => run.map(() => undefined),
-        (error) => {
-          const refused = refusal(error);
+        async (error) => {
+          const refused = tableGone(error)
+            ? await this.#missing(error)
+            : refusal(error);
           if (!(refused instanceof Refusal)) throw error;
           return run.map(() => refused);
         },
       )
     );
     return (await Promise.all(runs)).flat();
+  }
+
+  // The refusal of a statement that found a table of the bus missing, once
+  // the tables are made again (one attempt shared by the statements that
+  // failed together).
+  async #missing(error: Error): Promise<Refusal> {
+    this.#remaking ??= this.remake().finally(() => {
+      this.#remaking = undefined;
+    });
+    const made = await this.#remaking.then(
+      () => undefined,
+      (failed: Error) => failed,
+    );
+    return new Refusal(
+      `a table of the bus was missing: ${error.message}`,
+      made === undefined
+        ? "the bus has made its tables again: publish it again"
+        : `the bus could not make its tables again (${made.message}): check the user's privileges (see the README, PostgreSQL)`,
+    );
   }
 
   head(): Promise<Head> {
@@ -267,7 +292,7 @@ export class PostgresPublisher implements PublishLink {
     return createTables(this.#connection.sql, this.#channels, this.#store);
   }
 
-  // Runs a statement on the bus's tables; when one was dropped (by hand:
+  // Runs a read of the bus's tables; when one was dropped (by hand:
   // SQLSTATE 42P01), makes them again and runs it once more. A dropped log
   // starts a new epoch: positions of the old one read as lost.
   async #remade<T>(run: () => Promise<T>): Promise<T> {

@@ -104,6 +104,13 @@ export interface Interest {
 /** A server's refusal of a command on a healthy connection. */
 export class Refusal extends Error {
   override readonly name = "Refusal";
+  /** What the user should do about it. */
+  readonly advice: string;
+
+  constructor(message: string, advice = "check the user's permissions") {
+    super(message);
+    this.advice = advice;
+  }
 }
 
 /**

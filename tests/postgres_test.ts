@@ -199,6 +199,47 @@ test("PostgresEventBus: large bodies are deleted after largePayloadTtlMs while c
   }
 });
 
+test("PostgresEventBus: a publishing statement that finds the payload table dropped is refused (the table made again), never run again after a later one: what arrives is in publish order", async () => {
+  const prefix = `dpay_${crypto.randomUUID().slice(0, 8)}`;
+  const { bus } = await connected({ channelPrefix: prefix });
+  try {
+    const topic = uniqueTopic("dpay");
+    const got: string[] = [];
+    await bus.subscribe(
+      topic,
+      (event) => void got.push(String(event.payload.n)),
+    );
+    for (let i = 0; i < 5; i++) {
+      got.length = 0;
+      await withSql((sql) => sql`drop table ${sql(`${prefix}_payloads`)}`);
+      // Two batches in flight: the large event's, then the small one's.
+      const large = bus.publish(
+        topic,
+        makeEvent(topic, { n: "large", blob: "x".repeat(9000) }),
+      );
+      for (let j = 0; j < 3; j++) await Promise.resolve();
+      const small = bus.publish(topic, makeEvent(topic, { n: "small" }));
+      await assert.rejects(
+        large,
+        /was missing.*made its tables again: publish it again/,
+      );
+      await small;
+      await until(() => got.length > 0, "the small event");
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(got, ["small"]);
+      // Made again: the next large event goes.
+      await bus.publish(
+        topic,
+        makeEvent(topic, { n: "again", blob: "x".repeat(9000) }),
+      );
+      await until(() => got.length === 2, "the large event");
+    }
+  } finally {
+    await bus.close();
+    await dropTables(prefix);
+  }
+});
+
 test("PostgresEventBus: 5,000 topics subscribed and cancelled leave nothing on the LISTEN connection's server process", async () => {
   const [{ bus }, [pid]] = await listenersOf(() => connected());
   try {
