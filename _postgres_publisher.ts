@@ -58,9 +58,7 @@ export async function notify(
           ${text}::text as b, 1 as i
       ), ${log.logged(sql)}
       select pg_notify(c, p), (
-        select count(pg_notify(channel, q.p)) from ${
-      sql(channels.patterns.table)
-    }
+        select count(pg_notify(channel, q.p)) from ${channels.patterns.in(sql)}
         where expires_at > now() and ${topic} like pattern_like
       ) from q`;
     return;
@@ -98,9 +96,7 @@ export async function notify(
     sql.json([...new Set(topics)])
   }) as d(topic)
       join (
-        select distinct channel, pattern_like from ${
-    sql(channels.patterns.table)
-  }
+        select distinct channel, pattern_like from ${channels.patterns.in(sql)}
         where expires_at > now()
       ) l on d.topic like l.pattern_like
     )
@@ -114,7 +110,7 @@ export async function notify(
   // Bodies as one parameter each: array literals of large text are slow to
   // escape and to parse.
   await sql`with spilled as (
-    insert into ${sql(store.table)} ${sql(rows, "id", "body")}
+    insert into ${store.in(sql)} ${sql(rows, "id", "body")}
   ), ${notified}`;
 }
 

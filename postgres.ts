@@ -262,11 +262,14 @@ export class PostgresEventBus<T extends TopicMap<T> = UntypedTopics>
               "re-create its tables",
               (link) => (link as PostgresPublisher).remake(),
             ).then(() => true, () => false);
+          const denied = (error as { code?: string }).code === "42501";
           throw new EventBusError(
             "PUBLISH_FAILED",
             `Cannot publish to "${topic}" in the transaction: PostgreSQL at ${label} refused the notification (${error.message}); it will not be delivered${
               remade
                 ? " (the bus has made its tables again: retry the transaction)"
+                : denied
+                ? " (grant the transaction's role the privileges the README names under PostgreSQL, Tables, schema and privileges)"
                 : ""
             }`,
             { cause: error },

@@ -542,6 +542,38 @@ test("PostgresEventBus history: a publish in a transaction that finds the log dr
   }
 });
 
+test("PostgresEventBus history: a transactional publish by a role with only the privileges the README names, and another search_path, commits and is delivered (small and large events)", async (server) => {
+  const received = new Received();
+  const bus = await busWith(server.url, received);
+  await server.psql(`create role app login;
+    create schema app_own authorization app;
+    alter role app set search_path = app_own;
+    grant select on events_patterns to app;
+    grant insert on events_payloads, events_log to app;
+    grant usage on sequence events_log_id_seq to app;`);
+  const app = postgres(server.url.replace("postgres@", "app@"), {
+    max: 1,
+    onnotice: () => {},
+  });
+  try {
+    const topic = uniqueTopic("txrole");
+    await bus.subscribe(topic, received.handler);
+    await app.begin(async (tx) => {
+      await bus.publish(topic, makeEvent(topic, { n: 1 }), { sql: tx });
+      await bus.publish(
+        topic,
+        makeEvent(topic, { n: 2, blob: "x".repeat(9000) }),
+        { sql: tx },
+      );
+    });
+    await received.until(2);
+    assert.deepEqual(received.seen, [1, 2]);
+  } finally {
+    await app.end();
+    await bus.close();
+  }
+});
+
 test("PostgresEventBus history: a log dropped and made again by another bus while a subscriber listens: it takes the new log's events live, and after a lost connection replays from them without a gap", async (server) => {
   const received = new Received();
   const bus = await historyBus(server.url, received);
@@ -552,6 +584,9 @@ test("PostgresEventBus history: a log dropped and made again by another bus whil
     await publishAll(bus, topic, [1]);
     await received.until(1);
     await server.psql("drop table events_log");
+    // Refused once (the tables made again), as any publish that finds its
+    // table dropped.
+    await assert.rejects(publishAll(other, topic, [2]), /publish it again/);
     await publishAll(other, topic, [2]);
     await received.until(2);
     await killListener(server);

@@ -240,6 +240,30 @@ test("PostgresEventBus: a publishing statement that finds the payload table drop
   }
 });
 
+test("PostgresEventBus: a transactional publish in a transaction whose search_path names another schema finds the bus's tables", async () => {
+  const prefix = `tsp_${crypto.randomUUID().slice(0, 8)}`;
+  const schema = `${prefix}_tenant`;
+  const { bus } = await connected({ channelPrefix: prefix });
+  const app = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+  try {
+    await app`create schema ${app(schema)}`;
+    const topic = uniqueTopic("tsp");
+    const inbox = new Inbox();
+    await bus.subscribe(topic, inbox.handler);
+    await bus.subscribe("p", inbox.handler, `${topic}*`);
+    await app.begin(async (tx) => {
+      await tx`set local search_path = ${tx(schema)}`;
+      await bus.publish(topic, makeEvent(topic, { n: 1 }), { sql: tx });
+    });
+    await inbox.until(2);
+  } finally {
+    await app`drop schema if exists ${app(schema)} cascade`;
+    await app.end();
+    await bus.close();
+    await dropTables(prefix);
+  }
+});
+
 test("PostgresEventBus: 5,000 topics subscribed and cancelled leave nothing on the LISTEN connection's server process", async () => {
   const [{ bus }, [pid]] = await listenersOf(() => connected());
   try {
