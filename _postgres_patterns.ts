@@ -120,14 +120,29 @@ export class PatternTable {
   }
 
   /**
-   * Renews the lease of every pattern of this bus; returns how many rows
-   * it renewed (fewer than the bus has: some were deleted meanwhile).
+   * Renews the lease of these live channels of this bus (only these: a row
+   * whose DELETE failed or was never sent is left to expire); returns how
+   * many rows it renewed (fewer than the channels: some were deleted
+   * meanwhile).
    */
-  async renew(sql: Sql): Promise<number> {
+  async renew(sql: Sql, channels: readonly string[]): Promise<number> {
     const result = await sql`update ${this.in(sql)}
       set expires_at = now() + ${this.leaseMs} * interval '1 millisecond'
-      where owner = ${this.owner} and expires_at > now()`;
+      where owner = ${this.owner} and expires_at > now() and channel in (
+        select jsonb_array_elements_text(${sql.json(channels)})
+      )`;
     return result.count;
+  }
+
+  /**
+   * Deletes the rows of this bus except those of these channels (its
+   * patterns cancelled while no connection could delete them).
+   */
+  async keepOnly(sql: Sql, channels: readonly string[]): Promise<void> {
+    await sql`delete from ${this.in(sql)}
+      where owner = ${this.owner} and channel not in (
+        select jsonb_array_elements_text(${sql.json(channels)})
+      )`;
   }
 
   /** Deletes every pattern of this bus. */

@@ -11,7 +11,7 @@ import {
 } from "./_postgres_payloads.ts";
 import type { PostgresLog } from "./_postgres_log.ts";
 import { comparable, type PatternTable } from "./_postgres_patterns.ts";
-import { type Connection, refusal } from "./_postgres_sql.ts";
+import { type Connection, refusal, tableGone } from "./_postgres_sql.ts";
 import { type LogPage, type PublishLink, Refusal } from "./_transport.ts";
 import type { Head } from "./_history.ts";
 import type { Event } from "./types.ts";
@@ -145,10 +145,6 @@ export async function createTables(
   await channels.patterns.create(sql);
   await channels.log?.create(sql);
 }
-
-/** Whether a statement failed on a table that does not exist. */
-export const tableGone = (error: unknown): boolean =>
-  (error as { code?: string }).code === "42P01";
 
 /** The backend process of the session of `sql`. */
 export async function backendOf(sql: ISql): Promise<Backend | undefined> {

@@ -42,6 +42,10 @@ export function refusal(error: unknown): Error {
     : error as Error;
 }
 
+/** Whether a statement failed on a table that does not exist. */
+export const tableGone = (error: unknown): boolean =>
+  (error as { code?: string }).code === "42P01";
+
 /** Does nothing: for postgres.js notices and settled promises. */
 export const quiet = (): void => {};
 

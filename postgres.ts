@@ -36,11 +36,8 @@ import { BusBase } from "./_bus.ts";
 import { fnv1a64 } from "./_fnv.ts";
 import type { Timing } from "./_keeper.ts";
 import { OptionChecks, retention } from "./_options.ts";
-import {
-  notify,
-  type PostgresPublisher,
-  tableGone,
-} from "./_postgres_publisher.ts";
+import { notify, type PostgresPublisher } from "./_postgres_publisher.ts";
+import { tableGone } from "./_postgres_sql.ts";
 import { PostgresTransport, type Settings } from "./_postgres_transport.ts";
 import { postgresTls } from "./_postgres_tls.ts";
 import type { TlsOptions } from "./_tls.ts";
