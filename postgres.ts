@@ -164,8 +164,11 @@ export function postgresChannel(topic: string, prefix = "events"): string {
  * committed; concurrent publishes share one statement and one commit. An
  * event whose JSON is 8000 bytes or more is stored in the
  * `<channelPrefix>_payloads` table and its notification carries a
- * reference. Pattern subscriptions listen on one more channel,
- * `<channelPrefix>:patterns`, which every publish also notifies.
+ * reference. Each pattern subscription listens on a channel of its own,
+ * `<channelPrefix>:p:<hash of the pattern>`, and keeps a row in the
+ * `<channelPrefix>_patterns` table while it lives: a publish notifies it
+ * only for events whose topic it matches (with no pattern live, each event
+ * is one notification, on its topic's channel).
  *
  * @example Publish inside a transaction
  * ```ts ignore
