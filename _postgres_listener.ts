@@ -5,8 +5,8 @@
 
 import { bounded } from "./_deadline.ts";
 import type { PayloadStore } from "./_postgres_payloads.ts";
-import type { PatternTable } from "./_postgres_patterns.ts";
-import { type Connection, refusal } from "./_postgres_sql.ts";
+import type { PatternRoute, PatternTable } from "./_postgres_patterns.ts";
+import { type Connection, quiet, refusal, tableGone } from "./_postgres_sql.ts";
 import type { Arrivals, ReceiveLink, Route } from "./_transport.ts";
 import { withPositionOf } from "./_history.ts";
 import { scrub } from "./_scrub.ts";
@@ -27,6 +27,10 @@ export class PostgresListener implements ReceiveLink {
   readonly #live = new Map<string, Route>();
   /** When the last renewal of their lease that succeeded was sent. */
   #renewedAt = 0;
+  /** Whether this connection has written pattern rows (or tried to). */
+  #added = false;
+  /** The pattern subscribes under way (end() waits for their rows). */
+  readonly #adding = new Set<Promise<unknown>>();
   /** Notifications waiting behind a large payload being fetched. */
   #inbound: Notification[] = [];
   #fetching: Promise<void> | undefined;
@@ -112,7 +116,10 @@ export class PostgresListener implements ReceiveLink {
       if (sent - this.#renewedAt >= this.#patterns.leaseMs) {
         throw new Error("the lease of its pattern subscriptions lapsed");
       }
-      if (await this.#patterns.renew(sql) < this.#live.size) {
+      const renewed = await this.#remade(() =>
+        this.#patterns.renew(sql, [...this.#live.keys()])
+      );
+      if (renewed < this.#live.size) {
         throw new Error("its pattern subscriptions expired meanwhile");
       }
       this.#renewedAt = sent;
@@ -127,7 +134,8 @@ export class PostgresListener implements ReceiveLink {
   /** Ends this bus's pattern rows, then the connection. */
   async end(): Promise<void> {
     const sql = this.#connection.sql;
-    if (this.#live.size > 0) await this.#patterns.clear(sql);
+    await Promise.all(this.#adding);
+    if (this.#added) await this.#patterns.clear(sql);
     await sql.end();
   }
 
@@ -136,15 +144,47 @@ export class PostgresListener implements ReceiveLink {
    * resolves, every publish statement that starts sees them.
    */
   async listen(routes: readonly Route[]): Promise<void> {
-    const sql = this.#connection.sql;
     const patterns = routes.flatMap((r) => this.#patterns.parse(r) ?? []);
+    if (patterns.length === 0) return await this.#listen(routes, patterns);
+    const adding = this.#listen(routes, patterns);
+    const settled = adding.catch(quiet);
+    this.#adding.add(settled);
+    try {
+      await adding;
+    } finally {
+      this.#adding.delete(settled);
+    }
+  }
+
+  async #listen(
+    routes: readonly Route[],
+    patterns: readonly PatternRoute[],
+  ): Promise<void> {
+    const sql = this.#connection.sql;
     const channels = routes.map((r) => this.#patterns.parse(r)?.channel ?? r);
     await refused(
       sql.unsafe(channels.map((c) => `listen ${quote(c)}`).join("; ")),
     );
     if (patterns.length === 0) return;
     const sent = Date.now();
-    await refused(this.#patterns.add(sql, patterns));
+    const first = !this.#added;
+    this.#added = true;
+    try {
+      // The first patterns of a connection (a restore makes every live one
+      // live again): rows of this bus left from before are not live.
+      if (first) {
+        await this.#remade(() =>
+          this.#patterns.keepOnly(sql, patterns.map((p) => p.channel))
+        );
+      }
+      await this.#remade(() => this.#patterns.add(sql, patterns));
+    } catch (error) {
+      // Not live: not listened to either.
+      await sql.unsafe(
+        patterns.map((p) => `unlisten ${quote(p.channel)}`).join("; "),
+      ).catch(quiet);
+      throw refusal(error);
+    }
     if (this.#live.size === 0) this.#renewedAt = sent;
     for (const route of routes) {
       const pattern = this.#patterns.parse(route);
@@ -161,6 +201,18 @@ export class PostgresListener implements ReceiveLink {
     await refused(
       sql.unsafe(channels.map((c) => `unlisten ${quote(c)}`).join("; ")),
     );
+  }
+
+  // Runs a statement on the pattern table; when it was dropped (by hand:
+  // SQLSTATE 42P01), makes it again and runs the statement once more.
+  async #remade<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (!tableGone(error)) throw error;
+      await this.#patterns.create(this.#connection.sql);
+      return await run();
+    }
   }
 
   // A topic channel must be the channel of the event's topic; a pattern

@@ -30,6 +30,7 @@
 import type { ISql, Sql } from "postgres";
 import { comparePositions, type Head, type Positions } from "./_history.ts";
 import type { Retention } from "./_options.ts";
+import { quoted, type Schema } from "./_postgres_schema.ts";
 import { POSITION_KEY } from "./_transport.ts";
 import type { LogPage } from "./_transport.ts";
 
@@ -113,11 +114,8 @@ function owedRemoved(
  * cannot publish either).
  */
 const epoch = (sql: ISql, table: string) =>
-  sql`to_regclass(quote_ident(${table}))::oid::text || '.' ||
+  sql`to_regclass(${table})::oid::text || '.' ||
     ('x' || left(pg_walfile_name(pg_current_wal_lsn()), 8))::bit(32)::bigint`;
-
-/** A name quoted for SQL text (a channel prefix is [A-Za-z0-9_]). */
-const quoted = (name: string) => `"${name}"`;
 
 /** The `<prefix>_log` table, its state row and triggers (see the top). */
 export class PostgresLog {
@@ -127,12 +125,23 @@ export class PostgresLog {
   /** The trigger function that records what left the log. */
   readonly removed: string;
   readonly #retention: Retention;
+  readonly #schema: Schema;
 
-  constructor(prefix: string, retention: Retention) {
+  constructor(prefix: string, retention: Retention, schema: Schema) {
     this.table = `${prefix}_log`;
     this.state = `${prefix}_log_state`;
     this.removed = `${prefix}_log_removed`;
     this.#retention = retention;
+    this.#schema = schema;
+  }
+
+  // A name of the log's, qualified: as SQL text, and as a query fragment.
+  #name(name: string): string {
+    return this.#schema.name(name);
+  }
+
+  #in(sql: ISql, name: string): ReturnType<ISql["unsafe"]> {
+    return this.#schema.sql(sql, name);
   }
 
   /**
@@ -142,17 +151,17 @@ export class PostgresLog {
    */
   async create(sql: Sql): Promise<void> {
     const [row] = await sql`select
-      to_regclass(quote_ident(${this.table})) is not null
-      and to_regclass(quote_ident(${`${this.table}_order`})) is not null
-      and to_regclass(quote_ident(${this.state})) is not null
+      to_regclass(${this.#name(this.table)}) is not null
+      and to_regclass(${this.#name(`${this.table}_order`)}) is not null
+      and to_regclass(${this.#name(this.state)}) is not null
       and (select count(*) = 2 from pg_trigger
-        where tgrelid = to_regclass(quote_ident(${this.table}))
-        and tgfoid = to_regproc(quote_ident(${this.removed})))
-      and exists (select from ${sql(this.state)}
-        where log = to_regclass(quote_ident(${this.table}))) as made`
+        where tgrelid = to_regclass(${this.#name(this.table)})
+        and tgfoid = to_regproc(${this.#name(this.removed)}))
+      and exists (select from ${this.#in(sql, this.state)}
+        where log = to_regclass(${this.#name(this.table)})) as made`
       .catch(() => [{ made: false }]);
     if (row?.made) return;
-    const table = sql(this.table);
+    const table = this.#in(sql, this.table);
     const statements = [
       () =>
         sql`create table if not exists ${table} (
@@ -163,10 +172,12 @@ export class PostgresLog {
         created_at timestamptz not null default now()
       )`,
       () =>
-        sql`create index if not exists ${sql(`${this.table}_order`)}
+        sql`create index if not exists ${
+          sql.unsafe(quoted(`${this.table}_order`))
+        }
         on ${table} (xid, id)`,
       () =>
-        sql`create table if not exists ${sql(this.state)} (
+        sql`create table if not exists ${this.#in(sql, this.state)} (
         log oid primary key,
         kept bigint not null,
         counted pg_snapshot not null,
@@ -180,8 +191,8 @@ export class PostgresLog {
             on === "deleted"
               ? "after delete on %s referencing old table as gone"
               : "before truncate on %s"
-          } for each statement execute function ${quoted(this.removed)}()`
-            .replace("%s", quoted(this.table)),
+          } for each statement execute function ${this.#name(this.removed)}()`
+            .replace("%s", this.#name(this.table)),
         )
       ),
       () => this.#start(sql),
@@ -200,7 +211,7 @@ export class PostgresLog {
   // of an earlier transaction, and uncounts the removed entries that were
   // counted (visible in the snapshot of the last count).
   #function(): string {
-    const log = quoted(this.table), state = quoted(this.state);
+    const log = this.#name(this.table), state = this.#name(this.state);
     const merge = (source: string, kept: string) =>
       `update ${state} s set kept = ${kept},
         (gone_xid, gone_id, before_xid, before_id) = (
@@ -219,7 +230,7 @@ export class PostgresLog {
           order by xid desc, id desc limit 1) p on true
       ) r
       where s.log = tg_relid;`;
-    return `create function ${quoted(this.removed)}() returns trigger
+    return `create function ${this.#name(this.removed)}() returns trigger
       language plpgsql as $removed$
       begin
         if tg_op = 'TRUNCATE' then
@@ -241,17 +252,17 @@ export class PostgresLog {
   // dropped) counts every one before the oldest as removed. Forgets the
   // rows of dropped log tables.
   #start(sql: ISql): Promise<unknown> {
-    const log = sql`to_regclass(quote_ident(${this.table}))::oid`;
-    const state = sql(this.state);
+    const log = sql`to_regclass(${this.#name(this.table)})::oid`;
+    const state = this.#in(sql, this.state);
     return sql`with stale as (
       delete from ${state} where log <> ${log}
     )
     insert into ${state}
-    select ${log}, (select count(*) from ${sql(this.table)}),
+    select ${log}, (select count(*) from ${this.#in(sql, this.table)}),
       pg_current_snapshot(), coalesce(f.xid, '0'), coalesce(f.id, 0),
       coalesce(f.xid, '0'), coalesce(f.id, 0)
     from (select 1) one left join lateral (
-      select xid, id from ${sql(this.table)} order by xid, id limit 1
+      select xid, id from ${this.#in(sql, this.table)} order by xid, id limit 1
     ) f on true
     on conflict (log) do nothing`;
   }
@@ -263,15 +274,15 @@ export class PostgresLog {
    * all the statement's events share is made once, in `h`).
    */
   logged(sql: ISql): ReturnType<ISql> {
-    const table = sql(this.table);
+    const table = this.#in(sql, this.table);
     return sql`h as (
       select x.*,
         ${`,"${POSITION_KEY}":"`} || epoch || '-' || xid || '-' as head,
         '-' || floor || '"}' as tail
-      from (select ${epoch(sql, this.table)} as epoch,
+      from (select ${epoch(sql, this.#name(this.table))} as epoch,
         pg_current_xact_id() as xid,
         pg_snapshot_xmin(pg_current_snapshot()) as floor,
-        pg_get_serial_sequence(quote_ident(${this.table}), 'id')::regclass
+        pg_get_serial_sequence(${this.#name(this.table)}, 'id')::regclass
           as seq) x
     ),
     n as (
@@ -289,11 +300,13 @@ export class PostgresLog {
 
   /** Where a subscription made now starts. */
   async head(sql: Sql): Promise<Head> {
-    const [row] = await sql`select ${epoch(sql, this.table)} as epoch,
+    const [row] = await sql`select ${
+      epoch(sql, this.#name(this.table))
+    } as epoch,
         pg_snapshot_xmin(pg_current_snapshot())::text as floor`;
     const { epoch: at, floor } = row as { epoch: string; floor: string };
     const seen = await sql`select xid::text, id::text, floor::text
-      from ${sql(this.table)} where xid >= ${floor}::xid8`;
+      from ${this.#in(sql, this.table)} where xid >= ${floor}::xid8`;
     return {
       mark: `${at}-${floor}-0-${floor}`,
       seen: seen.map((r) => `${at}-${r.xid}-${r.id}-${r.floor}`),
@@ -330,7 +343,9 @@ export class PostgresLog {
     // Ordered by the columns (xid8, bigint), not by their text.
     const rows = await sql`select xid::text as x, id::text as n,
         floor::text as f, body
-      from ${sql(this.table)} ${where} order by xid, id limit ${limit}`;
+      from ${
+      this.#in(sql, this.table)
+    } ${where} order by xid, id limit ${limit}`;
     return {
       lost,
       entries: rows.map((r) => ({
@@ -349,23 +364,25 @@ export class PostgresLog {
     { at: string; horizon: string; next: bigint; removed: Removed }
   > {
     for (let attempt = 1;; attempt++) {
-      const [row] = await sql`select ${epoch(sql, this.table)} as epoch,
+      const [row] = await sql`select ${
+        epoch(sql, this.#name(this.table))
+      } as epoch,
         pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
         pg_snapshot_xmax(pg_current_snapshot())::text as next,
-        (select array[gone_xid::text, gone_id::text, before_xid::text,
-          before_id::text] from ${sql(this.state)}
-          where log = to_regclass(quote_ident(${this.table}))) as removed`;
+        (select concat_ws(' ', gone_xid, gone_id, before_xid, before_id)
+          from ${this.#in(sql, this.state)}
+          where log = to_regclass(${this.#name(this.table)})) as removed`;
       const { epoch: at, horizon, next, removed } = row as {
         epoch: string;
         horizon: string;
         next: string;
-        removed: string[] | null;
+        removed: string | null;
       };
       if (removed === null && attempt === 1) {
         await this.#start(sql);
         continue;
       }
-      const [gx, gi, bx, bi] = (removed ?? ["0", "0", "0", "0"]).map(BigInt);
+      const [gx, gi, bx, bi] = (removed ?? "0 0 0 0").split(" ").map(BigInt);
       return {
         at,
         horizon,
@@ -384,8 +401,8 @@ export class PostgresLog {
    */
   async trim(sql: ISql): Promise<void> {
     const { maxEvents, maxAgeMs } = this.#retention;
-    const table = sql(this.table), state = sql(this.state);
-    const log = sql`to_regclass(quote_ident(${this.table}))::oid`;
+    const table = this.#in(sql, this.table), state = this.#in(sql, this.state);
+    const log = sql`to_regclass(${this.#name(this.table)})::oid`;
     await sql`with lock as (
       select pg_try_advisory_xact_lock(hashtext(${this.table})) as got
     ), s as (

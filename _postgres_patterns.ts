@@ -11,6 +11,7 @@
 // becomes "any one character"); the bus then checks each pattern exactly.
 
 import { fnv1a64 } from "./_fnv.ts";
+import type { Schema } from "./_postgres_schema.ts";
 import type { ISql, Sql } from "postgres";
 
 /** A pattern's channel and the pattern (see PatternTable.route). */
@@ -27,25 +28,37 @@ export class PatternTable {
   readonly owner: string = crypto.randomUUID();
   /** How long a row lives unless renewed, in milliseconds. */
   readonly leaseMs: number;
-  /**
-   * The statement of a lone publish: notifies text $2 on channel $1 and on
-   * the channel of each live pattern that matches topic $3. Its text is
-   * fixed, so it is prepared once, and carries the text once. No
-   * `distinct`: a channel two owners share is notified twice with the same
-   * payload in one transaction, and PostgreSQL delivers that once.
-   */
-  readonly notifyOne: string;
+  /** The schema of the bus's tables. */
+  readonly schema: Schema;
   readonly #prefix: string;
 
-  constructor(prefix: string, leaseMs: number) {
+  constructor(prefix: string, leaseMs: number, schema: Schema) {
     this.table = `${prefix}_patterns`;
     this.#prefix = prefix;
     this.leaseMs = leaseMs;
-    // The prefix is [A-Za-z0-9_]: the name needs no escaping.
-    this.notifyOne = `select pg_notify($1, $2), (
-        select count(pg_notify(channel, $2)) from "${this.table}"
+    this.schema = schema;
+  }
+
+  /**
+   * The statement of a lone publish: notifies text $2 on channel $1 and on
+   * the channel of each live pattern that matches topic $3. Its text is
+   * fixed (once the schema is found), so it is prepared once, and carries
+   * the text once. No `distinct`: a channel two owners share is notified
+   * twice with the same payload in one transaction, and PostgreSQL
+   * delivers that once.
+   */
+  get notifyOne(): string {
+    return `select pg_notify($1, $2), (
+        select count(pg_notify(channel, $2)) from ${
+      this.schema.name(this.table)
+    }
         where expires_at > now() and $3 like pattern_like
       )`;
+  }
+
+  /** The table, as a fragment of a query on `sql`. */
+  in(sql: ISql): ReturnType<ISql["unsafe"]> {
+    return this.schema.sql(sql, this.table);
   }
 
   /** The channel a pattern's events are notified on (at most 59 bytes). */
@@ -70,7 +83,7 @@ export class PatternTable {
 
   /** Creates the table if it does not exist (two processes may race). */
   async create(sql: Sql): Promise<void> {
-    await sql`create table if not exists ${sql(this.table)} (
+    await sql`create table if not exists ${this.in(sql)} (
       channel text not null,
       owner uuid not null,
       pattern text not null,
@@ -86,40 +99,60 @@ export class PatternTable {
 
   /** Makes these patterns live for this bus (or renews them). */
   async add(sql: Sql, routes: readonly PatternRoute[]): Promise<void> {
-    const channels = routes.map((r) => r.channel);
-    const patterns = routes.map((r) => comparable(r.pattern));
-    const likes = routes.map((r) => toLike(r.pattern));
-    await sql`insert into ${sql(this.table)}
-      select c, ${this.owner}::uuid, p, l, now() + ${this.leaseMs} * interval '1 millisecond'
-      from unnest(${channels}::text[], ${patterns}::text[], ${likes}::text[]) as t(c, p, l)
+    const rows = routes.map((r) => [
+      r.channel,
+      comparable(r.pattern),
+      toLike(r.pattern),
+    ]);
+    await sql`insert into ${this.in(sql)}
+      select x->>0, ${this.owner}::uuid, x->>1, x->>2,
+        now() + ${this.leaseMs} * interval '1 millisecond'
+      from jsonb_array_elements(${sql.json(rows)}) as x
       on conflict (channel, owner) do update set expires_at = excluded.expires_at`;
   }
 
   /** Ends the patterns of these channels of this bus. */
   async remove(sql: Sql, channels: readonly string[]): Promise<void> {
-    await sql`delete from ${sql(this.table)}
-      where owner = ${this.owner} and channel = any(${channels}::text[])`;
+    await sql`delete from ${this.in(sql)}
+      where owner = ${this.owner} and channel in (
+        select jsonb_array_elements_text(${sql.json(channels)})
+      )`;
   }
 
   /**
-   * Renews the lease of every pattern of this bus; returns how many rows
-   * it renewed (fewer than the bus has: some were deleted meanwhile).
+   * Renews the lease of these live channels of this bus (only these: a row
+   * whose DELETE failed or was never sent is left to expire); returns how
+   * many rows it renewed (fewer than the channels: some were deleted
+   * meanwhile).
    */
-  async renew(sql: Sql): Promise<number> {
-    const result = await sql`update ${sql(this.table)}
+  async renew(sql: Sql, channels: readonly string[]): Promise<number> {
+    const result = await sql`update ${this.in(sql)}
       set expires_at = now() + ${this.leaseMs} * interval '1 millisecond'
-      where owner = ${this.owner} and expires_at > now()`;
+      where owner = ${this.owner} and expires_at > now() and channel in (
+        select jsonb_array_elements_text(${sql.json(channels)})
+      )`;
     return result.count;
+  }
+
+  /**
+   * Deletes the rows of this bus except those of these channels (its
+   * patterns cancelled while no connection could delete them).
+   */
+  async keepOnly(sql: Sql, channels: readonly string[]): Promise<void> {
+    await sql`delete from ${this.in(sql)}
+      where owner = ${this.owner} and channel not in (
+        select jsonb_array_elements_text(${sql.json(channels)})
+      )`;
   }
 
   /** Deletes every pattern of this bus. */
   async clear(sql: Sql): Promise<void> {
-    await sql`delete from ${sql(this.table)} where owner = ${this.owner}`;
+    await sql`delete from ${this.in(sql)} where owner = ${this.owner}`;
   }
 
   /** Deletes every row whose lease ran out (any owner's). */
   async expire(sql: ISql): Promise<void> {
-    await sql`delete from ${sql(this.table)} where expires_at < now()`;
+    await sql`delete from ${this.in(sql)} where expires_at < now()`;
   }
 }
 

@@ -4,6 +4,7 @@
 // delivers the event (keeping the order of everything behind it).
 
 import type { ISql, Sql } from "postgres";
+import type { Schema } from "./_postgres_schema.ts";
 import type { Event } from "./types.ts";
 import { EventBusError, EventFormatError } from "./types.ts";
 
@@ -31,15 +32,22 @@ export class PayloadStore {
   readonly table: string;
   /** How long a body is kept, in milliseconds. */
   readonly ttlMs: number;
+  readonly #schema: Schema;
 
-  constructor(prefix: string, ttlMs: number) {
+  constructor(prefix: string, ttlMs: number, schema: Schema) {
     this.table = `${prefix}_payloads`;
     this.ttlMs = ttlMs;
+    this.#schema = schema;
+  }
+
+  /** The table, as a fragment of a query on `sql`. */
+  in(sql: ISql): ReturnType<ISql["unsafe"]> {
+    return this.#schema.sql(sql, this.table);
   }
 
   /** Creates the table if it does not exist (two processes may race). */
   async create(sql: Sql): Promise<void> {
-    await sql`create table if not exists ${sql(this.table)} (
+    await sql`create table if not exists ${this.in(sql)} (
       id uuid primary key,
       body text not null,
       created_at timestamptz not null default now()
@@ -92,8 +100,10 @@ export class PayloadStore {
     const bodies = new Map<string, string>();
     if (wanted.length > 0) {
       const rows = await sql`select id::text, body from ${
-        sql(this.table)
-      } where id = any(${wanted}::uuid[])`;
+        this.in(sql)
+      } where id in (
+        select jsonb_array_elements_text(${sql.json(wanted)})::uuid
+      )`;
       for (const row of rows) bodies.set(row.id as string, row.body as string);
     }
     return ids.map((id) =>
@@ -110,7 +120,7 @@ export class PayloadStore {
   /** Deletes bodies past their time to live. */
   async cleanup(sql: ISql): Promise<void> {
     await sql`delete from ${
-      sql(this.table)
+      this.in(sql)
     } where created_at < now() - ${this.ttlMs} * interval '1 millisecond'`;
   }
 }

@@ -11,7 +11,7 @@ import {
 } from "./_postgres_payloads.ts";
 import type { PostgresLog } from "./_postgres_log.ts";
 import { comparable, type PatternTable } from "./_postgres_patterns.ts";
-import { type Connection, refusal } from "./_postgres_sql.ts";
+import { type Connection, refusal, tableGone } from "./_postgres_sql.ts";
 import { type LogPage, type PublishLink, Refusal } from "./_transport.ts";
 import type { Head } from "./_history.ts";
 import type { Event } from "./types.ts";
@@ -58,9 +58,7 @@ export async function notify(
           ${text}::text as b, 1 as i
       ), ${log.logged(sql)}
       select pg_notify(c, p), (
-        select count(pg_notify(channel, q.p)) from ${
-      sql(channels.patterns.table)
-    }
+        select count(pg_notify(channel, q.p)) from ${channels.patterns.in(sql)}
         where expires_at > now() and ${topic} like pattern_like
       ) from q`;
     return;
@@ -94,11 +92,11 @@ export async function notify(
     ${unnested},
     m as materialized (
       select d.topic, l.channel
-      from unnest(${[...new Set(topics)]}::text[]) as d(topic)
+      from jsonb_array_elements_text(${
+    sql.json([...new Set(topics)])
+  }) as d(topic)
       join (
-        select distinct channel, pattern_like from ${
-    sql(channels.patterns.table)
-  }
+        select distinct channel, pattern_like from ${channels.patterns.in(sql)}
         where expires_at > now()
       ) l on d.topic like l.pattern_like
     )
@@ -112,7 +110,7 @@ export async function notify(
   // Bodies as one parameter each: array literals of large text are slow to
   // escape and to parse.
   await sql`with spilled as (
-    insert into ${sql(store.table)} ${sql(rows, "id", "body")}
+    insert into ${store.in(sql)} ${sql(rows, "id", "body")}
   ), ${notified}`;
 }
 
@@ -148,10 +146,6 @@ export async function createTables(
   await channels.log?.create(sql);
 }
 
-/** Whether a statement failed on a table that does not exist. */
-export const tableGone = (error: unknown): boolean =>
-  (error as { code?: string }).code === "42P01";
-
 /** The backend process of the session of `sql`. */
 export async function backendOf(sql: ISql): Promise<Backend | undefined> {
   const [row] = await sql`select pid, backend_start::text as started
@@ -166,6 +160,7 @@ export class PostgresPublisher implements PublishLink {
   readonly #channels: Channels;
   readonly #store: PayloadStore;
   readonly #cleanup: ReturnType<typeof setInterval>;
+  #remaking: Promise<void> | undefined;
 
   /**
    * Takes over an open connection; while it lives, large bodies past their
@@ -234,20 +229,44 @@ export class PostgresPublisher implements PublishLink {
   // notifications of one transaction into one, so an event published twice
   // goes in two statements), all written at once, in order (postgres.js
   // pipelines them, and a later send's after them). A statement the server
-  // refuses refuses its events; the others are unaffected.
+  // refuses refuses its events; the others are unaffected. A statement that
+  // found a table of the bus dropped is never run again: a later one may
+  // have committed meanwhile, and its events would arrive first. The tables
+  // are made again, and its events refused, for their publisher to retry.
   async send(events: readonly Event[]): Promise<(Refusal | undefined)[]> {
     const sql = this.#connection.sql;
     const runs = distinctRuns(events).map((run) =>
-      this.#remade(() => notify(sql, run, this.#channels, this.#store)).then(
+      notify(sql, run, this.#channels, this.#store).then(
         () => run.map(() => undefined),
-        (error) => {
-          const refused = refusal(error);
+        async (error) => {
+          const refused = tableGone(error)
+            ? await this.#missing(error)
+            : refusal(error);
           if (!(refused instanceof Refusal)) throw error;
           return run.map(() => refused);
         },
       )
     );
     return (await Promise.all(runs)).flat();
+  }
+
+  // The refusal of a statement that found a table of the bus missing, once
+  // the tables are made again (one attempt shared by the statements that
+  // failed together).
+  async #missing(error: Error): Promise<Refusal> {
+    this.#remaking ??= this.remake().finally(() => {
+      this.#remaking = undefined;
+    });
+    const made = await this.#remaking.then(
+      () => undefined,
+      (failed: Error) => failed,
+    );
+    return new Refusal(
+      `a table of the bus was missing: ${error.message}`,
+      made === undefined
+        ? "the bus has made its tables again: publish it again"
+        : `the bus could not make its tables again (${made.message}): check the user's privileges (see the README, PostgreSQL)`,
+    );
   }
 
   head(): Promise<Head> {
@@ -265,7 +284,7 @@ export class PostgresPublisher implements PublishLink {
     return createTables(this.#connection.sql, this.#channels, this.#store);
   }
 
-  // Runs a statement on the bus's tables; when one was dropped (by hand:
+  // Runs a read of the bus's tables; when one was dropped (by hand:
   // SQLSTATE 42P01), makes them again and runs it once more. A dropped log
   // starts a new epoch: positions of the old one read as lost.
   async #remade<T>(run: () => Promise<T>): Promise<T> {

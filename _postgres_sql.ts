@@ -42,6 +42,10 @@ export function refusal(error: unknown): Error {
     : error as Error;
 }
 
+/** Whether a statement failed on a table that does not exist. */
+export const tableGone = (error: unknown): boolean =>
+  (error as { code?: string }).code === "42P01";
+
 /** Does nothing: for postgres.js notices and settled promises. */
 export const quiet = (): void => {};
 
@@ -72,6 +76,11 @@ export async function connection(
     max_lifetime: null,
     idle_timeout: 0,
     onnotice: quiet,
+    // No query of the array types at start-up: postgres.js runs it outside
+    // any query of ours, so when the connection closes during it (a server
+    // restart) its rejection is handled by no one and ends the process.
+    // The bus sends lists as jsonb, and reads no array from the server.
+    fetch_types: false,
     connection: { application_name: applicationName },
     onclose: () => hooks.lost(),
     // postgres.js hands every NotificationResponse to `onnotify` (what its

@@ -16,6 +16,7 @@ import {
   PostgresPublisher,
 } from "./_postgres_publisher.ts";
 import { PostgresListener } from "./_postgres_listener.ts";
+import { Schema } from "./_postgres_schema.ts";
 import { type Connection, connection } from "./_postgres_sql.ts";
 import type { PostgresTls } from "./_postgres_tls.ts";
 import { plainHint, tlsHint } from "./_tls.ts";
@@ -81,12 +82,13 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
       charsPerEvent: NOTIFY_LIMIT,
       inFlight: IN_FLIGHT,
     };
-    this.store = new PayloadStore(settings.prefix, settings.ttlMs);
+    const schema = new Schema();
+    this.store = new PayloadStore(settings.prefix, settings.ttlMs, schema);
     const { history, prefix } = settings;
     this.channels = {
       channel: (topic) => this.channel(topic),
-      patterns: new PatternTable(prefix, settings.leaseMs),
-      log: history && new PostgresLog(prefix, history),
+      patterns: new PatternTable(prefix, settings.leaseMs, schema),
+      log: history && new PostgresLog(prefix, history, schema),
     };
     this.positions = history && POSTGRES_POSITIONS;
   }
@@ -102,6 +104,7 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
     );
     let backend: Backend | undefined;
     await this.#opening(opened, signal, async () => {
+      await this.#findSchema(opened);
       await createTables(opened.sql, this.channels, this.store);
       backend = await backendOf(opened.sql);
     });
@@ -131,11 +134,10 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
     const probe = `${this.#settings.prefix}:probe:${
       crypto.randomUUID().slice(-12)
     }`;
-    await this.#opening(
-      opened,
-      signal,
-      () => listener.probe(probe, this.#settings.probeMs, this.label),
-    );
+    await this.#opening(opened, signal, async () => {
+      await this.#findSchema(opened);
+      await listener.probe(probe, this.#settings.probeMs, this.label);
+    });
     return listener;
   }
 
@@ -163,6 +165,12 @@ export class PostgresTransport implements Transport<PostgresPublisher> {
       this.#names.set(topic, name);
     }
     return name;
+  }
+
+  // Finds the schema of the bus's tables (see _postgres_schema.ts).
+  #findSchema(opened: Connection): Promise<void> {
+    const { patterns } = this.channels;
+    return patterns.schema.find(opened.sql, patterns.table);
   }
 
   // Runs the first statements of a new connection; destroys it when they

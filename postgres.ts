@@ -36,11 +36,8 @@ import { BusBase } from "./_bus.ts";
 import { fnv1a64 } from "./_fnv.ts";
 import type { Timing } from "./_keeper.ts";
 import { OptionChecks, retention } from "./_options.ts";
-import {
-  notify,
-  type PostgresPublisher,
-  tableGone,
-} from "./_postgres_publisher.ts";
+import { notify, type PostgresPublisher } from "./_postgres_publisher.ts";
+import { tableGone } from "./_postgres_sql.ts";
 import { PostgresTransport, type Settings } from "./_postgres_transport.ts";
 import { postgresTls } from "./_postgres_tls.ts";
 import type { TlsOptions } from "./_tls.ts";
@@ -167,8 +164,11 @@ export function postgresChannel(topic: string, prefix = "events"): string {
  * committed; concurrent publishes share one statement and one commit. An
  * event whose JSON is 8000 bytes or more is stored in the
  * `<channelPrefix>_payloads` table and its notification carries a
- * reference. Pattern subscriptions listen on one more channel,
- * `<channelPrefix>:patterns`, which every publish also notifies.
+ * reference. Each pattern subscription listens on a channel of its own,
+ * `<channelPrefix>:p:<hash of the pattern>`, and keeps a row in the
+ * `<channelPrefix>_patterns` table while it lives: a publish notifies it
+ * only for events whose topic it matches (with no pattern live, each event
+ * is one notification, on its topic's channel).
  *
  * @example Publish inside a transaction
  * ```ts ignore
@@ -262,11 +262,14 @@ export class PostgresEventBus<T extends TopicMap<T> = UntypedTopics>
               "re-create its tables",
               (link) => (link as PostgresPublisher).remake(),
             ).then(() => true, () => false);
+          const denied = (error as { code?: string }).code === "42501";
           throw new EventBusError(
             "PUBLISH_FAILED",
             `Cannot publish to "${topic}" in the transaction: PostgreSQL at ${label} refused the notification (${error.message}); it will not be delivered${
               remade
                 ? " (the bus has made its tables again: retry the transaction)"
+                : denied
+                ? " (grant the transaction's role the privileges the README names under PostgreSQL, Tables, schema and privileges)"
                 : ""
             }`,
             { cause: error },

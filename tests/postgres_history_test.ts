@@ -368,7 +368,7 @@ test("PostgresEventBus history: a TRUNCATE of the log reads as lost to a positio
   }
 });
 
-test("PostgresEventBus history: after a DROP of the log, the next publish re-creates it and succeeds; a position from before reads as lost (a gap)", async (server) => {
+test("PostgresEventBus history: after a DROP of the log, the next publish re-creates it and is refused (publish again), the one after succeeds; a position from before reads as lost (a gap)", async (server) => {
   const received = new Received();
   const bus = await busWith(server.url, received);
   try {
@@ -376,11 +376,15 @@ test("PostgresEventBus history: after a DROP of the log, the next publish re-cre
     await publishAll(bus, topic, [1]);
     const saved = (await positionsOf(bus, topic, 1)).get(1)!;
     await server.psql("drop table events_log");
-    await publishAll(bus, topic, [2]);
+    await assert.rejects(
+      publishAll(bus, topic, [2]),
+      /was missing.*made its tables again: publish it again/,
+    );
+    await publishAll(bus, topic, [3]);
     const resumed = new Received();
     await bus.subscribe(topic, resumed.handler, { from: saved });
     await resumed.until(1);
-    assert.deepEqual(resumed.seen, [2]);
+    assert.deepEqual(resumed.seen, [3]);
     assert.deepEqual(received.gaps.map((gap) => gap.lost), [true]);
   } finally {
     await bus.close();
@@ -538,6 +542,38 @@ test("PostgresEventBus history: a publish in a transaction that finds the log dr
   }
 });
 
+test("PostgresEventBus history: a transactional publish by a role with only the privileges the README names, and another search_path, commits and is delivered (small and large events)", async (server) => {
+  const received = new Received();
+  const bus = await busWith(server.url, received);
+  await server.psql(`create role app login;
+    create schema app_own authorization app;
+    alter role app set search_path = app_own;
+    grant select on events_patterns to app;
+    grant insert on events_payloads, events_log to app;
+    grant usage on sequence events_log_id_seq to app;`);
+  const app = postgres(server.url.replace("postgres@", "app@"), {
+    max: 1,
+    onnotice: () => {},
+  });
+  try {
+    const topic = uniqueTopic("txrole");
+    await bus.subscribe(topic, received.handler);
+    await app.begin(async (tx) => {
+      await bus.publish(topic, makeEvent(topic, { n: 1 }), { sql: tx });
+      await bus.publish(
+        topic,
+        makeEvent(topic, { n: 2, blob: "x".repeat(9000) }),
+        { sql: tx },
+      );
+    });
+    await received.until(2);
+    assert.deepEqual(received.seen, [1, 2]);
+  } finally {
+    await app.end();
+    await bus.close();
+  }
+});
+
 test("PostgresEventBus history: a log dropped and made again by another bus while a subscriber listens: it takes the new log's events live, and after a lost connection replays from them without a gap", async (server) => {
   const received = new Received();
   const bus = await historyBus(server.url, received);
@@ -548,6 +584,9 @@ test("PostgresEventBus history: a log dropped and made again by another bus whil
     await publishAll(bus, topic, [1]);
     await received.until(1);
     await server.psql("drop table events_log");
+    // Refused once (the tables made again), as any publish that finds its
+    // table dropped.
+    await assert.rejects(publishAll(other, topic, [2]), /publish it again/);
     await publishAll(other, topic, [2]);
     await received.until(2);
     await killListener(server);

@@ -199,6 +199,143 @@ test("PostgresEventBus: large bodies are deleted after largePayloadTtlMs while c
   }
 });
 
+test("PostgresEventBus: a publishing statement that finds the payload table dropped is refused (the table made again), never run again after a later one: what arrives is in publish order", async () => {
+  const prefix = `dpay_${crypto.randomUUID().slice(0, 8)}`;
+  const { bus } = await connected({ channelPrefix: prefix });
+  try {
+    const topic = uniqueTopic("dpay");
+    const got: string[] = [];
+    await bus.subscribe(
+      topic,
+      (event) => void got.push(String(event.payload.n)),
+    );
+    for (let i = 0; i < 5; i++) {
+      got.length = 0;
+      await withSql((sql) => sql`drop table ${sql(`${prefix}_payloads`)}`);
+      // Two batches in flight: the large event's, then the small one's.
+      const large = bus.publish(
+        topic,
+        makeEvent(topic, { n: "large", blob: "x".repeat(9000) }),
+      );
+      for (let j = 0; j < 3; j++) await Promise.resolve();
+      const small = bus.publish(topic, makeEvent(topic, { n: "small" }));
+      await assert.rejects(
+        large,
+        /was missing.*made its tables again: publish it again/,
+      );
+      await small;
+      await until(() => got.length > 0, "the small event");
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(got, ["small"]);
+      // Made again: the next large event goes.
+      await bus.publish(
+        topic,
+        makeEvent(topic, { n: "again", blob: "x".repeat(9000) }),
+      );
+      await until(() => got.length === 2, "the large event");
+    }
+  } finally {
+    await bus.close();
+    await dropTables(prefix);
+  }
+});
+
+test("PostgresEventBus: a transactional publish in a transaction whose search_path names another schema finds the bus's tables", async () => {
+  const prefix = `tsp_${crypto.randomUUID().slice(0, 8)}`;
+  const schema = `${prefix}_tenant`;
+  const { bus } = await connected({ channelPrefix: prefix });
+  const app = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+  try {
+    await app`create schema ${app(schema)}`;
+    const topic = uniqueTopic("tsp");
+    const inbox = new Inbox();
+    await bus.subscribe(topic, inbox.handler);
+    await bus.subscribe("p", inbox.handler, `${topic}*`);
+    await app.begin(async (tx) => {
+      await tx`set local search_path = ${tx(schema)}`;
+      await bus.publish(topic, makeEvent(topic, { n: 1 }), { sql: tx });
+    });
+    await inbox.until(2);
+  } finally {
+    await app`drop schema if exists ${app(schema)} cascade`;
+    await app.end();
+    await bus.close();
+    await dropTables(prefix);
+  }
+});
+
+const patternRows = (prefix: string) =>
+  withSql(async (sql) =>
+    (await sql`select pattern from ${sql(`${prefix}_patterns`)}
+      order by pattern`).map((row) => row.pattern as string)
+  );
+
+test("PostgresEventBus: a pattern cancelled while the LISTEN connection is down loses its row once it is restored (not renewed for ever)", async () => {
+  const prefix = `leak_${crypto.randomUUID().slice(0, 8)}`;
+  const [{ bus }, pids] = await listenersOf(() =>
+    connected({ channelPrefix: prefix, heartbeatMs: 300 })
+  );
+  try {
+    await bus.subscribe("keep", () => {}, "keep:*");
+    const gone = await bus.subscribe("gone", () => {}, "gone:*");
+    await terminate(pids);
+    await until(() => bus.state !== "ready", "the connection lost");
+    await gone.cancel();
+    await until(() => bus.state === "ready", "the connection restored");
+    assert.deepEqual(await patternRows(prefix), ["keep:*"]);
+  } finally {
+    await bus.close();
+    await dropTables(prefix);
+  }
+});
+
+test("PostgresEventBus: the pattern table dropped is made again by the listener (its heartbeat, a pattern subscribe), with no publish", async () => {
+  const prefix = `dpat_${crypto.randomUUID().slice(0, 8)}`;
+  const { bus } = await connected({ channelPrefix: prefix, heartbeatMs: 200 });
+  try {
+    await bus.subscribe("a", () => {}, "a:*");
+    await withSql((sql) => sql`drop table ${sql(`${prefix}_patterns`)}`);
+    // The heartbeat's renewal finds it gone, makes it, and restores.
+    const rowsBecome = async (want: string[]) => {
+      for (let i = 0; i < 100; i++) {
+        const rows = await patternRows(prefix).catch(() => []);
+        if (rows.join() === want.join() && bus.state === "ready") break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual(await patternRows(prefix), want);
+    };
+    await rowsBecome(["a:*"]);
+    await withSql((sql) => sql`drop table ${sql(`${prefix}_patterns`)}`);
+    // A pattern subscribe makes it at once (the other row comes back with
+    // the restore that the next heartbeat starts).
+    const inbox = new Inbox();
+    await bus.subscribe("b", inbox.handler, "b:*");
+    assert.ok((await patternRows(prefix)).includes("b:*"));
+    await rowsBecome(["a:*", "b:*"]);
+    await bus.publish("b:1", makeEvent("b:1"));
+    await inbox.until(1);
+  } finally {
+    await bus.close();
+    await dropTables(prefix);
+  }
+});
+
+test("PostgresEventBus: close() during a bus's first pattern subscribe leaves no row", async () => {
+  const prefix = `csub_${crypto.randomUUID().slice(0, 8)}`;
+  for (let i = 0; i < 12; i++) {
+    const { bus } = await connected({ channelPrefix: prefix });
+    const subscribing = bus.subscribe("l", () => {}, `c${i}*`).catch(() => {});
+    await new Promise((r) => setTimeout(r, i % 4));
+    await bus.close();
+    await subscribing;
+  }
+  try {
+    assert.deepEqual(await patternRows(prefix), []);
+  } finally {
+    await dropTables(prefix);
+  }
+});
+
 test("PostgresEventBus: 5,000 topics subscribed and cancelled leave nothing on the LISTEN connection's server process", async () => {
   const [{ bus }, [pid]] = await listenersOf(() => connected());
   try {
