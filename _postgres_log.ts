@@ -312,7 +312,7 @@ export class PostgresLog {
     limit: number,
   ): Promise<LogPage> {
     await this.trim(sql);
-    const { at, horizon, next, removed } = await this.#now(sql);
+    const { at, horizon, next, running, removed } = await this.#now(sql);
     let where = sql``;
     let lost = false;
     if (from !== undefined) {
@@ -338,27 +338,38 @@ export class PostgresLog {
         text: r.body as string,
       })),
       horizon: `${at}-${horizon}-0-${horizon}`,
+      // In the snapshot of #now, taken before the rows were read.
+      visible: (position) => {
+        const [epoch, [xid]] = parse(position);
+        return epoch === at && xid < next && !running.has(xid);
+      },
     };
   }
 
   // The epoch; the horizon of a read begun now (every transaction with a
   // smaller id has ended: a later snapshot's xmin is never smaller); the
-  // next transaction id; what was removed (the state row is made if the
-  // log has none).
-  async #now(sql: Sql): Promise<
-    { at: string; horizon: string; next: bigint; removed: Removed }
-  > {
+  // next transaction id and those running (whose entries are not visible
+  // yet); what was removed (the state row is made if the log has none).
+  async #now(sql: Sql): Promise<{
+    at: string;
+    horizon: string;
+    next: bigint;
+    running: ReadonlySet<bigint>;
+    removed: Removed;
+  }> {
     for (let attempt = 1;; attempt++) {
       const [row] = await sql`select ${epoch(sql, this.table)} as epoch,
         pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
         pg_snapshot_xmax(pg_current_snapshot())::text as next,
+        array(select pg_snapshot_xip(pg_current_snapshot())::text) as running,
         (select array[gone_xid::text, gone_id::text, before_xid::text,
           before_id::text] from ${sql(this.state)}
           where log = to_regclass(quote_ident(${this.table}))) as removed`;
-      const { epoch: at, horizon, next, removed } = row as {
+      const { epoch: at, horizon, next, running, removed } = row as {
         epoch: string;
         horizon: string;
         next: string;
+        running: string[];
         removed: string[] | null;
       };
       if (removed === null && attempt === 1) {
@@ -370,6 +381,7 @@ export class PostgresLog {
         at,
         horizon,
         next: BigInt(next),
+        running: new Set(running.map(BigInt)),
         removed: { newest: [gx!, gi!], before: [bx!, bi!] },
       };
     }
