@@ -55,12 +55,12 @@ export interface Page<P extends Place = Position> {
 
 /**
  * Entries a lost read found removed: those after `after` (all when
- * undefined) and before `before` (every later one when undefined) that
- * were visible to the read (Page.visible).
+ * undefined) and before `before`, the oldest it gave, that were visible
+ * to the read (Page.visible).
  */
 interface Removed<P extends Place> {
   readonly after: P | undefined;
-  readonly before: P | undefined;
+  readonly before: P;
   readonly visible: Page<P>["visible"];
 }
 
@@ -317,12 +317,11 @@ export class Cursor<P extends Place = Position> {
   #wasRemoved(position: P): boolean {
     const log = this.#log, mark = this.#mark;
     this.#removed = this.#removed.filter(({ before }) =>
-      before === undefined || mark === undefined ||
-      log.compare(before, mark) > 0
+      mark === undefined || log.compare(before, mark) > 0
     );
     return this.#removed.some(({ after, before, visible }) =>
       (after === undefined || log.compare(position, after) > 0) &&
-      (before === undefined || log.compare(position, before) < 0) &&
+      log.compare(position, before) < 0 &&
       (visible === undefined || visible(position))
     );
   }
@@ -440,13 +439,14 @@ export class Cursor<P extends Place = Position> {
       if (first) this.#horizon = page.horizon;
       if (page.lost) {
         hooks.lost();
-        // What it found removed is reported: a live event of it (held, or
-        // come late) is not delivered after the newer entries that follow.
-        this.#removed.push({
-          after: from,
-          before: page.entries[0]?.position,
-          visible: page.visible,
-        });
+        // What it found removed before the entries it gives is reported: a
+        // live event of it (held, or come late) is not delivered after
+        // them. (With no entries, nothing newer is delivered: held events
+        // go in order.)
+        const before = page.entries[0]?.position;
+        if (before !== undefined) {
+          this.#removed.push({ after: from, before, visible: page.visible });
+        }
         // The page starts at the oldest entry kept: all of it is owed (a
         // mark of a log that started again, or one past its end, would
         // hide it). What was seen stays skipped, unless the log started
