@@ -44,6 +44,24 @@ export interface Page<P extends Place = Position> {
    * order.
    */
   readonly horizon?: P;
+  /**
+   * Whether the entry at a position had become visible when the read
+   * began (a log out of order: every entry before `horizon` had, and so
+   * may some after it; PostgreSQL tells from the read's snapshot). Absent
+   * for a log in order: every entry up to the read's end had.
+   */
+  visible?(position: P): boolean;
+}
+
+/**
+ * Entries a lost read found removed: those after `after` (all when
+ * undefined) and before `before`, the oldest it gave, that were visible
+ * to the read (Page.visible).
+ */
+interface Removed<P extends Place> {
+  readonly after: P | undefined;
+  readonly before: P;
+  readonly visible: Page<P>["visible"];
 }
 
 /**
@@ -216,6 +234,12 @@ export class Cursor<P extends Place = Position> {
   #again = false;
   /** While a catch-up pass runs: the most the mark may rise to. */
   #horizon: P | undefined;
+  /**
+   * What lost reads found removed, until the mark passes it: reported as
+   * a gap, never delivered after (a live event of it, held or late, is
+   * older than what the catch-up went on to deliver).
+   */
+  #removed: Removed<P>[] = [];
   /** Whether it has a place in the log yet (see start, startFrom). */
   started = false;
 
@@ -265,6 +289,7 @@ export class Cursor<P extends Place = Position> {
     const mark = this.#mark;
     if (mark !== undefined && log.compare(position, mark) <= 0) return false;
     if (this.#seen.size > 0 && this.#seen.has(position)) return false;
+    if (this.#removed.length > 0 && this.#wasRemoved(position)) return false;
     const floor = log.floor(position);
     // A log in order: the mark alone says what was delivered.
     if (floor === position) {
@@ -285,6 +310,20 @@ export class Cursor<P extends Place = Position> {
       floor = horizon;
     }
     if (mark === undefined || log.compare(floor, mark) > 0) this.#mark = floor;
+  }
+
+  // Whether a lost read found the entry at `position` removed (see
+  // #removed); forgets what the mark has passed.
+  #wasRemoved(position: P): boolean {
+    const log = this.#log, mark = this.#mark;
+    this.#removed = this.#removed.filter(({ before }) =>
+      mark === undefined || log.compare(before, mark) > 0
+    );
+    return this.#removed.some(({ after, before, visible }) =>
+      (after === undefined || log.compare(position, after) > 0) &&
+      log.compare(position, before) < 0 &&
+      (visible === undefined || visible(position))
+    );
   }
 
   // Forgets the positions seen at or before the mark (it covers them),
@@ -400,6 +439,14 @@ export class Cursor<P extends Place = Position> {
       if (first) this.#horizon = page.horizon;
       if (page.lost) {
         hooks.lost();
+        // What it found removed before the entries it gives is reported: a
+        // live event of it (held, or come late) is not delivered after
+        // them. (With no entries, nothing newer is delivered: held events
+        // go in order.)
+        const before = page.entries[0]?.position;
+        if (before !== undefined) {
+          this.#removed.push({ after: from, before, visible: page.visible });
+        }
         // The page starts at the oldest entry kept: all of it is owed (a
         // mark of a log that started again, or one past its end, would
         // hide it). What was seen stays skipped, unless the log started

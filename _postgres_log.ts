@@ -325,7 +325,7 @@ export class PostgresLog {
     limit: number,
   ): Promise<LogPage> {
     await this.trim(sql);
-    const { at, horizon, next, removed } = await this.#now(sql);
+    const { at, horizon, next, running, removed } = await this.#now(sql);
     let where = sql``;
     let lost = false;
     if (from !== undefined) {
@@ -353,29 +353,41 @@ export class PostgresLog {
         text: r.body as string,
       })),
       horizon: `${at}-${horizon}-0-${horizon}`,
+      // In the snapshot of #now, taken before the rows were read.
+      visible: (position) => {
+        const [epoch, [xid]] = parse(position);
+        return epoch === at && xid < next && !running.has(xid);
+      },
     };
   }
 
   // The epoch; the horizon of a read begun now (every transaction with a
   // smaller id has ended: a later snapshot's xmin is never smaller); the
-  // next transaction id; what was removed (the state row is made if the
-  // log has none).
-  async #now(sql: Sql): Promise<
-    { at: string; horizon: string; next: bigint; removed: Removed }
-  > {
+  // next transaction id and those running (whose entries are not visible
+  // yet); what was removed (the state row is made if the log has none).
+  async #now(sql: Sql): Promise<{
+    at: string;
+    horizon: string;
+    next: bigint;
+    running: ReadonlySet<bigint>;
+    removed: Removed;
+  }> {
     for (let attempt = 1;; attempt++) {
       const [row] = await sql`select ${
         epoch(sql, this.#name(this.table))
       } as epoch,
         pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
         pg_snapshot_xmax(pg_current_snapshot())::text as next,
+        (select string_agg(x::text, ' ')
+          from pg_snapshot_xip(pg_current_snapshot()) x) as running,
         (select concat_ws(' ', gone_xid, gone_id, before_xid, before_id)
           from ${this.#in(sql, this.state)}
           where log = to_regclass(${this.#name(this.table)})) as removed`;
-      const { epoch: at, horizon, next, removed } = row as {
+      const { epoch: at, horizon, next, running, removed } = row as {
         epoch: string;
         horizon: string;
         next: string;
+        running: string | null;
         removed: string | null;
       };
       if (removed === null && attempt === 1) {
@@ -387,6 +399,7 @@ export class PostgresLog {
         at,
         horizon,
         next: BigInt(next),
+        running: new Set(running?.split(" ").map(BigInt)),
         removed: { newest: [gx!, gi!], before: [bx!, bi!] },
       };
     }

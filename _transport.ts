@@ -74,6 +74,8 @@ export interface LogPage {
   readonly lost: boolean;
   /** See Page.horizon. */
   readonly horizon?: string;
+  /** See Page.visible. */
+  visible?(position: string): boolean;
 }
 
 /** The connection events arrive on. */

@@ -99,6 +99,86 @@ Deno.test("Cursor: a lost read whose entries start at or before the mark (a log 
   assert.equal(caught.losses, 1);
 });
 
+// A log out of order, as on PostgreSQL, of entries 1 to `last`: an
+// entry's floor is just below it; every read's horizon is before entry 1
+// (a transaction left open elsewhere), and an entry in `running` is not
+// visible to reads (it commits late). `trim(n)` removes entries up to n.
+function outOfOrderLog(last: number, running: ReadonlySet<number>) {
+  let first = 1;
+  const log: Log<number> & { trim(to: number): void } = {
+    valid: () => true,
+    compare: (a, b) => a - b,
+    floor: (position) => position - 0.5,
+    capped: (position) => position,
+    head: () => Promise.resolve({ mark: last, seen: [] }),
+    read: (from, limit) => {
+      const start = Math.max(from ?? first, first);
+      const entries = range(start, Math.min(start + limit - 1, last))
+        .filter((n) => !running.has(n))
+        .map((n) => ({ position: n, event: makeEvent("t", { n }) }));
+      return Promise.resolve({
+        entries,
+        lost: from !== undefined && from + 1 < first,
+        horizon: 0.5,
+        visible: (position) => !running.has(position),
+      });
+    },
+    trim: (to) => void (first = to + 1),
+  };
+  return log;
+}
+
+Deno.test("Cursor: live events held while retention trims past a replay (a log out of order) are not delivered after newer ones; a late commit of the trimmed range still is", async () => {
+  // 1,600 commits late: it is not visible to the read that finds 1,001 to
+  // 1,800 trimmed, so it is owed (retention did not remove it).
+  const log = outOfOrderLog(2500, new Set([1600]));
+  const taken: unknown[] = [];
+  const cursor: Cursor<number> = new Cursor(
+    log,
+    follower((event) => {
+      taken.push(event.payload.n);
+      // While the first page is handed over, 1,001 to 1,600 come live, and
+      // retention removes 1 to 1,800 (but the late 1,600).
+      if (event.payload.n === 500) {
+        for (const n of range(1001, 1600)) {
+          cursor.hold(makeEvent("t", { n }), n);
+        }
+        log.trim(1800);
+      }
+    }, { maxHeld: 1000 }),
+  );
+  const caught = hooks();
+  await cursor.startFrom("earliest", caught);
+  assert.deepEqual(taken, [...range(1, 1000), ...range(1801, 2500), 1600]);
+  assert.equal(caught.losses, 1);
+  // A live event of the trimmed range that comes late is not delivered.
+  assert.equal(cursor.admit(1200), false);
+  assert.equal(cursor.admit(2501), true);
+});
+
+Deno.test("Cursor: on a log in order, live events held while retention trims past a replay are not delivered after newer ones", async () => {
+  const log = new MemoryLog(1500, 60_000);
+  for (let n = 1; n <= 1000; n++) log.append(makeEvent("t", { n }));
+  const taken: unknown[] = [];
+  const cursor: Cursor<number> = new Cursor(
+    log,
+    follower((event) => {
+      taken.push(event.payload.n);
+      // While the first page is handed over, 1,001 to 3,000 are published
+      // and come live; the log keeps 1,501 to 3,000.
+      if (event.payload.n === 500) {
+        for (let n = 1001; n <= 3000; n++) {
+          cursor.hold(makeEvent("t", { n }), log.append(makeEvent("t", { n })));
+        }
+      }
+    }, { maxHeld: 2000 }),
+  );
+  const caught = hooks();
+  await cursor.startFrom("earliest", caught);
+  assert.deepEqual(taken, [...range(1, 1000), ...range(1501, 3000)]);
+  assert.equal(caught.losses, 1);
+});
+
 Deno.test("Cursor: a catch-up moves past other topics' entries, so their trimming later is no loss of this subscription's", async () => {
   const log = new MemoryLog(10, 60_000);
   const a = log.append(makeEvent("a", { n: 1 }));

@@ -315,6 +315,9 @@ async function positionsOf(
   return positions;
 }
 
+const range = (from: number, to: number): number[] =>
+  Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
 const publishAll = async (
   bus: PostgresEventBus,
   topic: string,
@@ -512,6 +515,54 @@ test("PostgresEventBus history: a DELETE by hand reads as lost to a position bef
     assert.deepEqual(replayed.seen, [3, 4, 5]);
   } finally {
     await bus.close();
+  }
+});
+
+test("PostgresEventBus history: live events held during a replay, whose entries are removed before the replay reads them, are not delivered after newer ones (a lost gap), also with a transaction open elsewhere", async (server) => {
+  const received = new Received();
+  const raw = postgres(server.url, { max: 1, onnotice: () => {} });
+  const bus = await busWith(server.url, received);
+  // Open all along: the horizon of every read stays before it.
+  const open = await raw.reserve();
+  try {
+    await open`begin`;
+    await open`select pg_current_xact_id()`;
+    const topic = uniqueTopic("overtaken");
+    await publishAll(bus, topic, range(1, 1100));
+    const replayed = new Received();
+    const gate = Promise.withResolvers<void>();
+    await bus.subscribe(topic, async (event, delivery) => {
+      replayed.handler(event, delivery);
+      if (event.payload.n === 1) await gate.promise;
+    }, { from: "earliest" });
+    // While the replay's first page (1 to 1,000) waits for its handler,
+    // 1,101 to 1,200 come live (held), then 1 to 1,150 are removed (as
+    // retention would): the next read finds them gone.
+    const live = new Received();
+    await bus.subscribe(topic, live.handler);
+    await publishAll(bus, topic, range(1101, 1200));
+    await live.until(100);
+    await server.psql(
+      `delete from events_log where id in (select id from events_log
+        where body like '%${topic}%' order by xid, id limit 1150)`,
+    );
+    gate.resolve();
+    for (const end = Date.now() + 10_000; !replayed.seen.includes(1200);) {
+      if (Date.now() > end) throw new Error(`Timed out: ${replayed.seen}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // The first page ends at or before 1,000 (the log holds earlier tests'
+    // entries too); then 1,151 on, and nothing after.
+    const cut = replayed.seen.indexOf(1151);
+    assert.ok(cut > 0 && cut <= 1000, `1,151 at ${cut}`);
+    assert.deepEqual(replayed.seen, [...range(1, cut), ...range(1151, 1200)]);
+    assert.deepEqual(received.gaps.map((gap) => gap.lost), [true]);
+  } finally {
+    await open`rollback`;
+    open.release();
+    await bus.close();
+    await raw.end();
   }
 });
 
