@@ -325,6 +325,19 @@ export class PostgresLog {
     limit: number,
   ): Promise<LogPage> {
     await this.trim(sql);
+    // One snapshot for what was removed and the rows: a trim committing
+    // between them would otherwise remove rows unreported.
+    return await sql.begin(
+      "isolation level repeatable read",
+      (tx) => this.#page(tx as unknown as Sql, from, limit),
+    ) as LogPage;
+  }
+
+  async #page(
+    sql: Sql,
+    from: string | undefined,
+    limit: number,
+  ): Promise<LogPage> {
     const { at, horizon, next, running, removed } = await this.#now(sql);
     let where = sql``;
     let lost = false;
