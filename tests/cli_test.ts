@@ -703,7 +703,7 @@ Deno.test({
         /^events: gap before \S+: events the log no longer holds \(trimmed by retention, or lost by the server\) are lost for good$/m,
       );
       assert.match(stdout, /^ {2}payload +\{"n":1\}$/m);
-      assert.match(stdout, /^ {2}position +\w+-\d+-\d+$/m);
+      assert.match(stdout, /^ {2}position +\w+-\d+-\d+-\d+$/m);
       const live = await startTail(
         "cli:hist",
         "--count",
@@ -714,7 +714,7 @@ Deno.test({
       await send("cli:hist", '{"n":2}', ...history);
       const json = await live.ended();
       assert.equal(json.code, 0, json.stderr);
-      assert.match(JSON.parse(json.stdout).position, /^\w+-\d+-\d+$/);
+      assert.match(JSON.parse(json.stdout).position, /^\w+-\d+-\d+-\d+$/);
     } finally {
       await Deno.remove(file);
       await dropLog("redis", prefix);
