@@ -6,7 +6,12 @@
 import { bounded } from "./_deadline.ts";
 import type { PayloadStore } from "./_postgres_payloads.ts";
 import type { PatternRoute, PatternTable } from "./_postgres_patterns.ts";
-import { type Connection, quiet, refusal, tableGone } from "./_postgres_sql.ts";
+import {
+  againIfGone,
+  type Connection,
+  quiet,
+  refusal,
+} from "./_postgres_sql.ts";
 import type { Arrivals, ReceiveLink, Route } from "./_transport.ts";
 import { withPositionOf } from "./_history.ts";
 import { scrub } from "./_scrub.ts";
@@ -203,16 +208,9 @@ export class PostgresListener implements ReceiveLink {
     );
   }
 
-  // Runs a statement on the pattern table; when it was dropped (by hand:
-  // SQLSTATE 42P01), makes it again and runs the statement once more.
-  async #remade<T>(run: () => Promise<T>): Promise<T> {
-    try {
-      return await run();
-    } catch (error) {
-      if (!tableGone(error)) throw error;
-      await this.#patterns.create(this.#connection.sql);
-      return await run();
-    }
+  // Runs a statement on the pattern table, made again if it was dropped.
+  #remade<T>(run: () => Promise<T>): Promise<T> {
+    return againIfGone(run, () => this.#patterns.create(this.#connection.sql));
   }
 
   // A topic channel must be the channel of the event's topic; a pattern

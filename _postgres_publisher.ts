@@ -11,7 +11,12 @@ import {
 } from "./_postgres_payloads.ts";
 import type { PostgresLog } from "./_postgres_log.ts";
 import { comparable, type PatternTable } from "./_postgres_patterns.ts";
-import { type Connection, refusal, tableGone } from "./_postgres_sql.ts";
+import {
+  againIfGone,
+  type Connection,
+  refusal,
+  tableGone,
+} from "./_postgres_sql.ts";
 import { type LogPage, type PublishLink, Refusal } from "./_transport.ts";
 import type { Head } from "./_history.ts";
 import type { Event } from "./types.ts";
@@ -284,17 +289,10 @@ export class PostgresPublisher implements PublishLink {
     return createTables(this.#connection.sql, this.#channels, this.#store);
   }
 
-  // Runs a read of the bus's tables; when one was dropped (by hand:
-  // SQLSTATE 42P01), makes them again and runs it once more. A dropped log
-  // starts a new epoch: positions of the old one read as lost.
-  async #remade<T>(run: () => Promise<T>): Promise<T> {
-    try {
-      return await run();
-    } catch (error) {
-      if (!tableGone(error)) throw error;
-      await this.remake();
-      return await run();
-    }
+  // Runs a read of the bus's tables, made again if one was dropped. A
+  // dropped log starts a new epoch: positions of the old one read as lost.
+  #remade<T>(run: () => Promise<T>): Promise<T> {
+    return againIfGone(run, () => this.remake());
   }
 
   /** `pg_notification_queue_usage()`, from 0 to 1. */

@@ -46,6 +46,24 @@ export function refusal(error: unknown): Error {
 export const tableGone = (error: unknown): boolean =>
   (error as { code?: string }).code === "42P01";
 
+/**
+ * Runs `run`; when it failed on a table that does not exist (one of the
+ * bus's, dropped by hand: SQLSTATE 42P01), runs `make` (which makes the
+ * tables again), then `run` once more.
+ */
+export async function againIfGone<T>(
+  run: () => Promise<T>,
+  make: () => Promise<unknown>,
+): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (!tableGone(error)) throw error;
+    await make();
+    return await run();
+  }
+}
+
 /** Does nothing: for postgres.js notices and settled promises. */
 export const quiet = (): void => {};
 
