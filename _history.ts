@@ -375,9 +375,8 @@ export class Cursor<P extends Place = Position> {
    * finds some of it gone. Asked again while running, it runs once more
    * after, with the latest hooks. A read that fails for want of the
    * server is reported (once a pass for each reason in a row) and retried
-   * until the
-   * subscription or the bus ends; any other failure (see isBug) ends the
-   * subscription (Follower.fail). It hands the log over at the
+   * until the subscription or the bus ends; any other failure (see isBug)
+   * ends the subscription (Follower.fail). It hands the log over at the
    * subscription's pace: a full queue, and each page, wait for its handler.
    */
   catchUp(hooks: CatchUpHooks): Promise<void> {
@@ -443,15 +442,18 @@ export class Cursor<P extends Place = Position> {
         // live event of it (held, or come late) is not delivered after
         // them. (With no entries, nothing newer is delivered: held events
         // go in order.)
-        const before = page.entries[0]?.position;
-        if (before !== undefined) {
-          this.#removed.push({ after: from, before, visible: page.visible });
+        const oldest = page.entries[0]?.position;
+        if (oldest !== undefined) {
+          this.#removed.push({
+            after: from,
+            before: oldest,
+            visible: page.visible,
+          });
         }
         // The page starts at the oldest entry kept: all of it is owed (a
         // mark of a log that started again, or one past its end, would
         // hide it). What was seen stays skipped, unless the log started
         // again below the mark: then those positions name other events.
-        const oldest = page.entries[0]?.position;
         if (
           oldest !== undefined && this.#mark !== undefined &&
           this.#log.compare(oldest, this.#mark) <= 0
