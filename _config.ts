@@ -2,6 +2,7 @@
 // known and of the right type, secrets never echoed.
 
 import { portNumber, POSTGRES_SCHEME } from "./_postgres_config.ts";
+import { SYNCHRONOUS_COMMIT, type SynchronousCommit } from "./_postgres_sql.ts";
 import { CONFIG_NAMES, tlsProblem } from "./_tls.ts";
 import { show } from "./types.ts";
 
@@ -17,7 +18,8 @@ type Kind =
   | "postgres_url"
   | "redis_url"
   | "tls"
-  | "history";
+  | "history"
+  | "synchronous_commit";
 
 interface KeySpec {
   readonly kind: Kind;
@@ -63,6 +65,10 @@ const CHECKS: Record<Kind, [(value: unknown) => boolean, string]> = {
       ),
     "an object { max_events?, max_age_ms? } of integers >= 1",
   ],
+  synchronous_commit: [
+    (v) => SYNCHRONOUS_COMMIT.includes(v as SynchronousCommit),
+    SYNCHRONOUS_COMMIT.map((value) => `"${value}"`).join(", "),
+  ],
   pg_prefix: [
     (v) => typeof v === "string" && /^[A-Za-z0-9_]{1,40}$/.test(cleanPrefix(v)),
     "a string with 1 to 40 characters from [A-Za-z0-9_] (others are removed)",
@@ -81,6 +87,7 @@ const SCHEMAS: Readonly<Record<string, Record<string, KeySpec>>> = {
     password: { kind: "text", secret: true, nullable: true },
     channel_prefix: { kind: "pg_prefix" },
     ssl: { kind: "tls", secret: true },
+    synchronous_commit: { kind: "synchronous_commit" },
   },
   redis: {
     host: { kind: "string" },

@@ -12,12 +12,17 @@
 // at or after its floor (the core keeps the entries it has seen there).
 //
 // A position is `<epoch>-<xid>-<id>-<floor>`. The epoch names one history
-// of the log: `<oid>.<timeline>`, the table's oid (a table dropped and made
-// again starts a new one) and the server's timeline (a standby promoted
-// starts a new one: it may have lagged, and then reuses the transaction
-// ids of what it never had). A position of another epoch, or with a
-// transaction id the server has not handed out yet (a server restored
-// from a copy), reads as lost.
+// of the log: `<oid>.<boot>`, the table's oid (a table dropped and made
+// again starts a new one) and the boot: a random number kept in the
+// unlogged table `<prefix>_log_boot`, which PostgreSQL empties after a
+// crash, on a standby promoted, and in a base backup restored, and which
+// the first statement to find it empty fills again. Each of those may have
+// lost the newest commits (a crash: those committed with synchronous_commit
+// off, the bus's default; a standby: what it never received), and then
+// hands their transaction ids out again: without a new epoch, a reader
+// whose position is past what was lost would skip the entries that reuse
+// them. A position of another epoch, or with a transaction id the server
+// has not handed out yet, reads as lost.
 //
 // What left the log is recorded by triggers in `<prefix>_log_state`,
 // whoever removed it (the retention, or a DELETE or TRUNCATE by hand): the
@@ -34,7 +39,7 @@ import { quoted, type Schema } from "./_postgres_schema.ts";
 import { POSITION_KEY } from "./_transport.ts";
 import type { LogPage } from "./_transport.ts";
 
-const EPOCH = String.raw`\d{1,10}(?:\.\d{1,10})?`;
+const EPOCH = String.raw`\d{1,10}(?:\.\d{1,16})?`;
 const XID = String.raw`(0|[1-9]\d{0,19})`;
 const ID = String.raw`(0|[1-9]\d{0,18})`;
 const POSITION = new RegExp(`^(${EPOCH})-${XID}-${ID}-${XID}$`);
@@ -60,6 +65,9 @@ function parse(position: string): [string, Key, Key | undefined] {
     hadXid === undefined ? undefined : [BigInt(hadXid), BigInt(hadId!)],
   ];
 }
+
+/** Text as an SQL string literal. */
+const literal = (text: string): string => `'${text.replaceAll("'", "''")}'`;
 
 /**
  * Positions in a PostgreSQL log; see the comment at the top. The floor of
@@ -108,15 +116,6 @@ function owedRemoved(
   return after(newest, from) && (newest[0] !== had[0] || after(before, from));
 }
 
-/**
- * The epoch of the log (see the top), in SQL: `pg_walfile_name` names the
- * timeline WAL is written on now (it fails on a standby, where the bus
- * cannot publish either).
- */
-const epoch = (sql: ISql, table: string) =>
-  sql`to_regclass(${table})::oid::text || '.' ||
-    ('x' || left(pg_walfile_name(pg_current_wal_lsn()), 8))::bit(32)::bigint`;
-
 /** The `<prefix>_log` table, its state row and triggers (see the top). */
 export class PostgresLog {
   readonly table: string;
@@ -124,6 +123,10 @@ export class PostgresLog {
   readonly state: string;
   /** The trigger function that records what left the log. */
   readonly removed: string;
+  /** The unlogged table of the log's boot (see the top). */
+  readonly boot: string;
+  /** The function that makes the boot when the table has none. */
+  readonly newBoot: string;
   readonly #retention: Retention;
   readonly #schema: Schema;
 
@@ -131,6 +134,8 @@ export class PostgresLog {
     this.table = `${prefix}_log`;
     this.state = `${prefix}_log_state`;
     this.removed = `${prefix}_log_removed`;
+    this.boot = `${prefix}_log_boot`;
+    this.newBoot = `${prefix}_log_new_boot`;
     this.#retention = retention;
     this.#schema = schema;
   }
@@ -144,6 +149,14 @@ export class PostgresLog {
     return this.#schema.sql(sql, name);
   }
 
+  // The epoch of the log (see the top), as SQL text: the boot is made when
+  // the boot table has none.
+  get #epoch(): string {
+    return `to_regclass(${literal(this.#name(this.table))})::oid::text || '.'
+      || coalesce((select boot from ${this.#name(this.boot)}),
+        ${this.#name(this.newBoot)}())`;
+  }
+
   /**
    * Creates what does not exist (two processes may race). Looks first:
    * `create index if not exists` takes a lock on an existing table, and so
@@ -154,6 +167,8 @@ export class PostgresLog {
       to_regclass(${this.#name(this.table)}) is not null
       and to_regclass(${this.#name(`${this.table}_order`)}) is not null
       and to_regclass(${this.#name(this.state)}) is not null
+      and to_regclass(${this.#name(this.boot)}) is not null
+      and to_regproc(${this.#name(this.newBoot)}) is not null
       and (select count(*) = 2 from pg_trigger
         where tgrelid = to_regclass(${this.#name(this.table)})
         and tgfoid = to_regproc(${this.#name(this.removed)}))
@@ -185,6 +200,12 @@ export class PostgresLog {
         before_xid xid8 not null, before_id bigint not null
       )`,
       () => sql.unsafe(this.#function()),
+      () =>
+        sql`create unlogged table if not exists ${this.#in(sql, this.boot)} (
+        one boolean primary key default true check (one),
+        boot bigint not null
+      )`,
+      () => sql.unsafe(this.#bootFunction()),
       ...(["deleted", "truncated"] as const).map((on) => () =>
         sql.unsafe(
           `create trigger ${quoted(`${this.table}_${on}`)} ${
@@ -247,6 +268,30 @@ export class PostgresLog {
       end $removed$`;
   }
 
+  // The function that makes the boot (see the top) when there is none, and
+  // returns it (two sessions may race: the loser reads the winner's). Runs
+  // as its owner, the bus's role, so that a role that publishes in its own
+  // transactions needs no more than to read the boot.
+  #bootFunction(): string {
+    const boot = this.#name(this.boot);
+    return `create function ${this.#name(this.newBoot)}() returns bigint
+      language plpgsql security definer set search_path = pg_catalog, pg_temp
+      as $boot$
+      declare made bigint;
+      begin
+        insert into ${boot} (boot) values ((random() * 9e15)::bigint)
+          on conflict do nothing returning boot into made;
+        if made is null then
+          select boot into made from ${boot};
+        end if;
+        if made is null then
+          raise exception 'the boot of the event log was made by a transaction not visible to this one'
+            using errcode = '40001', hint = 'run the transaction again';
+        end if;
+        return made;
+      end $boot$`;
+  }
+
   // The state row of the log, when it has none: it counts the entries, and
   // (the log may have lost entries before: an older version, a state
   // dropped) counts every one before the oldest as removed. Forgets the
@@ -279,7 +324,7 @@ export class PostgresLog {
       select x.*,
         ${`,"${POSITION_KEY}":"`} || epoch || '-' || xid || '-' as head,
         '-' || floor || '"}' as tail
-      from (select ${epoch(sql, this.#name(this.table))} as epoch,
+      from (select ${sql.unsafe(this.#epoch)} as epoch,
         pg_current_xact_id() as xid,
         pg_snapshot_xmin(pg_current_snapshot()) as floor,
         pg_get_serial_sequence(${this.#name(this.table)}, 'id')::regclass
@@ -298,11 +343,32 @@ export class PostgresLog {
     )`;
   }
 
+  /**
+   * `logged` for one event, as SQL text that plans and runs faster: logs
+   * `$2` (the notification text, and the body) and names `q`, with `p`
+   * the text carrying the position.
+   */
+  get loggedOne(): string {
+    const table = this.#name(this.table);
+    return `v as (
+      select $2::text as body, pg_current_xact_id() as xid,
+        pg_snapshot_xmin(pg_current_snapshot()) as floor,
+        nextval(pg_get_serial_sequence(${literal(table)}, 'id')) as id
+    ),
+    logged as (
+      insert into ${table} (id, xid, floor, body)
+      select id, xid, floor, body from v
+    ),
+    q as (
+      select left(body, -1) || ',"${POSITION_KEY}":"' || ${this.#epoch}
+        || '-' || xid || '-' || id || '-' || floor || '"}' as p
+      from v
+    )`;
+  }
+
   /** Where a subscription made now starts. */
   async head(sql: Sql): Promise<Head> {
-    const [row] = await sql`select ${
-      epoch(sql, this.#name(this.table))
-    } as epoch,
+    const [row] = await sql`select ${sql.unsafe(this.#epoch)} as epoch,
         pg_snapshot_xmin(pg_current_snapshot())::text as floor`;
     const { epoch: at, floor } = row as { epoch: string; floor: string };
     const seen = await sql`select xid::text, id::text, floor::text
@@ -386,9 +452,7 @@ export class PostgresLog {
     removed: Removed;
   }> {
     for (let attempt = 1;; attempt++) {
-      const [row] = await sql`select ${
-        epoch(sql, this.#name(this.table))
-      } as epoch,
+      const [row] = await sql`select ${sql.unsafe(this.#epoch)} as epoch,
         pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
         pg_snapshot_xmax(pg_current_snapshot())::text as next,
         (select string_agg(x::text, ' ')

@@ -45,15 +45,18 @@ export class PatternTable {
    * fixed (once the schema is found), so it is prepared once, and carries
    * the text once. No `distinct`: a channel two owners share is notified
    * twice with the same payload in one transaction, and PostgreSQL
-   * delivers that once.
+   * delivers that once. With `logged` (PostgresLog.loggedOne), the event is
+   * logged, and each notification is its text with the position (`q.p`).
    */
-  get notifyOne(): string {
-    return `select pg_notify($1, $2), (
-        select count(pg_notify(channel, $2)) from ${
+  notifyOne(logged?: string): string {
+    const text = logged === undefined ? "$2" : "q.p";
+    return `${logged === undefined ? "" : `with ${logged} `}
+      select pg_notify($1, ${text}), (
+        select count(pg_notify(channel, ${text})) from ${
       this.schema.name(this.table)
     }
         where expires_at > now() and $3 like pattern_like
-      )`;
+      )${logged === undefined ? "" : " from q"}`;
   }
 
   /** The table, as a fragment of a query on `sql`. */

@@ -52,20 +52,11 @@ export async function notify(
     // One event (what a lone publish sends): the same, in a simpler
     // statement that plans and runs faster.
     const [name, text, topic] = [names[0]!, texts[0]!, topics[0]!];
-    if (log === undefined) {
-      await sql.unsafe(channels.patterns.notifyOne, [name, text, topic], {
-        prepare: true,
-      });
-      return;
-    }
-    await sql`with t as (
-        select ${name}::text as c, ${topic}::text as topic, ${text}::text as p,
-          ${text}::text as b, 1 as i
-      ), ${log.logged(sql)}
-      select pg_notify(c, p), (
-        select count(pg_notify(channel, q.p)) from ${channels.patterns.in(sql)}
-        where expires_at > now() and ${topic} like pattern_like
-      ) from q`;
+    await sql.unsafe(
+      channels.patterns.notifyOne(log?.loggedOne),
+      [name, text, topic],
+      { prepare: true },
+    );
     return;
   }
   // Each event on its topic's channel, then on each matching pattern's

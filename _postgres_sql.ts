@@ -22,7 +22,33 @@ export interface Target {
   readonly url: string;
   readonly ssl: false | "prefer" | object;
   readonly tlsRequired: boolean;
+  /** The session's `synchronous_commit`. */
+  readonly synchronousCommit: SynchronousCommit;
 }
+
+/**
+ * A value of PostgreSQL's `synchronous_commit`: whether a commit waits for
+ * its WAL to reach disk (`"on"`, `"local"`; with synchronous standbys,
+ * `"remote_write"` and `"remote_apply"` wait for them too) or returns at
+ * once (`"off"`: a server crash may lose the last commits, about three
+ * `wal_writer_delay`s, 600 ms by default). See
+ * https://www.postgresql.org/docs/current/runtime-config-wal.html#GUC-SYNCHRONOUS-COMMIT
+ */
+export type SynchronousCommit =
+  | "on"
+  | "off"
+  | "local"
+  | "remote_write"
+  | "remote_apply";
+
+/** Every SynchronousCommit. */
+export const SYNCHRONOUS_COMMIT: readonly SynchronousCommit[] = [
+  "on",
+  "off",
+  "local",
+  "remote_write",
+  "remote_apply",
+];
 
 /** What to do with notifications and the loss of the connection. */
 export interface ConnectionHooks {
@@ -99,7 +125,10 @@ export async function connection(
     // restart) its rejection is handled by no one and ends the process.
     // The bus sends lists as jsonb, and reads no array from the server.
     fetch_types: false,
-    connection: { application_name: applicationName },
+    connection: {
+      application_name: applicationName,
+      synchronous_commit: target.synchronousCommit,
+    },
     onclose: () => hooks.lost(),
     // postgres.js hands every NotificationResponse to `onnotify` (what its
     // own sql.listen() is built on), and opens sockets through `socket`.

@@ -17,7 +17,11 @@ import {
 } from "./_postgres_publisher.ts";
 import { PostgresListener } from "./_postgres_listener.ts";
 import { Schema } from "./_postgres_schema.ts";
-import { type Connection, connection } from "./_postgres_sql.ts";
+import {
+  type Connection,
+  connection,
+  type SynchronousCommit,
+} from "./_postgres_sql.ts";
 import type { PostgresTls } from "./_postgres_tls.ts";
 import { plainHint, tlsHint } from "./_tls.ts";
 import type {
@@ -36,6 +40,8 @@ export interface Settings {
   readonly ssl: PostgresTls["ssl"];
   /** Whether every connection must be TLS. */
   readonly tlsRequired: boolean;
+  /** The `synchronous_commit` of the bus's own sessions. */
+  readonly synchronousCommit: SynchronousCommit;
   readonly label: string;
   readonly prefix: string;
   readonly ttlMs: number;

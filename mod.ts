@@ -29,7 +29,11 @@
 import { checkConfig, cleanPrefix } from "./_config.ts";
 import { portNumber, postgresUrl } from "./_postgres_config.ts";
 import { InMemoryEventBus } from "./memory.ts";
-import { PostgresEventBus, type PostgresEventBusOptions } from "./postgres.ts";
+import {
+  PostgresEventBus,
+  type PostgresEventBusOptions,
+  type SynchronousCommit,
+} from "./postgres.ts";
 import { RedisEventBus, type RedisEventBusOptions } from "./redis.ts";
 import type { TlsOptions } from "./_tls.ts";
 import {
@@ -82,6 +86,7 @@ export {
 } from "./types.ts";
 export { InMemoryEventBus } from "./memory.ts";
 export type { TlsOptions } from "./_tls.ts";
+export type { SynchronousCommit } from "./_postgres_sql.ts";
 export type { OpenTelemetryApi, TelemetryOptions } from "./_telemetry.ts";
 
 /**
@@ -187,6 +192,14 @@ export interface PostgresConfigKeys {
    * applies; contradictions are refused). Default: what `sslmode` says.
    */
   readonly ssl?: boolean | TlsConfig;
+  /**
+   * The `synchronous_commit` of the bus's own sessions (the
+   * `synchronousCommit` option): `"off"` does not wait for the disk, and a
+   * server crash may lose the log's last events, reported to subscribers
+   * that resume from before it; `"on"` waits.
+   * @default "off"
+   */
+  readonly synchronous_commit?: SynchronousCommit;
 }
 
 /**
@@ -531,6 +544,9 @@ registerBackend("postgres", (config, options) => {
       ? {}
       : { channelPrefix: cleanPrefix(c.channel_prefix) }),
     ...(c.ssl === undefined ? {} : { tls: tlsOption(c.ssl) }),
+    ...(c.synchronous_commit === undefined
+      ? {}
+      : { synchronousCommit: c.synchronous_commit }),
   };
   return new PostgresEventBus(settings);
 });

@@ -37,7 +37,11 @@ import { fnv1a64 } from "./_fnv.ts";
 import type { Timing } from "./_keeper.ts";
 import { OptionChecks, retention } from "./_options.ts";
 import { notify, type PostgresPublisher } from "./_postgres_publisher.ts";
-import { tableGone } from "./_postgres_sql.ts";
+import {
+  SYNCHRONOUS_COMMIT,
+  type SynchronousCommit,
+  tableGone,
+} from "./_postgres_sql.ts";
 import { PostgresTransport, type Settings } from "./_postgres_transport.ts";
 import { postgresTls } from "./_postgres_tls.ts";
 import type { TlsOptions } from "./_tls.ts";
@@ -102,11 +106,26 @@ export interface PostgresEventBusOptions extends RemoteEventBusOptions {
    */
   readonly largePayloadTtlMs?: number;
   /**
+   * The `synchronous_commit` of the bus's own sessions, so of every
+   * publish but those in your transaction (`{ sql: tx }`: yours applies).
+   * `"off"`: `publish` resolves once the statement has committed, without
+   * waiting for the disk, at about half the round trip with `history`; a
+   * server crash may then lose the events of the last few hundred ms from
+   * the log (their live notifications went out), and every subscriber
+   * resuming from a position before the crash is told (`onGap` with
+   * `lost: true`; see the README, History and replay). `"on"`: an event is
+   * in the log on disk once `publish` resolves.
+   * @default "off"
+   */
+  readonly synchronousCommit?: SynchronousCommit;
+  /**
    * The most events one batched statement carries.
    * @default 1000
    */
   readonly maxBatch?: number;
 }
+
+export type { SynchronousCommit };
 
 /**
  * What {@linkcode PostgresEventBus.prototype.publish} takes as options.
@@ -373,12 +392,21 @@ function resolve(
     600_000,
   );
   const maxBatch = check.count("maxBatch", options.maxBatch, 1000);
+  const synchronousCommit = options.synchronousCommit ?? "off";
+  if (!SYNCHRONOUS_COMMIT.includes(synchronousCommit)) {
+    check.fail(
+      `synchronousCommit must be one of ${
+        SYNCHRONOUS_COMMIT.map((value) => `"${value}"`).join(", ")
+      }, got ${show(synchronousCommit)}`,
+    );
+  }
   const { hostname, port, pathname } = parsed;
   const tls = postgresTls(url, parsed, options.tls, check);
   return {
     url: tls.url,
     ssl: tls.ssl,
     tlsRequired: tls.required,
+    synchronousCommit,
     label: `postgres://${hostname}:${port || 5432}${pathname}`,
     prefix,
     ttlMs,

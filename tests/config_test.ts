@@ -71,6 +71,23 @@ Deno.test("createEventBus() names an unknown key, a missing key and a mistyped o
       }),
     typeError(/"channel_prefix" must be a string with 1 to 40 characters/),
   );
+  assert.throws(
+    () =>
+      createEventBus({
+        backend: "postgres",
+        connection_string: "postgres://x",
+        synchronous_commit: "yes",
+      } as never),
+    typeError(/"synchronous_commit" must be "on", "off", "local"/),
+  );
+  assert.throws(
+    () =>
+      new PostgresEventBus({
+        connectionString: "postgres://x",
+        synchronousCommit: true as never,
+      }),
+    /synchronousCommit must be one of "on", "off", .* got true/,
+  );
 });
 
 /** An environment of these variables only. */

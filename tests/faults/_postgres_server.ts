@@ -156,6 +156,11 @@ export interface PostgresServer extends AsyncDisposable {
   readonly pid: number | undefined;
   /** Fast shutdown (SIGINT: backends are terminated), waits for the exit. */
   stop(): Promise<void>;
+  /**
+   * Immediate shutdown (SIGQUIT), waits for the exit: the next start
+   * recovers from the WAL as after a crash, and empties unlogged tables.
+   */
+  crash(): Promise<void>;
   /** Starts it again, same port and data folder; waits until ready. */
   start(): Promise<void>;
   /** SIGSTOP the postmaster, then every process it started. */
@@ -324,11 +329,11 @@ async function startServer(
     throw new Error(`PostgreSQL did not start on port ${port}:\n${log}`);
   };
 
-  const stopChild = async () => {
+  const stopChild = async (mode: "SIGINT" | "SIGQUIT" = "SIGINT") => {
     const proc = child;
     if (proc === undefined) return;
     thaw();
-    signal(proc.pid, "SIGINT"); // fast shutdown
+    signal(proc.pid, mode); // fast or immediate shutdown
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<"late">((r) => {
       timer = setTimeout(() => r("late"), 10_000);
@@ -401,10 +406,11 @@ async function startServer(
       return child?.pid;
     },
     start,
-    stop: stopChild,
+    stop: () => stopChild(),
+    crash: () => stopChild("SIGQUIT"),
     freeze,
     thaw,
     psql,
-    [Symbol.asyncDispose]: stopChild,
+    [Symbol.asyncDispose]: () => stopChild(),
   };
 }
