@@ -107,7 +107,9 @@ export interface Positions<P extends Place = Position> {
   readonly beatProves?: boolean;
   /**
    * Every entry at or before this, but `position` itself, was visible
-   * before `position` was.
+   * before `position` was, or (of the same transaction) comes ahead of it
+   * wherever it comes. `position` itself when that holds of every entry
+   * before it.
    */
   floor(position: P): P;
   /**
@@ -291,8 +293,9 @@ export class Cursor<P extends Place = Position> {
     if (this.#seen.size > 0 && this.#seen.has(position)) return false;
     if (this.#removed.length > 0 && this.#wasRemoved(position)) return false;
     const floor = log.floor(position);
-    // A log in order: the mark alone says what was delivered.
-    if (floor === position) {
+    // Every entry before it came first (a log in order: always), and no
+    // catch-up pass caps the mark: the mark alone says what was delivered.
+    if (floor === position && this.#horizon === undefined) {
       this.#mark = position;
       return true;
     }
@@ -452,13 +455,14 @@ export class Cursor<P extends Place = Position> {
         }
         // The page starts at the oldest entry kept: all of it is owed (a
         // mark of a log that started again, or one past its end, would
-        // hide it). What was seen stays skipped, unless the log started
-        // again below the mark: then those positions name other events.
-        if (
-          oldest !== undefined && this.#mark !== undefined &&
-          this.#log.compare(oldest, this.#mark) <= 0
-        ) {
-          this.#seen.clear();
+        // hide it). What was seen stays skipped, and so does the entry at
+        // the mark, unless the log started again below the mark: then
+        // those positions name other events.
+        const mark = this.#mark;
+        if (oldest !== undefined && mark !== undefined) {
+          const order = this.#log.compare(oldest, mark);
+          if (order < 0) this.#seen.clear();
+          if (order === 0) this.#seen.add(mark);
         }
         this.#mark = undefined;
       }

@@ -72,7 +72,11 @@ const literal = (text: string): string => `'${text.replaceAll("'", "''")}'`;
 /**
  * Positions in a PostgreSQL log; see the comment at the top. The floor of
  * a position is a mark: the floor, then the position's own (xid, id), so
- * that a read from it knows which entry its reader had.
+ * that a read from it knows which entry its reader had. When the floor is
+ * the entry's own transaction id (no other transaction was running when it
+ * was written: the rule on a quiet server), the floor is the position
+ * itself: every transaction before it had ended, and the entries of its
+ * own come in id order, live and read alike.
  */
 export const POSTGRES_POSITIONS: Positions = {
   valid: (position) => POSITION.test(position),
@@ -82,6 +86,10 @@ export const POSTGRES_POSITIONS: Positions = {
     // `<epoch>-<xid>-<id>-<floor>` to `<epoch>-<floor>-0-<floor>-<xid>-<id>`.
     const a = position.indexOf("-"), z = position.lastIndexOf("-");
     const floor = position.slice(z + 1);
+    if (
+      position.indexOf("-", a + 1) === a + 1 + floor.length &&
+      position.startsWith(floor, a + 1)
+    ) return position;
     return `${position.slice(0, a)}-${floor}-0-${floor}${position.slice(a, z)}`;
   },
   capped: (position, floor) => {

@@ -10,11 +10,15 @@ export const DATABASE_URL = Deno.env.get("DATABASE_URL") ??
 
 export type Backend = "memory" | "redis" | "postgres";
 
-/** A bus of `backend` on channel prefix `prefix`, keeping `history` if given. */
+/**
+ * A bus of `backend` on channel prefix `prefix`, keeping `history` if
+ * given; on PostgreSQL with `synchronous_commit` if given.
+ */
 export function bus(
   backend: Backend,
   prefix: string,
   history?: HistoryConfig,
+  synchronous_commit?: "on",
 ): EventBus {
   const kept = history === undefined ? {} : { history };
   if (backend === "memory") return createEventBus({ backend, ...kept });
@@ -31,6 +35,7 @@ export function bus(
     connection_string: DATABASE_URL,
     channel_prefix: prefix,
     ...kept,
+    ...(synchronous_commit === undefined ? {} : { synchronous_commit }),
   });
 }
 

@@ -19,6 +19,7 @@ const FILL_BURST = 10_000;
 
 const WITH = "with history";
 const WITHOUT = "the same bus without history";
+const DURABLE = 'with history, synchronousCommit "on"';
 
 /**
  * Events/s of a replay: `reader` subscribes from the earliest event of a
@@ -84,6 +85,10 @@ export async function historyRows(backend: Backend): Promise<Row[]> {
   const topic = `bench-${crypto.randomUUID().slice(0, 8)}`;
   const kept = busEndpoint(WITH, () => bus(backend, prefix, {}));
   const plain = busEndpoint(WITHOUT, () => bus(backend, prefix));
+  // PostgreSQL: also with commits that wait for the disk.
+  const durable = backend === "postgres"
+    ? busEndpoint(DURABLE, () => bus(backend, prefix, {}, "on"))
+    : undefined;
   const count = backend === "memory" ? N * 10 : N;
   const row = (
     name: string,
@@ -105,34 +110,35 @@ export async function historyRows(backend: Backend): Promise<Row[]> {
     const results = await rounds({
       [WITH]: () => throughput(kept, 1, list),
       [WITHOUT]: () => throughput(plain, 1, list),
+      ...(durable && { [DURABLE]: () => throughput(durable, 1, list) }),
     }, remoteRounds);
     const live = median(results[WITH]!);
-    const rows = [
+    const sides = durable ? [WITH, DURABLE] : [WITH];
+    const rows = sides.map((side) =>
       row(
-        "with history: throughput, ≈200 B events, events/s",
+        `${side}: throughput, ≈200 B events, events/s`,
         "events/s",
-        live,
+        median(results[side]!),
         WITHOUT,
         median(results[WITHOUT]!),
-      ),
-    ];
-    const times: number[][] = [[], []];
+      )
+    );
+    const endpoints = durable ? [kept, durable, plain] : [kept, plain];
+    const times: number[][] = endpoints.map(() => []);
     for (let round = 0; round < 3; round++) {
-      const measured = await latencies(
-        [kept, plain],
-        topic,
-        Math.min(N, 500),
-      );
+      const measured = await latencies(endpoints, topic, Math.min(N, 500));
       measured.forEach((list, side) => times[side]!.push(...list));
     }
     for (const p of [50, 99]) {
-      rows.push(row(
-        `with history: round trip p${p}, ms`,
-        "ms",
-        percentile(times[0]!, p),
-        WITHOUT,
-        percentile(times[1]!, p),
-      ));
+      sides.forEach((side, k) =>
+        rows.push(row(
+          `${side}: round trip p${p}, ms`,
+          "ms",
+          percentile(times[k]!, p),
+          WITHOUT,
+          percentile(times.at(-1)!, p),
+        ))
+      );
     }
     rows.push(row(
       `replay of ${

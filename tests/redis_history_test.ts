@@ -467,6 +467,19 @@ Deno.test("RedisEventBus history: entries removed by hand while away (DEL, XTRIM
     ),
     ["gap", ...range(9, 20)],
   );
+  // The position's own entry the oldest kept: it does not come again.
+  assert.deepEqual(
+    await resumeAfterChange(
+      url,
+      "own",
+      async (r, s, ids) => {
+        await r.xtrim(s, "MINID", ids[4]!);
+        await r.xdel(s, ...ids.slice(5, 8));
+      },
+      after,
+    ),
+    ["gap", ...range(9, 20)],
+  );
   // The newest entries deleted, nothing published since.
   assert.deepEqual(
     await resumeAfterChange(
