@@ -2,6 +2,8 @@
 // its own flags, and the rest as config keys (`--channel-prefix x` is the
 // key `channel_prefix`), merged over `--config file.json`.
 
+import { parseJson as parseText } from "./_json_parse.ts";
+
 /** A usage error: the message is shown with a pointer to `--help`. */
 export class UsageError extends Error {
   override readonly name = "UsageError";
@@ -145,7 +147,7 @@ export async function loadConfig(
  */
 export function parseJson(text: string, what: string): unknown {
   try {
-    return JSON.parse(text);
+    return parseText(text);
   } catch (error) {
     const message = (error as Error).message;
     const at = /\(line \d+ column \d+\)/.exec(message)?.[0].slice(1, -1) ??

@@ -7,6 +7,7 @@ import type { ISql, Sql } from "postgres";
 import type { Schema } from "./_postgres_schema.ts";
 import type { Event } from "./types.ts";
 import { EventBusError, EventFormatError } from "./types.ts";
+import { parseJson } from "./_json_parse.ts";
 
 /** NOTIFY payloads must be shorter than this many bytes. */
 export const NOTIFY_LIMIT = 8000;
@@ -128,7 +129,7 @@ export class PayloadStore {
 /** The payload id of a reference notification, or "" when it has none. */
 function refId(text: string): string {
   try {
-    const id = JSON.parse(text).dataknobs_ref;
+    const id = (parseJson(text) as { dataknobs_ref?: unknown }).dataknobs_ref;
     return typeof id === "string" && UUID.test(id) ? id : "";
   } catch {
     return "";

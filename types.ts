@@ -22,6 +22,7 @@ import {
   utf8Length,
 } from "./_json.ts";
 import type { TelemetryOptions } from "./_telemetry.ts";
+import { parseJson } from "./_json_parse.ts";
 
 /**
  * The category of an event. The values are the wire strings, shared with the
@@ -607,7 +608,7 @@ export class Event<P = JsonObject> {
   static fromJSON(text: string): Event {
     let dict: unknown;
     try {
-      dict = JSON.parse(text);
+      dict = parseJson(text);
     } catch (error) {
       throw new EventFormatError(
         null,

@@ -6,6 +6,7 @@
 // by all of them deep-equal to what was sent, in order, once.
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { parseJson } from "../_json_parse.ts";
 import postgres from "postgres";
 import {
   Event,
@@ -397,7 +398,7 @@ Deno.test("maxEventBytes counts the UTF-8 bytes of the wire text exactly, made, 
       const copy of [
         event,
         Event.fromJSON(event.toJSONString()),
-        Event.fromDict(JSON.parse(event.toJSONString())),
+        Event.fromDict(parseJson(event.toJSONString())),
         event.withCorrelation("c").withCorrelation(event.correlationId!),
       ]
     ) {
