@@ -14,15 +14,19 @@
 // A position is `<epoch>-<xid>-<id>-<floor>`. The epoch names one history
 // of the log: `<oid>.<boot>`, the table's oid (a table dropped and made
 // again starts a new one) and the boot: a random number kept in the
-// unlogged table `<prefix>_log_boot`, which PostgreSQL empties after a
-// crash, on a standby promoted, and in a base backup restored, and which
-// the first statement to find it empty fills again. Each of those may have
-// lost the newest commits (a crash: those committed with synchronous_commit
-// off, the bus's default; a standby: what it never received), and then
-// hands their transaction ids out again: without a new epoch, a reader
-// whose position is past what was lost would skip the entries that reuse
-// them. A position of another epoch, or with a transaction id the server
-// has not handed out yet, reads as lost.
+// unlogged sequence `<prefix>_log_boot`, which PostgreSQL resets after a
+// crash, on a standby when it is promoted, and in a base backup restored.
+// Each of those may have lost the newest commits (a crash: those committed
+// with synchronous_commit off, the bus's default; a standby: what it never
+// received), and then hands their transaction ids out again: without a new
+// epoch, a reader whose position is past what was lost would skip the
+// entries that reuse them. Only a bus sets the boot, in a statement of its
+// own, when it connects (and when a statement finds it reset); a sequence
+// is read outside any snapshot and without a lock, so no transaction waits
+// for another to see it. A statement that finds it reset fails (a
+// transactional publish before any bus has connected again) rather than
+// write under the old epoch. A position of another epoch, or with a
+// transaction id the server has not handed out yet, reads as lost.
 //
 // What left the log is recorded by triggers in `<prefix>_log_state`,
 // whoever removed it (the retention, or a DELETE or TRUNCATE by hand): the
@@ -36,10 +40,12 @@ import type { ISql, Sql } from "postgres";
 import { comparePositions, type Head, type Positions } from "./_history.ts";
 import type { Retention } from "./_options.ts";
 import { quoted, type Schema } from "./_postgres_schema.ts";
+import { BOOT_RESET } from "./_postgres_sql.ts";
 import { POSITION_KEY } from "./_transport.ts";
 import type { LogPage } from "./_transport.ts";
 
-const EPOCH = String.raw`\d{1,10}(?:\.\d{1,16})?`;
+// The boot is any bigint (set by hand, maybe negative: written n…).
+const EPOCH = String.raw`\d{1,10}(?:\.n?\d{1,19})?`;
 const XID = String.raw`(0|[1-9]\d{0,19})`;
 const ID = String.raw`(0|[1-9]\d{0,18})`;
 const POSITION = new RegExp(`^(${EPOCH})-${XID}-${ID}-${XID}$`);
@@ -131,10 +137,10 @@ export class PostgresLog {
   readonly state: string;
   /** The trigger function that records what left the log. */
   readonly removed: string;
-  /** The unlogged table of the log's boot (see the top). */
+  /** The unlogged sequence of the log's boot (see the top). */
   readonly boot: string;
-  /** The function that makes the boot when the table has none. */
-  readonly newBoot: string;
+  /** The function that fails a statement that finds the boot reset. */
+  readonly noBoot: string;
   readonly #retention: Retention;
   readonly #schema: Schema;
 
@@ -143,7 +149,7 @@ export class PostgresLog {
     this.state = `${prefix}_log_state`;
     this.removed = `${prefix}_log_removed`;
     this.boot = `${prefix}_log_boot`;
-    this.newBoot = `${prefix}_log_new_boot`;
+    this.noBoot = `${prefix}_log_no_boot`;
     this.#retention = retention;
     this.#schema = schema;
   }
@@ -157,83 +163,122 @@ export class PostgresLog {
     return this.#schema.sql(sql, name);
   }
 
-  // The epoch of the log (see the top), as SQL text: the boot is made when
-  // the boot table has none.
+  // The epoch of the log (see the top), as SQL text; fails (BOOT_RESET)
+  // while the boot is reset.
   get #epoch(): string {
     return `to_regclass(${literal(this.#name(this.table))})::oid::text || '.'
-      || coalesce((select boot from ${this.#name(this.boot)}),
-        ${this.#name(this.newBoot)}())`;
+      || coalesce(
+        (select replace(last_value::text, '-', 'n')
+          from ${this.#name(this.boot)} where is_called),
+        ${this.#name(this.noBoot)}()::text)`;
   }
 
   /**
-   * Creates what does not exist (two processes may race). Looks first:
-   * `create index if not exists` takes a lock on an existing table, and so
+   * Creates what does not exist (two processes may race), and sets the
+   * boot when it is reset. Looks first, and makes only what is missing:
+   * `create … if not exists` takes a lock on an existing table, and so
    * would wait for any open transaction that published to it.
    */
   async create(sql: Sql): Promise<void> {
-    const [row] = await sql`select
-      to_regclass(${this.#name(this.table)}) is not null
-      and to_regclass(${this.#name(`${this.table}_order`)}) is not null
-      and to_regclass(${this.#name(this.state)}) is not null
-      and to_regclass(${this.#name(this.boot)}) is not null
-      and to_regproc(${this.#name(this.newBoot)}) is not null
-      and (select count(*) = 2 from pg_trigger
-        where tgrelid = to_regclass(${this.#name(this.table)})
-        and tgfoid = to_regproc(${this.#name(this.removed)}))
-      and exists (select from ${this.#in(sql, this.state)}
-        where log = to_regclass(${this.#name(this.table)})) as made`
-      .catch(() => [{ made: false }]);
-    if (row?.made) return;
+    const name = (object: string) => this.#name(object);
+    const [has] = await sql`select
+      current_setting('server_version_num')::int as version,
+      to_regclass(${name(this.table)}) is not null as log,
+      to_regclass(${name(`${this.table}_order`)}) is not null as order,
+      to_regclass(${name(this.state)}) is not null as state,
+      to_regproc(${name(this.removed)}) is not null as removed,
+      (select count(*) from pg_trigger
+        where tgrelid = to_regclass(${name(this.table)})
+        and tgfoid = to_regproc(${name(this.removed)})) as triggers,
+      to_regclass(${name(this.boot)}) is not null as boot,
+      to_regproc(${name(this.noBoot)}) is not null as "noBoot"`;
+    if (has!.version < 150000) {
+      throw new Error(
+        `a bus with history needs PostgreSQL 15 or later (the log's boot is an unlogged sequence); this server is ${
+          Math.floor(has!.version / 10000)
+        }`,
+      );
+    }
     const table = this.#in(sql, this.table);
-    const statements = [
-      () =>
+    const statements: (true | (() => Promise<unknown>))[] = [
+      has!.log || (() =>
         sql`create table if not exists ${table} (
         id bigserial primary key,
         xid xid8 not null default pg_current_xact_id(),
         floor xid8 not null,
         body text not null,
         created_at timestamptz not null default now()
-      )`,
-      () =>
+      )`),
+      has!.order ||
+      (() =>
         sql`create index if not exists ${
           sql.unsafe(quoted(`${this.table}_order`))
         }
-        on ${table} (xid, id)`,
-      () =>
+        on ${table} (xid, id)`),
+      has!.state ||
+      (() =>
         sql`create table if not exists ${this.#in(sql, this.state)} (
         log oid primary key,
         kept bigint not null,
         counted pg_snapshot not null,
         gone_xid xid8 not null, gone_id bigint not null,
         before_xid xid8 not null, before_id bigint not null
-      )`,
-      () => sql.unsafe(this.#function()),
-      () =>
-        sql`create unlogged table if not exists ${this.#in(sql, this.boot)} (
-        one boolean primary key default true check (one),
-        boot bigint not null
-      )`,
-      () => sql.unsafe(this.#bootFunction()),
-      ...(["deleted", "truncated"] as const).map((on) => () =>
-        sql.unsafe(
-          `create trigger ${quoted(`${this.table}_${on}`)} ${
-            on === "deleted"
-              ? "after delete on %s referencing old table as gone"
-              : "before truncate on %s"
-          } for each statement execute function ${this.#name(this.removed)}()`
-            .replace("%s", this.#name(this.table)),
-        )
+      )`),
+      has!.removed || (() => sql.unsafe(this.#function())),
+      ...(["deleted", "truncated"] as const).map((on) =>
+        Number(has!.triggers) === 2 || (() =>
+          sql.unsafe(
+            `create trigger ${quoted(`${this.table}_${on}`)} ${
+              on === "deleted"
+                ? "after delete on %s referencing old table as gone"
+                : "before truncate on %s"
+            } for each statement execute function ${name(this.removed)}()`
+              .replace("%s", name(this.table)),
+          ))
       ),
-      () => this.#start(sql),
+      has!.boot ||
+      (() =>
+        sql`create unlogged sequence if not exists ${
+          this.#in(sql, this.boot)
+        }`),
+      has!.noBoot || (() => sql.unsafe(this.#noBootFunction())),
+      has!.log && has!.state && await this.#started(sql) ||
+      (() => this.#start(sql)),
+      () => this.#setBoot(sql),
     ];
     for (const statement of statements) {
-      await statement().catch((error) => {
+      if (statement === true) continue;
+      await statement().catch((error: { code?: string }) => {
         // Two sessions creating it at once: the loser sees it exist.
-        if (!["42P07", "42710", "42723", "23505"].includes(error.code)) {
+        if (!["42P07", "42710", "42723", "23505"].includes(error.code!)) {
           throw error;
         }
       });
     }
+  }
+
+  // Whether the log has its state row.
+  async #started(sql: Sql): Promise<boolean> {
+    const [row] = await sql`select exists (select from ${
+      this.#in(sql, this.state)
+    } where log = to_regclass(${this.#name(this.table)})) as started`;
+    return row!.started as boolean;
+  }
+
+  // Sets the boot to a new random number if it is reset (one session at a
+  // time: the others find it set).
+  async #setBoot(sql: Sql): Promise<void> {
+    const boot = this.#in(sql, this.boot);
+    const [{ set }] = await sql`select is_called as set from ${boot}` as [
+      { set: boolean },
+    ];
+    if (set) return;
+    await sql.begin(async (tx) => {
+      await tx`select pg_advisory_xact_lock(hashtext(${this.boot}))`;
+      await tx`select setval(${this.#name(this.boot)}::regclass,
+          1 + (random() * 9e15)::bigint)
+        from ${boot} where not is_called`;
+    });
   }
 
   // The trigger function: records the newest entry removed and the newest
@@ -276,27 +321,17 @@ export class PostgresLog {
       end $removed$`;
   }
 
-  // The function that makes the boot (see the top) when there is none, and
-  // returns it (two sessions may race: the loser reads the winner's). Runs
-  // as its owner, the bus's role, so that a role that publishes in its own
-  // transactions needs no more than to read the boot.
-  #bootFunction(): string {
-    const boot = this.#name(this.boot);
-    return `create function ${this.#name(this.newBoot)}() returns bigint
-      language plpgsql security definer set search_path = pg_catalog, pg_temp
-      as $boot$
-      declare made bigint;
+  // The function that fails a statement that finds the boot reset (see
+  // the top), with BOOT_RESET.
+  #noBootFunction(): string {
+    return `create function ${this.#name(this.noBoot)}() returns bigint
+      language plpgsql as $boot$
       begin
-        insert into ${boot} (boot) values ((random() * 9e15)::bigint)
-          on conflict do nothing returning boot into made;
-        if made is null then
-          select boot into made from ${boot};
-        end if;
-        if made is null then
-          raise exception 'the boot of the event log was made by a transaction not visible to this one'
-            using errcode = '40001', hint = 'run the transaction again';
-        end if;
-        return made;
+        raise exception 'the event log % has no boot: the server restarted after a crash (or was promoted, or restored from a backup) and no bus with history has connected since', ${
+      literal(this.#name(this.table))
+    }
+          using errcode = '${BOOT_RESET}',
+            hint = 'connect a bus with history to this prefix (it sets the boot), then run this again';
       end $boot$`;
   }
 

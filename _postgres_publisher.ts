@@ -14,8 +14,8 @@ import { comparable, type PatternTable } from "./_postgres_patterns.ts";
 import {
   againIfGone,
   type Connection,
+  objectGone,
   refusal,
-  tableGone,
 } from "./_postgres_sql.ts";
 import { type LogPage, type PublishLink, Refusal } from "./_transport.ts";
 import type { Head } from "./_history.ts";
@@ -226,16 +226,17 @@ export class PostgresPublisher implements PublishLink {
   // goes in two statements), all written at once, in order (postgres.js
   // pipelines them, and a later send's after them). A statement the server
   // refuses refuses its events; the others are unaffected. A statement that
-  // found a table of the bus dropped is never run again: a later one may
-  // have committed meanwhile, and its events would arrive first. The tables
-  // are made again, and its events refused, for their publisher to retry.
+  // found a table of the bus dropped (or its log's boot reset: objectGone)
+  // is never run again: a later one may have committed meanwhile, and its
+  // events would arrive first. What was missing is made again, and its
+  // events refused, for their publisher to retry.
   async send(events: readonly Event[]): Promise<(Refusal | undefined)[]> {
     const sql = this.#connection.sql;
     const runs = distinctRuns(events).map((run) =>
       notify(sql, run, this.#channels, this.#store).then(
         () => run.map(() => undefined),
         async (error) => {
-          const refused = tableGone(error)
+          const refused = objectGone(error)
             ? await this.#missing(error)
             : refusal(error);
           if (!(refused instanceof Refusal)) throw error;
@@ -246,9 +247,9 @@ export class PostgresPublisher implements PublishLink {
     return (await Promise.all(runs)).flat();
   }
 
-  // The refusal of a statement that found a table of the bus missing, once
-  // the tables are made again (one attempt shared by the statements that
-  // failed together).
+  // The refusal of a statement that found what the bus makes missing, once
+  // it is made again (one attempt shared by the statements that failed
+  // together).
   async #missing(error: Error): Promise<Refusal> {
     this.#remaking ??= this.remake().finally(() => {
       this.#remaking = undefined;
@@ -258,9 +259,9 @@ export class PostgresPublisher implements PublishLink {
       (failed: Error) => failed,
     );
     return new Refusal(
-      `a table of the bus was missing: ${error.message}`,
+      `what the bus makes was missing: ${error.message}`,
       made === undefined
-        ? "the bus has made its tables again: publish it again"
+        ? "the bus has made it again: publish it again"
         : `the bus could not make its tables again (${made.message}): check the user's privileges (see the README, PostgreSQL)`,
     );
   }

@@ -68,14 +68,25 @@ export function refusal(error: unknown): Error {
     : error as Error;
 }
 
-/** Whether a statement failed on a table that does not exist. */
-export const tableGone = (error: unknown): boolean =>
-  (error as { code?: string }).code === "42P01";
+/**
+ * The SQLSTATE of a statement that found the boot of the bus's log reset
+ * (see _postgres_log.ts).
+ */
+export const BOOT_RESET = "DKB01";
 
 /**
- * Runs `run`; when it failed on a table that does not exist (one of the
- * bus's, dropped by hand: SQLSTATE 42P01), runs `make` (which makes the
- * tables again), then `run` once more.
+ * Whether a statement failed for want of what the bus makes: a table or
+ * function of its dropped by hand (SQLSTATE 42P01, 42883), or the boot of
+ * its log reset (BOOT_RESET).
+ */
+export const objectGone = (error: unknown): boolean =>
+  ["42P01", "42883", BOOT_RESET].includes(
+    (error as { code?: string }).code ?? "",
+  );
+
+/**
+ * Runs `run`; when it failed for want of what the bus makes (objectGone),
+ * runs `make` (which makes it again), then `run` once more.
  */
 export async function againIfGone<T>(
   run: () => Promise<T>,
@@ -84,7 +95,7 @@ export async function againIfGone<T>(
   try {
     return await run();
   } catch (error) {
-    if (!tableGone(error)) throw error;
+    if (!objectGone(error)) throw error;
     await make();
     return await run();
   }

@@ -38,9 +38,9 @@ import type { Timing } from "./_keeper.ts";
 import { OptionChecks, retention } from "./_options.ts";
 import { notify, type PostgresPublisher } from "./_postgres_publisher.ts";
 import {
+  objectGone,
   SYNCHRONOUS_COMMIT,
   type SynchronousCommit,
-  tableGone,
 } from "./_postgres_sql.ts";
 import { PostgresTransport, type Settings } from "./_postgres_transport.ts";
 import { postgresTls } from "./_postgres_tls.ts";
@@ -276,7 +276,7 @@ export class PostgresEventBus<T extends TopicMap<T> = UntypedTopics>
         notify(sql, [sent], channels, store).catch(async (error: Error) => {
           // A table of the bus was dropped: the transaction has failed, but
           // the next one can succeed once the bus has made it again.
-          const remade = tableGone(error) &&
+          const remade = objectGone(error) &&
             await this.command(
               "re-create its tables",
               (link) => (link as PostgresPublisher).remake(),
@@ -286,7 +286,7 @@ export class PostgresEventBus<T extends TopicMap<T> = UntypedTopics>
             "PUBLISH_FAILED",
             `Cannot publish to "${topic}" in the transaction: PostgreSQL at ${label} refused the notification (${error.message}); it will not be delivered${
               remade
-                ? " (the bus has made its tables again: retry the transaction)"
+                ? " (the bus has made what was missing again: retry the transaction)"
                 : denied
                 ? " (grant the transaction's role the privileges the README names under PostgreSQL, Tables, schema and privileges)"
                 : ""

@@ -63,7 +63,10 @@ export async function forget(backend: Backend, prefix: string): Promise<void> {
           prefix + t
         ))
       }`;
-      await sql`drop function if exists ${sql(`${prefix}_log_removed`)}`;
+      await sql`drop sequence if exists ${sql(`${prefix}_log_boot`)}`;
+      await sql`drop function if exists ${
+        sql([`${prefix}_log_removed`, `${prefix}_log_no_boot`])
+      }`;
     } finally {
       await sql.end();
     }

@@ -485,7 +485,10 @@ async function dropLog(backend: string, prefix: string): Promise<void> {
   for (const table of ["log", "log_state", "patterns", "payloads"]) {
     await sql`drop table if exists ${sql(`${prefix}_${table}`)}`;
   }
-  await sql`drop function if exists ${sql(`${prefix}_log_removed`)}`;
+  await sql`drop sequence if exists ${sql(`${prefix}_log_boot`)}`;
+  for (const name of ["log_removed", "log_no_boot"]) {
+    await sql`drop function if exists ${sql(`${prefix}_${name}`)}`;
+  }
   await sql.end();
 }
 

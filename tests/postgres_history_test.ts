@@ -464,7 +464,7 @@ test("PostgresEventBus history: after a DROP of the log, the next publish re-cre
     await server.psql("drop table events_log");
     await assert.rejects(
       publishAll(bus, topic, [2]),
-      /was missing.*made its tables again: publish it again/,
+      /was missing.*made it again: publish it again/,
     );
     await publishAll(bus, topic, [3]);
     const resumed = new Received();
@@ -661,7 +661,7 @@ test("PostgresEventBus history: a publish in a transaction that finds the log dr
       raw.begin((tx) =>
         bus.publish(topic, makeEvent(topic, { n: 2 }), { sql: tx })
       ),
-      /does not exist.*made its tables again: retry the transaction/,
+      /does not exist.*made what was missing again: retry the transaction/,
     );
     await raw.begin((tx) =>
       bus.publish(topic, makeEvent(topic, { n: 3 }), { sql: tx })
@@ -673,6 +673,153 @@ test("PostgresEventBus history: a publish in a transaction that finds the log dr
   } finally {
     await raw.end();
     await bus.close();
+  }
+});
+
+// The boot reset as a crash resets it (is_called false), with no crash.
+const resetBoot = (server: PostgresServer) =>
+  server.psql("select setval('events_log_boot', 1, false)");
+
+test("PostgresEventBus history: with the log's boot reset (as after a crash), a transaction that publishes first fails at once and holds no one up: other buses publish and subscribe meanwhile, the bus sets the boot, and the transaction run again commits", async (server) => {
+  const received = new Received();
+  const bus = await busWith(server.url, received);
+  const other = await busWith(server.url, new Received());
+  const raw = postgres(server.url, { max: 2, onnotice: () => {} });
+  const open = await raw.reserve();
+  try {
+    const topic = uniqueTopic("bootreset");
+    await publishAll(bus, topic, [1]);
+    await resetBoot(server);
+    await open`begin`;
+    await assert.rejects(
+      bus.publish(topic, makeEvent(topic, { n: 2 }), { sql: open }),
+      /has no boot.*made what was missing again: retry the transaction/,
+    );
+    // The failed transaction stays open: nothing waits for it.
+    const live = new Received();
+    await other.subscribe(topic, live.handler);
+    await publishAll(other, topic, [3]);
+    await live.until(1);
+    await open`rollback`;
+    await raw.begin((tx) =>
+      bus.publish(topic, makeEvent(topic, { n: 4 }), { sql: tx })
+    );
+    await live.until(2);
+    assert.deepEqual(live.seen, [3, 4]);
+  } finally {
+    open.release();
+    await raw.end();
+    await other.close();
+    await bus.close();
+  }
+});
+
+test("PostgresEventBus history: a REPEATABLE READ transaction whose snapshot was taken before the bus set a reset boot publishes and commits (a sequence is read outside snapshots)", async (server) => {
+  const received = new Received();
+  const bus = await busWith(server.url, received);
+  const raw = postgres(server.url, { max: 1, onnotice: () => {} });
+  try {
+    const topic = uniqueTopic("bootrr");
+    await bus.subscribe(topic, received.handler);
+    await resetBoot(server);
+    await raw.begin("isolation level repeatable read", async (tx) => {
+      await tx`select 1`;
+      // The bus's own publish finds the boot reset, sets it, is refused.
+      await assert.rejects(publishAll(bus, topic, [1]), /publish it again/);
+      await bus.publish(topic, makeEvent(topic, { n: 2 }), { sql: tx });
+    });
+    await received.until(1);
+    assert.deepEqual(received.seen, [2]);
+  } finally {
+    await raw.end();
+    await bus.close();
+  }
+});
+
+test("PostgresEventBus history: a bus connecting to a log that lacks its boot (an earlier version's) while a transaction that published stays open makes only what is missing, and waits for no lock", async (server) => {
+  const received = new Received();
+  const first = await busWith(server.url, received);
+  await first.close();
+  await server.psql(
+    "drop sequence events_log_boot; drop function events_log_no_boot",
+  );
+  const raw = postgres(server.url, { max: 1, onnotice: () => {} });
+  const open = await raw.reserve();
+  try {
+    await open`begin`;
+    await open`insert into events_log (floor, body) values ('1', '{}')`;
+    const bus = new PostgresEventBus({
+      connectionString: server.url,
+      history: {},
+      connectTimeoutMs: 2000,
+      onError: () => {},
+    });
+    await bus.connect();
+    const topic = uniqueTopic("upgrade");
+    await bus.subscribe(topic, received.handler);
+    await publishAll(bus, topic, [1]);
+    await received.until(1);
+    await bus.close();
+  } finally {
+    await open`rollback`;
+    open.release();
+    await raw.end();
+  }
+});
+
+test("PostgresEventBus history: a boot set by hand to any bigint (negative, 19 digits) still names positions: live delivery goes on, and a saved position reads as another epoch (a lost gap)", async (server) => {
+  const received = new Received();
+  const bus = await busWith(server.url, received);
+  try {
+    const topic = uniqueTopic("boothand");
+    await bus.subscribe(topic, received.handler);
+    await publishAll(bus, topic, [1]);
+    const saved = (await positionsOf(bus, topic, 1)).get(1)!;
+    for (const [value, n] of [["-5", 2], ["9223372036854775807", 3]] as const) {
+      await server.psql(
+        `alter sequence events_log_boot minvalue -10; select setval('events_log_boot', ${value})`,
+      );
+      await publishAll(bus, topic, [n]);
+      await received.until(n);
+    }
+    assert.deepEqual(received.seen, [1, 2, 3]);
+    const resumed = new Received();
+    await bus.subscribe(topic, resumed.handler, { from: saved });
+    await resumed.until(3);
+    assert.deepEqual(received.gaps.map((gap) => gap.lost), [true]);
+  } finally {
+    await bus.close();
+  }
+});
+
+test("PostgresEventBus: a role without CREATE on the schema, given the privileges the README names on tables made beforehand, connects, publishes and subscribes (with history and without)", async (server) => {
+  const made = await busWith(server.url, new Received());
+  await made.close();
+  await server.psql(`create role bus login;
+    grant select, insert, update, delete
+      on events_payloads, events_patterns, events_log, events_log_state to bus;
+    grant usage on sequence events_log_id_seq to bus;
+    grant select, update on sequence events_log_boot to bus;`);
+  const url = server.url.replace("postgres@", "bus@");
+  for (const history of [undefined, {}]) {
+    const received = new Received();
+    const bus = new PostgresEventBus({
+      connectionString: url,
+      ...(history && { history }),
+      onError: () => {},
+    });
+    try {
+      await bus.connect();
+      const topic = uniqueTopic("nocreate");
+      await bus.subscribe(topic, received.handler);
+      await bus.subscribe("nocreate.*", received.handler, {
+        pattern: "nocreate.*",
+      });
+      await publishAll(bus, topic, [1]);
+      await received.until(1);
+    } finally {
+      await bus.close();
+    }
   }
 });
 
