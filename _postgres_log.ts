@@ -164,10 +164,20 @@ export class PostgresLog {
   }
 
   // The epoch of the log (see the top), as SQL text; fails (BOOT_RESET)
-  // while the boot is reset.
+  // while the boot is reset. Of the table this statement writes: its oid is
+  // a constant of the statement (a prepared statement is planned again
+  // when the table is dropped), found when it is planned.
   get #epoch(): string {
-    return `to_regclass(${literal(this.#name(this.table))})::oid::text || '.'
-      || coalesce(
+    return this.#epochOf(`${literal(this.#name(this.table))}::regclass`);
+  }
+
+  // The epoch of the table of this name now (null when there is none).
+  get #epochNow(): string {
+    return this.#epochOf(`to_regclass(${literal(this.#name(this.table))})`);
+  }
+
+  #epochOf(table: string): string {
+    return `${table}::oid::text || '.' || coalesce(
         (select replace(last_value::text, '-', 'n')
           from ${this.#name(this.boot)} where is_called),
         ${this.#name(this.noBoot)}()::text)`;
@@ -202,12 +212,16 @@ export class PostgresLog {
     const table = this.#in(sql, this.table);
     const statements: (true | (() => Promise<unknown>))[] = [
       has!.log || (() =>
+        // One index, the log's order: (xid, id) is the key (ids alone are
+        // unique too, from their sequence).
         sql`create table if not exists ${table} (
-        id bigserial primary key,
+        id bigserial,
         xid xid8 not null default pg_current_xact_id(),
         floor xid8 not null,
         body text not null,
-        created_at timestamptz not null default now()
+        created_at timestamptz not null default now(),
+        constraint ${sql.unsafe(quoted(`${this.table}_order`))}
+          primary key (xid, id)
       )`),
       has!.order ||
       (() =>
@@ -369,12 +383,11 @@ export class PostgresLog {
         '-' || floor || '"}' as tail
       from (select ${sql.unsafe(this.#epoch)} as epoch,
         pg_current_xact_id() as xid,
-        pg_snapshot_xmin(pg_current_snapshot()) as floor,
-        pg_get_serial_sequence(${this.#name(this.table)}, 'id')::regclass
-          as seq) x
+        pg_snapshot_xmin(pg_current_snapshot()) as floor) x
     ),
     n as (
-      select t.*, nextval(h.seq) as id from t, h order by i
+      select t.*, nextval(${sql.unsafe(this.#sequence)}) as id
+      from t, h order by i
     ),
     logged as (
       insert into ${table} (id, xid, floor, body)
@@ -396,7 +409,7 @@ export class PostgresLog {
     return `v as (
       select $2::text as body, pg_current_xact_id() as xid,
         pg_snapshot_xmin(pg_current_snapshot()) as floor,
-        nextval(pg_get_serial_sequence(${literal(table)}, 'id')) as id
+        nextval(${this.#sequence}) as id
     ),
     logged as (
       insert into ${table} (id, xid, floor, body)
@@ -409,9 +422,15 @@ export class PostgresLog {
     )`;
   }
 
+  // The sequence of the log's ids (bigserial's name for it), a constant of
+  // the statement.
+  get #sequence(): string {
+    return `${literal(this.#name(`${this.table}_id_seq`))}::regclass`;
+  }
+
   /** Where a subscription made now starts. */
   async head(sql: Sql): Promise<Head> {
-    const [row] = await sql`select ${sql.unsafe(this.#epoch)} as epoch,
+    const [row] = await sql`select ${sql.unsafe(this.#epochNow)} as epoch,
         pg_snapshot_xmin(pg_current_snapshot())::text as floor`;
     const { epoch: at, floor } = row as { epoch: string; floor: string };
     const seen = await sql`select xid::text, id::text, floor::text
@@ -495,7 +514,7 @@ export class PostgresLog {
     removed: Removed;
   }> {
     for (let attempt = 1;; attempt++) {
-      const [row] = await sql`select ${sql.unsafe(this.#epoch)} as epoch,
+      const [row] = await sql`select ${sql.unsafe(this.#epochNow)} as epoch,
         pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
         pg_snapshot_xmax(pg_current_snapshot())::text as next,
         (select string_agg(x::text, ' ')
@@ -555,12 +574,12 @@ export class PostgresLog {
       where log = ${log} and (select got from lock)
       returning kept
     )
-    delete from ${table} where id in (
-      (select id from ${table} order by xid, id
+    delete from ${table} where (xid, id) in (
+      (select xid, id from ${table} order by xid, id
         limit greatest(least((select kept from counted) - ${maxEvents}, 10000), 0))
       union all
-      (select id from (
-        select id, created_at from ${table} order by xid, id limit 10000
+      (select xid, id from (
+        select xid, id, created_at from ${table} order by xid, id limit 10000
       ) o
       where o.created_at < now() - ${maxAgeMs} * interval '1 millisecond'
         and (select created_at from ${table} order by xid, id limit 1)
