@@ -20,10 +20,13 @@ export type Position = string;
  */
 export type Place = Position | number;
 
-/** An event of the log, at its position. */
+/**
+ * An event of the log, at its position; undefined for an entry that does
+ * not decode (reported as it was read): no subscription is owed it.
+ */
 export interface Logged<P extends Place = Position> {
   readonly position: P;
-  readonly event: Event;
+  readonly event: Event | undefined;
 }
 
 /** What one read of the log gives. */
@@ -467,7 +470,7 @@ export class Cursor<P extends Place = Position> {
         this.#mark = undefined;
       }
       for (const { position, event } of page.entries) {
-        if (!follower.wants(event)) {
+        if (event === undefined || !follower.wants(event)) {
           // Not owed: the mark rises past it (as admit would raise it), so
           // a later catch-up neither reads it again nor finds it trimmed.
           this.#raise(this.#log.floor(position));

@@ -29,25 +29,28 @@ export function parseJson(text: string): unknown {
 /**
  * Whether a key (a string followed by `:`) holds an escape: one pass, from
  * string to string (between two strings of a JSON text there is no quote),
- * each string's end and escapes found with indexOf.
+ * the next quote and the next backslash found with indexOf, each searched
+ * again only once the pass has gone beyond it (linear in the text).
  */
 function hasEscapedKey(text: string): boolean {
   let slash = text.indexOf("\\");
   if (slash < 0) return false;
-  for (let open = text.indexOf('"'); open >= 0;) {
-    let at = open + 1, escaped = false, close: number;
+  let quote = text.indexOf('"');
+  while (quote >= 0) {
+    // `quote` opens a string: find its end, past its escapes.
+    let at = quote + 1, escaped = false;
     for (;;) {
-      close = text.indexOf('"', at);
-      if (close < 0) return false;
+      if (quote < at) quote = text.indexOf('"', at);
+      if (quote < 0) return false;
       if (slash >= 0 && slash < at) slash = text.indexOf("\\", at);
-      if (slash < 0 || slash > close) break;
+      if (slash < 0 || slash > quote) break;
       escaped = true;
       at = slash + 2;
     }
-    let next = close + 1;
+    let next = quote + 1;
     while (" \t\n\r".includes(text[next] ?? ".")) next++;
     if (escaped && text[next] === ":") return true;
-    open = text.indexOf('"', next);
+    quote = text.indexOf('"', next);
   }
   return false;
 }
@@ -58,9 +61,13 @@ type Token = readonly [text: string, kind: number];
 /** The kinds of token: TOKEN's groups. */
 const STRING = 1, PUNCTUATION = 4;
 
+/** How deeply this parser nests (JSON.parse has no bound; events, 64). */
+const MAX_NESTING = 1000;
+
 class Parser {
   readonly #text: string;
   #at = 0;
+  #depth = 0;
 
   constructor(text: string) {
     this.#text = text;
@@ -79,9 +86,15 @@ class Parser {
   #value(token: Token): unknown {
     const [text, kind] = token;
     if (kind !== PUNCTUATION) return this.#parsed(text);
-    if (text === "[") return this.#array();
-    if (text === "{") return this.#object();
-    return this.#fail();
+    if (text !== "[" && text !== "{") return this.#fail();
+    if (++this.#depth > MAX_NESTING) {
+      throw new SyntaxError(
+        `JSON nested more than ${MAX_NESTING} deep, with an escaped key`,
+      );
+    }
+    const value = text === "[" ? this.#array() : this.#object();
+    this.#depth--;
+    return value;
   }
 
   #array(): unknown[] {

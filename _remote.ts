@@ -145,10 +145,13 @@ export class Remote {
         }),
       read: async (from, limit) => {
         const page = await read((link) => link.read!(from, limit));
-        const entries = page.entries.flatMap(({ position, text }) => {
-          const event = this.#core.decode(text);
-          return event === undefined ? [] : [{ position, event }];
-        });
+        // An entry that does not decode stays in the page (it is reported,
+        // and owed to no one): the page's length and last position tell
+        // the catch-up whether to read on, and from where.
+        const entries = page.entries.map(({ position, text }) => ({
+          position,
+          event: this.#core.decode(text),
+        }));
         return { ...page, entries };
       },
     };

@@ -94,3 +94,17 @@ Deno.test("parseJson: a text JSON.parse refuses is refused, with a SyntaxError",
     { numRuns: 2000 },
   );
 });
+
+Deno.test("parseJson: text with an escaped key nested 100,000 deep is refused with a SyntaxError (no stack overflow)", () => {
+  const text = `${'{"\\n":['.repeat(100_000)}1${"]}".repeat(100_000)}`;
+  assert.throws(() => parseJson(text), SyntaxError);
+});
+
+Deno.test("parseJson: an event of 1 MB with 400,000 escapes in a value, and one escaped key, decodes (the key check passes it in one go)", () => {
+  const event = new Event({
+    type: "created",
+    topic: "t",
+    payload: { log: "\n".repeat(400_000), "a\nb": 1 },
+  });
+  assert.deepEqual(Event.fromJSON(event.toJSONString()).payload, event.payload);
+});

@@ -676,6 +676,40 @@ test("PostgresEventBus history: a publish in a transaction that finds the log dr
   }
 });
 
+test("PostgresEventBus history: an entry that does not decode (a newer peer's event type) is reported and skipped, and the replay reads on past its page", async (server) => {
+  const received = new Received();
+  const errors: unknown[] = [];
+  const bus = new PostgresEventBus({
+    connectionString: server.url,
+    history: {},
+    onError: (error) => void errors.push(error),
+    onGap: (gap) => void received.gaps.push(gap),
+  });
+  await bus.connect();
+  try {
+    const topic = uniqueTopic("undecodable");
+    await Promise.all(
+      range(1, 500).map((n) => bus.publish(topic, makeEvent(topic, { n }))),
+    );
+    const bad = makeEvent(topic, { n: "bad" }).toJSONString()
+      .replace('"type":"created"', '"type":"archived"');
+    await server.psql(
+      `insert into events_log (floor, body) values ('1', '${bad}')`,
+    );
+    await Promise.all(
+      range(501, 2500).map((n) => bus.publish(topic, makeEvent(topic, { n }))),
+    );
+    await bus.subscribe(topic, received.handler, { from: "earliest" });
+    await received.until(2500);
+    assert.deepEqual(received.seen, range(1, 2500));
+    assert.deepEqual(received.gaps, []);
+    assert.equal(errors.length, 1);
+    assert.match(String(errors[0]), /type/);
+  } finally {
+    await bus.close();
+  }
+});
+
 // The boot reset as a crash resets it (is_called false), with no crash.
 const resetBoot = (server: PostgresServer) =>
   server.psql("select setval('events_log_boot', 1, false)");
