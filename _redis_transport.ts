@@ -69,6 +69,9 @@ const REDIS_POSITIONS: Positions = {
   floor: (position) => position,
 };
 
+/** An entry's ordinal, as the script writes it. */
+const ORDINAL = /^(0|[1-9]\d{0,18})$/;
+
 /** A position's epoch, stream id and ordinal (`""` when it has none). */
 function parsePosition(position: string): [string, string, string] {
   const match = REDIS_POSITION.exec(position);
@@ -205,7 +208,7 @@ return epoch .. '-' .. lastId(KEYS[1]) .. '-' .. (redis.call('GET', KEYS[3]) or 
  * - the ordinals skip one: from's, then each entry's (field n), must go
  *   up by one, and at the stream's end reach the count (entries removed
  *   by hand: DEL, XTRIM, XDEL, or evicted). An entry without one (of an
- *   earlier version of this bus) is not checked.
+ *   earlier version of this bus, or not written by a bus) is not checked.
  */
 const READ = `${IDS}local epoch = redis.call('GET', KEYS[2]) or ''
 local from, lost, n = '-', 0, nil
@@ -233,8 +236,9 @@ if young > 0 then
 end
 local entries = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', ARGV[2])
 for i = 1, #entries do
-  local m = entries[i][2][4]
-  m = m and tonumber(m)
+  local f = entries[i][2]
+  local m = nil
+  if f[3] == 'n' and f[4] and string.match(f[4], '^%d+$') then m = tonumber(f[4]) end
   if n and m and m ~= n + 1 then lost = 1 end
   n = m
 end
@@ -691,13 +695,16 @@ export class RedisPublisher extends RedisLink implements PublishLink {
       ordinal,
       log.maxAgeMs,
     ) as [string, number, [string, string[]][]];
+    // An entry not written by a bus (other fields, an ordinal that is not
+    // a number) is read as one without an ordinal, its text (if any) to be
+    // decoded like any other, so that it is reported and skipped.
     return {
       lost: lost === 1,
-      entries: entries.map(([id, fields]) => ({
-        position: fields[3] === undefined
-          ? `${epoch}-${id}`
-          : `${epoch}-${id}-${fields[3]}`,
-        text: fields[1]!,
+      entries: entries.map(([id, [e, text, n, ordinal]]) => ({
+        position: n === "n" && ORDINAL.test(ordinal ?? "")
+          ? `${epoch}-${id}-${ordinal}`
+          : `${epoch}-${id}`,
+        text: e === "e" ? text ?? "" : "",
       })),
     };
   }

@@ -25,6 +25,9 @@ import {
   type Gap,
 } from "./types.ts";
 
+/** How many undecodable log positions a bus remembers (see #undecodable). */
+const UNDECODABLE_KEPT = 10_000;
+
 /** What the remote core tells the bus it serves. */
 export interface Core {
   /** Decodes wire text; a malformed message is reported, giving undefined. */
@@ -55,6 +58,12 @@ export class Remote {
   #gapSince: number | undefined;
   /** Per connection, the reason the last attempt to replace it failed. */
   readonly #lastRetry = new Map<string, string>();
+  /**
+   * Positions of log entries that did not decode (reported once: a read
+   * that starts at one, or a catch-up that reads it again, skips it
+   * quietly); forgotten past UNDECODABLE_KEPT.
+   */
+  #undecodable = new Set<string>();
 
   constructor(transport: Transport, timing: Timing, core: Core) {
     this.#transport = transport;
@@ -146,15 +155,26 @@ export class Remote {
       read: async (from, limit) => {
         const page = await read((link) => link.read!(from, limit));
         // An entry that does not decode stays in the page (it is reported,
-        // and owed to no one): the page's length and last position tell
-        // the catch-up whether to read on, and from where.
+        // once, and owed to no one): the page's length and last position
+        // tell the catch-up whether to read on, and from where.
         const entries = page.entries.map(({ position, text }) => ({
           position,
-          event: this.#core.decode(text),
+          event: this.#undecodable.has(position)
+            ? undefined
+            : this.#decodeLogged(position, text),
         }));
         return { ...page, entries };
       },
     };
+  }
+
+  #decodeLogged(position: string, text: string): Event | undefined {
+    const event = this.#core.decode(text);
+    if (event === undefined) {
+      if (this.#undecodable.size >= UNDECODABLE_KEPT) this.#undecodable.clear();
+      this.#undecodable.add(position);
+    }
+    return event;
   }
 
   async #onPublisher<T>(

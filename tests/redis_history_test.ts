@@ -593,3 +593,54 @@ Deno.test("RedisEventBus history: events the server refuses (a channel ACL) in t
     await bus.close();
   }
 });
+
+Deno.test("RedisEventBus history: stream entries not written by a bus (a non-numeric or zero-led ordinal, other fields, fields swapped) are reported once and skipped, at the log's end and across catch-ups; the subscription stays, and a position handed out is a valid `from`", async () => {
+  await using server = await startRedis();
+  const errors: unknown[] = [];
+  const timeline = new Timeline();
+  const bus = await withBus(server.url, {
+    onGap: timeline.gap,
+    onError: (error) => void errors.push(error),
+  });
+  const admin = new Redis(server.url);
+  try {
+    const topic = uniqueTopic("fields");
+    await bus.subscribe(topic, timeline.handler);
+    await bus.publish(topic, makeEvent(topic, { n: 1 }));
+    await timeline.until(() => timeline.seen.length === 1);
+    const body = (n: number) => makeEvent(topic, { n }).toJSONString();
+    const weird: string[][] = [
+      ["e", body(2), "n", "abc"],
+      ["e", body(3), "n", "01000"],
+      ["x", "y", "z", "w"],
+      ["n", "7", "e", body(4)],
+    ];
+    for (const fields of weird) {
+      await admin.xadd("events:log", "*", ...fields);
+      await admin.client("KILL", "TYPE", "pubsub");
+      await timeline.until(() => bus.state === "ready");
+    }
+    await bus.publish(topic, makeEvent(topic, { n: 5 }));
+    await timeline.until(() => timeline.seen.includes(5));
+    // 2 and 3 decode (their ordinals are dropped); the other two do not.
+    assert.deepEqual(timeline.seen.filter((n) => n !== "gap"), [1, 2, 3, 5]);
+    const undecodable = errors.filter((error) =>
+      /EventFormatError/.test(String(error))
+    );
+    assert.equal(undecodable.length, 2);
+    assert.ok(
+      !errors.some((error) =>
+        /SUBSCRIBE_FAILED|Not a position/.test(String(error))
+      ),
+    );
+    const resumed = new Timeline();
+    await bus.subscribe(topic, resumed.handler, {
+      from: timeline.positions[1]!,
+    });
+    await resumed.until(() => resumed.seen.includes(5));
+    assert.deepEqual(resumed.seen.filter((n) => n !== "gap"), [3, 5]);
+  } finally {
+    admin.disconnect();
+    await bus.close();
+  }
+});
