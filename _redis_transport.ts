@@ -86,10 +86,21 @@ const newEpoch = (): string => crypto.randomUUID().slice(0, 8);
 
 /**
  * Lua: `lastId(key)`, the last id a stream gave (of an entry kept or not;
- * `0-0` when there is no stream), and `before(a, b)`, whether stream id
- * `a` is smaller than `b` (compared as numbers, digits unparsed).
+ * `0-0` when there is no stream), `before(a, b)`, whether stream id `a` is
+ * smaller than `b` (compared as numbers, digits unparsed), and
+ * `epochOf(key, new)`, the log's epoch: `new`, stored, when the key is
+ * missing or holds anything but 8 hex digits (written by hand), which
+ * starts a new epoch.
  */
-const IDS = `local function lastId(key)
+const IDS = `local function epochOf(key, new)
+  local epoch = redis.call('GET', key)
+  if epoch and #epoch == 8 and not string.find(epoch, '[^0-9a-f]') then
+    return epoch
+  end
+  redis.call('SET', key, new)
+  return new
+end
+local function lastId(key)
   if redis.call('EXISTS', key) == 0 then return '0-0' end
   local info = redis.call('XINFO', 'STREAM', key)
   for i = 1, #info, 2 do
@@ -130,11 +141,7 @@ end
 const PUBLISH_ALL = `${IDS}local refused, epoch, first, last = {}, nil, 1, nil
 local count, raised = 0, 0
 if #KEYS == 4 then
-  epoch = redis.call('GET', KEYS[2])
-  if not epoch then
-    epoch = ARGV[3]
-    redis.call('SET', KEYS[2], epoch)
-  end
+  epoch = epochOf(KEYS[2], ARGV[3])
   raised = redis.call('INCRBY', KEYS[4], (#ARGV - 3) / 2)
   count = raised - (#ARGV - 3) / 2
   first = 4
@@ -185,18 +192,15 @@ return refused`;
  * is no stream, count 0 when its key is missing). KEYS: stream, epoch key,
  * count key; ARGV: an epoch to use when the key is missing.
  */
-const HEAD = `${IDS}local epoch = redis.call('GET', KEYS[2])
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('SET', KEYS[2], epoch)
-end
+const HEAD = `${IDS}local epoch = epochOf(KEYS[2], ARGV[1])
 return epoch .. '-' .. lastId(KEYS[1]) .. '-' .. (redis.call('GET', KEYS[3]) or '0')`;
 
 /**
  * Entries of the log after an id of an epoch, or from the oldest (ARGV[3]
  * ''). KEYS: stream, epoch key, trim mark key, count key; ARGV: from,
  * limit, the epoch of from, the ordinal of from ('' when unknown),
- * maxAgeMs. The reply: epoch (or ''), lost, then the entries. Lost (1)
+ * maxAgeMs, an epoch to use when the key has none (see epochOf). The
+ * reply: epoch, lost, then the entries. Lost (1)
  * when entries after from may be gone, whoever removed them:
  * - from is before the trim mark (see PUBLISH_ALL);
  * - from is not of this log (another epoch, or past the last id the
@@ -210,7 +214,7 @@ return epoch .. '-' .. lastId(KEYS[1]) .. '-' .. (redis.call('GET', KEYS[3]) or 
  *   by hand: DEL, XTRIM, XDEL, or evicted). An entry without one (of an
  *   earlier version of this bus, or not written by a bus) is not checked.
  */
-const READ = `${IDS}local epoch = redis.call('GET', KEYS[2]) or ''
+const READ = `${IDS}local epoch = epochOf(KEYS[2], ARGV[6])
 local from, lost, n = '-', 0, nil
 if ARGV[3] ~= '' then
   if epoch ~= ARGV[3] or before(lastId(KEYS[1]), ARGV[1]) then
@@ -694,6 +698,7 @@ export class RedisPublisher extends RedisLink implements PublishLink {
       fromEpoch,
       ordinal,
       log.maxAgeMs,
+      newEpoch(),
     ) as [string, number, [string, string[]][]];
     // An entry not written by a bus (other fields, an ordinal that is not
     // a number) is read as one without an ordinal, its text (if any) to be

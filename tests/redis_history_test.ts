@@ -644,3 +644,43 @@ Deno.test("RedisEventBus history: stream entries not written by a bus (a non-num
     await bus.close();
   }
 });
+
+Deno.test("RedisEventBus history: an epoch key written by hand (not 8 hex digits) or deleted starts a new epoch: a lost gap, then the log, and the subscription goes on", async () => {
+  await using server = await startRedis();
+  const errors: unknown[] = [];
+  const timeline = new Timeline();
+  const bus = await withBus(server.url, {
+    onGap: timeline.gap,
+    onError: (error) => void errors.push(error),
+  });
+  const admin = new Redis(server.url);
+  try {
+    const topic = uniqueTopic("epochkey");
+    await bus.subscribe(topic, timeline.handler);
+    let n = 0;
+    for (const change of ["set", "del"]) {
+      await bus.publish(topic, makeEvent(topic, { n: ++n }));
+      await timeline.until(() => timeline.seen.includes(n));
+      if (change === "set") await admin.set("events:log:epoch", "hello!");
+      else await admin.del("events:log:epoch");
+      const gaps = timeline.seen.filter((entry) => entry === "gap").length;
+      await admin.client("KILL", "TYPE", "pubsub");
+      await timeline.until(() =>
+        timeline.seen.filter((entry) => entry === "gap").length > gaps
+      );
+      await bus.publish(topic, makeEvent(topic, { n: ++n }));
+      await timeline.until(() => timeline.seen.includes(n));
+    }
+    // Each new epoch: a gap, then the log from its oldest entry again.
+    assert.deepEqual(timeline.seen, [1, "gap", 1, 2, 3, "gap", 1, 2, 3, 4]);
+    assert.ok(
+      !errors.some((error) =>
+        /SUBSCRIBE_FAILED|Not a position/.test(String(error))
+      ),
+    );
+    assert.match(await admin.get("events:log:epoch") ?? "", /^[0-9a-f]{8}$/);
+  } finally {
+    admin.disconnect();
+    await bus.close();
+  }
+});
