@@ -61,6 +61,10 @@ type Token = readonly [text: string, kind: number];
 /** The kinds of token: TOKEN's groups. */
 const STRING = 1, PUNCTUATION = 4;
 
+/** Whether a token is the punctuation `mark`. */
+const is = (token: Token, mark: string): boolean =>
+  token[1] === PUNCTUATION && token[0] === mark;
+
 /** How deeply this parser nests (JSON.parse has no bound; events, 64). */
 const MAX_NESTING = 1000;
 
@@ -100,12 +104,10 @@ class Parser {
   #array(): unknown[] {
     const items: unknown[] = [];
     let token = this.#next();
-    if (token[0] === "]" && token[1] === PUNCTUATION) return items;
+    if (is(token, "]")) return items;
     for (;;) {
       items.push(this.#value(token));
-      const [text, kind] = this.#next();
-      if (kind !== PUNCTUATION || (text !== "]" && text !== ",")) this.#fail();
-      if (text === "]") return items;
+      if (this.#closes("]")) return items;
       token = this.#next();
     }
   }
@@ -113,12 +115,11 @@ class Parser {
   #object(): Record<string, unknown> {
     const object: Record<string, unknown> = {};
     let token = this.#next();
-    if (token[0] === "}" && token[1] === PUNCTUATION) return object;
+    if (is(token, "}")) return object;
     for (;;) {
       if (token[1] !== STRING) this.#fail();
       const key = this.#parsed(token[0]) as string;
-      const colon = this.#next();
-      if (colon[0] !== ":" || colon[1] !== PUNCTUATION) this.#fail();
+      if (!is(this.#next(), ":")) this.#fail();
       // As JSON.parse: an own data property, "__proto__" too.
       Object.defineProperty(object, key, {
         value: this.#value(this.#next()),
@@ -126,11 +127,17 @@ class Parser {
         enumerable: true,
         configurable: true,
       });
-      const [text, kind] = this.#next();
-      if (kind !== PUNCTUATION || (text !== "}" && text !== ",")) this.#fail();
-      if (text === "}") return object;
+      if (this.#closes("}")) return object;
       token = this.#next();
     }
+  }
+
+  // After an item: true at `close`, false at a comma (an item follows).
+  #closes(close: string): boolean {
+    const token = this.#next();
+    if (is(token, close)) return true;
+    if (!is(token, ",")) this.#fail();
+    return false;
   }
 
   // A string, number or literal as JSON.parse reads it; a bad escape fails

@@ -39,7 +39,7 @@
 import type { ISql, Sql } from "postgres";
 import { comparePositions, type Head, type Positions } from "./_history.ts";
 import type { Retention } from "./_options.ts";
-import { quoted, type Schema } from "./_postgres_schema.ts";
+import { madeMeanwhile, quoted, type Schema } from "./_postgres_schema.ts";
 import { BOOT_RESET } from "./_postgres_sql.ts";
 import { POSITION_KEY } from "./_transport.ts";
 import type { LogPage } from "./_transport.ts";
@@ -262,11 +262,8 @@ export class PostgresLog {
     ];
     for (const statement of statements) {
       if (statement === true) continue;
-      await statement().catch((error: { code?: string }) => {
-        // Two sessions creating it at once: the loser sees it exist.
-        if (!["42P07", "42710", "42723", "23505"].includes(error.code!)) {
-          throw error;
-        }
+      await statement().catch((error) => {
+        if (!madeMeanwhile(error)) throw error;
       });
     }
   }

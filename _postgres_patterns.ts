@@ -86,24 +86,19 @@ export class PatternTable {
 
   /** Creates the table if it does not exist (two processes may race). */
   async create(sql: Sql): Promise<void> {
-    // Looks first: `create table if not exists` needs CREATE on the schema
-    // even when the table is there (made beforehand by another role).
-    const [found] = await sql`select to_regclass(${
-      this.schema.name(this.table)
-    }) is not null as made`;
-    if (found!.made) return;
-    await sql`create table if not exists ${this.in(sql)} (
-      channel text not null,
-      owner uuid not null,
-      pattern text not null,
-      pattern_like text not null,
-      expires_at timestamptz not null,
-      primary key (channel, owner)
-    )`.catch((error) => {
-      // Two sessions creating the table at once: the loser sees it (or its
-      // row type) exist.
-      if (!["42P07", "42710", "23505"].includes(error.code)) throw error;
-    });
+    await this.schema.make(
+      sql,
+      this.table,
+      () =>
+        sql`create table if not exists ${this.in(sql)} (
+        channel text not null,
+        owner uuid not null,
+        pattern text not null,
+        pattern_like text not null,
+        expires_at timestamptz not null,
+        primary key (channel, owner)
+      )`,
+    );
   }
 
   /** Makes these patterns live for this bus (or renews them). */

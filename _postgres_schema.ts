@@ -7,6 +7,16 @@
 
 import type { ISql } from "postgres";
 
+/**
+ * Whether making an object failed because another session made it at the
+ * same moment (two buses starting together): the loser sees it, or its row
+ * type, exist.
+ */
+export const madeMeanwhile = (error: unknown): boolean =>
+  ["42P07", "42710", "42723", "23505"].includes(
+    (error as { code?: string }).code ?? "",
+  );
+
 /** A name as a quoted SQL identifier. */
 export const quoted = (name: string): string =>
   `"${name.replaceAll('"', '""')}"`;
@@ -37,6 +47,25 @@ export class Schema {
   /** A name of the bus, quoted and qualified with the schema, as SQL text. */
   name(name: string): string {
     return `${this.#qualifier}${quoted(name)}`;
+  }
+
+  /**
+   * Makes the table `table` with `create` unless it exists. Looks first:
+   * `create table if not exists` needs CREATE on the schema even when the
+   * table is there (made beforehand by another role).
+   */
+  async make(
+    sql: ISql,
+    table: string,
+    create: () => Promise<unknown>,
+  ): Promise<void> {
+    const [found] = await sql`select to_regclass(${
+      this.name(table)
+    }) is not null as made`;
+    if (found!.made) return;
+    await create().catch((error) => {
+      if (!madeMeanwhile(error)) throw error;
+    });
   }
 
   /** The same, as a fragment of a postgres.js query. */
